@@ -1,0 +1,3 @@
+from soundark.cli import main
+
+main()

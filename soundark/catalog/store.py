@@ -1,0 +1,196 @@
+"""Open the catalog (SQLite, WAL mode), apply numbered migrations, run transactions.
+
+Migrations are the files ``migrations/NNNN_name.sql``, applied in order, each in
+its own transaction, and recorded in ``schema_migration`` (version, name,
+applied_at): a catalog opened by a newer soundark is brought up to date, one
+from an older soundark is left alone. SQLite errors are converted here into
+:mod:`soundark.errors` with a message that says what to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from soundark.errors import BadInput, EnvironmentProblem, NotFound
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("soundark.catalog").joinpath("migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise EnvironmentProblem("soundark/catalog/migrations", "two migrations share a number")
+    return found
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_sqlite_error(path: object, err: sqlite3.Error) -> EnvironmentProblem:
+    text = str(err)
+    if "disk is full" in text or "database or disk is full" in text:
+        hint = "the disk is full: free space and re-run (nothing was half-written)"
+    elif "locked" in text or "busy" in text:
+        hint = "the catalog is busy in another process: wait for it or stop it, then re-run"
+    elif "malformed" in text or "not a database" in text:
+        hint = "the catalog file is damaged or not a soundark catalog"
+    elif "readonly" in text or "read-only" in text:
+        hint = "the catalog is read-only here: check file permissions"
+    elif "unable to open" in text:
+        hint = "cannot open the catalog: check that the folder exists and is writable"
+    else:
+        hint = f"SQLite error: {text}"
+    return EnvironmentProblem(path, hint)
+
+
+class Catalog:
+    """A connection to one catalog file. Use :func:`open_catalog`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+        self.conn = conn
+        self.path = path
+        self.readonly = readonly
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise describe_sqlite_error(self.path, e) from e
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise describe_sqlite_error(self.path, e) from e
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as e:
+            raise describe_sqlite_error(self.path, e) from e
+
+    def scalar(self, sql: str, params: tuple | dict = ()) -> object:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_migration") or 0)
+
+
+def _apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migration ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
+    for m in migrations():
+        if m.version in done:
+            continue
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            # executescript would COMMIT first; run statement by statement to stay in one transaction
+            for statement in _split_sql(m.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migration(version, name, applied_at) VALUES (?, ?, ?)",
+                (m.version, m.name, utc_now()),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise describe_sqlite_error(path, e) from e
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into complete statements (triggers contain ';')."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if not buf and line.strip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = True) -> Catalog:
+    """Open (and by default create and migrate) the catalog at *path*.
+
+    ``readonly=True`` opens with ``mode=ro``: nothing can be written, no migration runs.
+    """
+    path = Path(path)
+    if readonly or not create:
+        if not path.exists():
+            raise NotFound(path, "no catalog here: run `soundark init` or an import first")
+    elif not path.parent.exists():
+        raise NotFound(path.parent, "folder does not exist")
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise EnvironmentProblem(path, f"cannot switch the catalog to WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        if not readonly:
+            _apply_migrations(conn, path)
+        else:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise describe_sqlite_error(path, e) from e
+    return Catalog(conn, path, readonly)
+
+
+def require_catalog(path: Path | str) -> None:
+    if not Path(path).is_file():
+        raise BadInput(path, "not a catalog file")

@@ -1,0 +1,103 @@
+"""The command line: a thin Typer face over the stage functions.
+
+One error boundary (:func:`main`): a :class:`~soundark.errors.SoundarkError`
+prints ``error: <subject>: <reason>`` on one line and exits 1; the traceback is
+shown only with ``--debug``. Each stage's commands live in their own module
+here and register themselves on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import typer
+
+from soundark import __version__
+from soundark.cli.common import STATE, err
+from soundark.errors import SoundarkError
+
+app = typer.Typer(
+    name="soundark",
+    help="Build, publish and mirror music preservation archives.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Each module defines register(app). Listed here, in the order `--help` shows them.
+COMMAND_MODULES = (
+    "soundark.cli.catalog_cmds",
+    "soundark.cli.plan_cmds",
+    "soundark.cli.encode_cmds",
+    "soundark.cli.release_cmds",
+    "soundark.cli.preserve_cmds",
+    "soundark.cli.web_cmds",
+    "soundark.cli.pipeline_cmds",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"soundark {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    STATE.debug = debug
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # a stage whose commands are not written yet
+                continue
+            raise
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `soundark` console script: the one error boundary."""
+    STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except SoundarkError as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted: nothing half-written was kept; re-run the command to continue", 130)
+    except typer.Abort:
+        _fail("aborted", 1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors and genuine bugs
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, OSError):
+            subject = getattr(e, "filename", None) or "system"
+            _fail(f"{subject}: {e.strerror or e}", 1)
+        _fail(f"internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", 1)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> None:
+    if STATE.debug:
+        traceback.print_exc()
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -1,0 +1,208 @@
+"""Commands over the catalog: init, scan, import, search, stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from soundark.catalog import open_catalog
+from soundark.catalog.search import count_matches, search
+from soundark.catalog.stats import catalog_stats
+from soundark.cli.common import (
+    BarProgress, archive_paths, console, emit_json, load_settings,
+)
+from soundark.config import Settings, write_settings
+from soundark.errors import BadInput
+from soundark.model import ImportReport
+
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
+RIGHTS_OPT = typer.Option(None, "--rights",
+                          help="Rights of what is imported: owned, cc-by-4.0, public-domain, ... "
+                               "(default: the archive's `rights` setting, itself 'unknown' by default).")
+
+import_app = typer.Typer(help="Import catalog rows, MusicBrainz dumps or listen counts.",
+                         no_args_is_help=True)
+
+
+def init(
+    archive: Path = typer.Argument(..., help="Folder to create or adopt as an archive."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create an archive folder: soundark.toml with every setting, and an empty catalog."""
+    paths = archive_paths(archive, must_exist=False)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    created = not paths.settings.exists()
+    settings = Settings.load(paths.root)  # validates an existing file
+    if created:
+        write_settings(paths.root, settings)
+    for folder in (paths.store, paths.art, paths.releases):
+        folder.mkdir(exist_ok=True)
+    with open_catalog(paths.catalog) as catalog:
+        version = catalog.schema_version()
+    result = {"archive": str(paths.root), "settings": str(paths.settings),
+              "catalog": str(paths.catalog), "schema_version": version,
+              "settings_created": created}
+    if as_json:
+        emit_json(result)
+        return
+    word = "created" if created else "kept existing"
+    console(False).print(f"archive ready at {paths.root} ({word} soundark.toml, schema v{version})",
+                         markup=False)
+
+
+def print_report(report: ImportReport, as_json: bool, title: str) -> None:
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    con = console(False)
+    con.print(f"{title} {report.source}: {report.new} new, {report.updated} updated, "
+              f"{report.unchanged} unchanged, {report.rejected} rejected", markup=False)
+    shown = report.rejections[:20]
+    for r in shown:
+        con.print(f"  rejected {r.subject}: {r.reason}", markup=False, soft_wrap=True)
+    if report.rejected > len(shown):
+        con.print(f"  ... and {report.rejected - len(shown)} more rejected "
+                  "(all reasons are in the catalog / --json)", markup=False)
+
+
+def scan(
+    folder: Path = typer.Argument(..., help="Folder of audio files to scan (recursively)."),
+    archive: Path = ARCHIVE_OPT,
+    rights: Optional[str] = RIGHTS_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Scan audio files into the catalog: tags, stream facts and SHA-256 of each file.
+
+    Unchanged files (same size and mtime) are skipped on a rescan; bad files are
+    recorded as rejected with the reason, and the scan goes on.
+    """
+    from soundark.catalog.importers.scan import scan_directory
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root, rights=rights)
+    if not folder.is_dir():
+        raise BadInput(folder, "not a folder")
+    with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
+        report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
+    print_report(report, as_json, "scanned")
+
+
+@import_app.command("catalog")
+def import_catalog(
+    file: Path = typer.Argument(..., help="Catalog rows: .jsonl, .csv or .parquet (docs/formats.md)."),
+    archive: Path = ARCHIVE_OPT,
+    rights: Optional[str] = RIGHTS_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import catalog rows (tracks with title, artists, album, ISRC, ...)."""
+    from soundark.catalog.importers.tabular import import_catalog_file
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root, rights=rights)
+    with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
+        report = import_catalog_file(catalog, file, rights=settings.rights, progress=progress)
+    print_report(report, as_json, "imported")
+
+
+@import_app.command("musicbrainz")
+def import_musicbrainz_cmd(
+    file: Path = typer.Argument(..., help="MusicBrainz JSON dump of recordings: lines, or the .tar.xz."),
+    archive: Path = ARCHIVE_OPT,
+    rights: Optional[str] = RIGHTS_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import recordings from a MusicBrainz JSON dump."""
+    from soundark.catalog.importers.musicbrainz import import_musicbrainz
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root, rights=rights)
+    with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
+        report = import_musicbrainz(catalog, file, rights=settings.rights, progress=progress)
+    print_report(report, as_json, "imported")
+
+
+@import_app.command("listens")
+def import_listens_cmd(
+    file: Path = typer.Argument(..., help="CSV/JSONL of recording_mbid or isrc with total_listen_count "
+                                          "(or popularity 0-100)."),
+    archive: Path = ARCHIVE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Import listen counts (ListenBrainz popularity shape) or popularity per recording."""
+    from soundark.catalog.importers.listens import import_listens
+
+    paths = archive_paths(archive)
+    with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
+        report = import_listens(catalog, file, progress=progress)
+    print_report(report, as_json, "imported listens from")
+
+
+def _fmt_duration(ms: int | None) -> str:
+    if not ms:
+        return ""
+    s = round(ms / 1000)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def search_cmd(
+    query: str = typer.Argument(..., help='Words to find in title, artists or album; "a phrase", '
+                                          "prefix*, -excluded, or an ISRC."),
+    archive: Path = ARCHIVE_OPT,
+    limit: int = typer.Option(20, "--limit", "-n", help="Most results to show (1-200)."),
+    offset: int = typer.Option(0, "--offset", help="Skip this many results (paging)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Search the catalog by title, artist, album or ISRC."""
+    paths = archive_paths(archive)
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        hits = search(catalog, query, limit=limit, offset=offset)
+        total = count_matches(catalog, query) if hits else 0
+    if as_json:
+        emit_json({"query": query, "total": max(total, len(hits)), "offset": offset,
+                   "results": [h.as_dict() for h in hits]})
+        return
+    con = console(False)
+    if not hits:
+        con.print(f"no recording matches {query!r}", markup=False)
+        return
+    table = Table(title=f"{total} match(es) for {query!r}", title_justify="left")
+    for col in ("key", "title", "artist", "album", "year", "time", "listens"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        table.add_row(h.key, h.title, h.artist, h.album, (h.date or "")[:4],
+                      _fmt_duration(h.duration_ms), f"{h.listens:,}" if h.listens is not None else "")
+    con.print(table)
+
+
+def stats(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Counts of recordings, tracks, files, listens, rights and plan tiers."""
+    paths = archive_paths(archive)
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        result = catalog_stats(catalog)
+    if as_json:
+        emit_json(result)
+        return
+    table = Table(show_header=False, title=f"catalog {paths.catalog}", title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key == "catalog":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:,}" for k, v in value.items()) or "-"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        table.add_row(key.replace("_", " "), str(value))
+    console(False).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("scan")(scan)
+    app.add_typer(import_app, name="import")
+    app.command("search")(search_cmd)
+    app.command("stats")(stats)

@@ -1,0 +1,100 @@
+"""What every command module shares: consoles, --json output, settings, a rich progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TextColumn,
+    TimeElapsedColumn, TimeRemainingColumn,
+)
+
+from soundark.config import ArchivePaths, Settings
+from soundark.errors import NotFound
+from soundark.model import Progress
+
+# Progress bars, warnings and tables for people go to stderr when --json is given,
+# so stdout carries exactly one JSON object.
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class CliState:
+    debug: bool = False
+
+
+STATE = CliState()
+
+
+def console(as_json: bool) -> Console:
+    return err if as_json else out
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def archive_paths(archive: Path, must_exist: bool = True) -> ArchivePaths:
+    paths = ArchivePaths(Path(archive).expanduser().absolute())
+    if must_exist and not paths.catalog.exists():
+        raise NotFound(paths.root, "not a soundark archive (no catalog.sqlite3): run `soundark init` first")
+    return paths
+
+
+def load_settings(archive: Path, **overrides: Any) -> Settings:
+    return Settings.load(Path(archive)).with_overrides(**overrides)
+
+
+class BarProgress(Progress):
+    """A rich progress bar on stderr; one-line notes above it; Ctrl-C cancels cleanly."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar = RichProgress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=err, transient=False, disable=quiet,
+        )
+        self.task: Any = None
+        self.nbytes = 0
+        self.notes = 0
+
+    def __enter__(self) -> "BarProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def start(self, total: int | None, description: str = "", unit: str = "items") -> None:
+        if self.task is not None:
+            self.bar.update(self.task, visible=True)
+            self.bar.stop_task(self.task)
+        self.nbytes = 0
+        self.unit = unit
+        self.task = self.bar.add_task(description or "working", total=total, rate="")
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        if self.task is None:
+            self.start(None)
+        self.nbytes += nbytes
+        task = self.bar.tasks[-1]
+        elapsed = task.elapsed or 0.0
+        rate = ""
+        if elapsed > 0.5:
+            rate = f"{(task.completed + n) / elapsed:,.1f} {self.unit}/s"
+            if self.nbytes:
+                rate += f" {self.nbytes / elapsed / 1e6:,.1f} MB/s"
+        self.bar.update(self.task, advance=n, rate=rate)
+
+    def note(self, message: str) -> None:
+        self.notes += 1
+        if not self.quiet:
+            self.bar.console.print(f"[yellow]{escape(message)}[/yellow]", markup=True, highlight=False,
+                                   soft_wrap=True)

@@ -1,0 +1,44 @@
+"""The errors a soundark user reads.
+
+One root, :class:`SoundarkError`, and a handful of subclasses. Every error keeps
+its *subject* (the file, row, setting or query it is about) as a field and
+formats as ``subject: reason``, so a front end prints ``error: <subject>: <reason>``
+on one line. Subclasses also inherit the builtin they resemble, so callers that
+only know ``ValueError`` or ``FileNotFoundError`` still catch them.
+"""
+
+from __future__ import annotations
+
+
+class SoundarkError(Exception):
+    """Root of every error soundark raises on purpose."""
+
+    def __init__(self, subject: object, reason: str) -> None:
+        self.subject = str(subject)
+        self.reason = reason
+        super().__init__(self.subject, reason)
+
+    def __str__(self) -> str:
+        if not self.subject:
+            return self.reason
+        return f"{self.subject}: {self.reason}"
+
+
+class BadInput(SoundarkError, ValueError):
+    """Input that cannot be used: a malformed row, file, query or setting."""
+
+
+class EncryptedInput(BadInput):
+    """DRM-protected audio. soundark never decrypts; such input is refused."""
+
+
+class NotFound(SoundarkError, LookupError):
+    """Something asked for by name does not exist."""
+
+
+class Conflict(SoundarkError, RuntimeError):
+    """The request contradicts what is already there (e.g. a published release)."""
+
+
+class EnvironmentProblem(SoundarkError, OSError):
+    """The machine, not the input: disk full, permissions, a missing library."""

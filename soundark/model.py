@@ -1,0 +1,196 @@
+"""Plain value objects shared by every layer. Standard library only.
+
+A **recording** is one piece of audio, keyed by its normalised ISRC when it has
+one; a **track** is a recording on an album (many tracks share a recording);
+a **source file** is audio on disk that was matched to a recording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+TIERS = ("original", "opus75", "skip")
+LOSSLESS_CODECS = frozenset(
+    {"flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "als"}
+)
+LOSSY_KEEPABLE_CODECS = frozenset({"mp3", "mp3float", "vorbis", "opus", "libopus", "aac", "aac_latm"})
+
+
+def is_lossless(codec: str | None) -> bool:
+    """PCM in any form, and the lossless compressors, are lossless."""
+    if not codec:
+        return False
+    return codec.startswith("pcm_") or codec in LOSSLESS_CODECS
+
+
+_WORD_JUNK = re.compile(r"[^\w]+", re.UNICODE)
+_FEAT = re.compile(r"\s+(feat\.?|ft\.?|featuring)\s+.*$", re.IGNORECASE)
+
+
+def normalise_text(text: str | None) -> str:
+    """Case-, accent- and punctuation-blind form used to match artist and title."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = _FEAT.sub("", text.casefold())
+    return " ".join(_WORD_JUNK.sub(" ", text).split())
+
+
+def match_key(artist: str | None, title: str | None) -> str:
+    """The key under which recordings are matched by artist + title."""
+    a, t = normalise_text(artist), normalise_text(title)
+    return f"{a}\x1f{t}" if (a or t) else ""
+
+
+def derived_key(*parts: object) -> str:
+    """A stable recording/track key for things without ISRC or MBID: ``sa`` + 16 hex."""
+    h = hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode("utf-8"))
+    return "sa" + h.hexdigest()[:16]
+
+
+def mbid_key(mbid: str) -> str:
+    return "mb" + mbid.replace("-", "").lower()
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def normalise_mbid(text: object) -> str | None:
+    """MusicBrainz IDs are UUIDs; return the canonical lower-case dashed form or None."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip()
+    if not _UUID.match(t):
+        return None
+    h = t.replace("-", "").lower()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """What the decoder says about a file's first audio stream."""
+
+    container: str
+    codec: str
+    bitrate: int | None
+    sample_rate: int
+    channels: int
+    duration_ms: int
+    encrypted: bool = False
+
+    @property
+    def lossless(self) -> bool:
+        return is_lossless(self.codec)
+
+
+@dataclass(frozen=True)
+class TagSet:
+    """Tags read from a file, in soundark's names. ``extra`` holds every other text tag."""
+
+    title: str | None = None
+    artists: tuple[str, ...] = ()
+    album: str | None = None
+    album_artist: str | None = None
+    track_number: int | None = None
+    disc_number: int | None = None
+    date: str | None = None
+    isrc: str | None = None
+    label: str | None = None
+    mb_recording_id: str | None = None
+    mb_release_id: str | None = None
+    mb_artist_id: str | None = None
+    mb_album_artist_id: str | None = None
+    mb_release_group_id: str | None = None
+    replaygain_track_gain: float | None = None
+    replaygain_album_gain: float | None = None
+    replaygain_track_peak: float | None = None
+    replaygain_album_peak: float | None = None
+    license: str | None = None
+    copyright: str | None = None
+    has_art: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One track as the catalog importers understand it (docs/formats.md)."""
+
+    title: str
+    artists: tuple[str, ...] = ()
+    album: str | None = None
+    isrc: str | None = None
+    recording_mbid: str | None = None
+    release_mbid: str | None = None
+    track_id: str | None = None
+    duration_ms: int | None = None
+    date: str | None = None
+    label: str | None = None
+    upc: str | None = None
+    track_number: int | None = None
+    disc_number: int | None = None
+    listens: int | None = None
+    popularity: float | None = None
+    rights: str | None = None
+
+
+@dataclass
+class Rejection:
+    subject: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """Counts of one import run, with a reason for every rejected input."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    max_kept_rejections: int = 1000
+
+    def reject(self, subject: object, reason: str) -> None:
+        self.rejected += 1
+        if len(self.rejections) < self.max_kept_rejections:
+            self.rejections.append(Rejection(str(subject), reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "rejections": [{"subject": r.subject, "reason": r.reason} for r in self.rejections],
+        }
+
+
+class Progress:
+    """How a long job reports progress and learns it should stop (the CLI draws a bar).
+
+    Stage functions take a ``Progress`` and call :meth:`start`, :meth:`advance`
+    and check :meth:`cancelled`; this base class does nothing, so library callers
+    and tests need not care.
+    """
+
+    def start(self, total: int | None, description: str = "", unit: str = "items") -> None:
+        pass
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        """A one-line message about one item (e.g. a rejected file); the job goes on."""
+
+    def cancelled(self) -> bool:
+        return False
+
+
+NO_PROGRESS = Progress()
