@@ -1,0 +1,1 @@
+"""The only home of PyAV and mutagen: probe, tags, transcode, synth."""
