@@ -1,0 +1,1 @@
+"""soundark.plan stage."""

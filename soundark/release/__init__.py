@@ -1,0 +1,1 @@
+"""soundark.release stage."""
