@@ -39,9 +39,8 @@ def parse(text: object) -> ISRC:
         raise BadInput(repr(text), "ISRC must be text")
     shown = text if len(text) <= 40 else text[:37] + "..."
     code = _NOISE.sub("", text).upper()
-    if code.startswith("ISRC") and len(code) == 16:
-        code = code[4:].lstrip(":")
-    code = code.replace(":", "")
+    if code.startswith("ISRC") and len(code[4:].lstrip(":")) == 12:
+        code = code[4:].lstrip(":")  # "ISRC USRC17607839", "ISRC: US-RC1-..."
     if not code:
         raise BadInput(repr(shown), "ISRC is empty")
     if len(code) != 12:

@@ -11,6 +11,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from soundark.errors import BadInput
@@ -220,7 +221,8 @@ def parse_bytes(text: object, subject: str = "size") -> int:
     if not m:
         raise BadInput(subject, f"{text!r} is not a size; use e.g. 500GB, 4TB, 4TiB, 1.5PB or plain bytes")
     number, unit = m.group(1), (m.group(2) or "").lower()
-    value = float(number) * _UNITS[unit]
-    if value != value or value > 2**63 - 1:
+    # Fraction, not float: plain byte counts past 2**53 must stay exact
+    value = Fraction(number) * _UNITS[unit]
+    if value > 2**63 - 1:
         raise BadInput(subject, f"{text!r} is too large")
     return int(round(value))

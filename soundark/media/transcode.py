@@ -1,0 +1,313 @@
+"""Decode any FFmpeg input, resample to 48 kHz and encode Ogg Opus (RFC 7845, RFC 6716).
+
+The encoder is libopus through PyAV: VBR, complexity 10, application ``audio``,
+20 ms frames. Mono stays mono (at 5/8 of the stereo rate), stereo stays stereo and
+anything wider is downmixed to stereo by libswresample's standard matrix: Opus
+at 75 kbit/s has no bits to spare for surround, and almost all music is stereo.
+
+Frame ``pts`` are set explicitly as a running count of 48 kHz samples: left to
+PyAV, the Ogg granule positions come out 312 samples long (pre-skip counted
+twice). The container is written with ``fflags=+bitexact`` so the same input and
+settings give the same bytes (no random Ogg serial, no version string).
+
+While decoding, the PCM is measured (samples in and out, peak, RMS) so that
+:mod:`soundark.media.qa` can check the output against what actually went in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import io
+import math
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+from soundark.errors import BadInput, EnvironmentProblem
+
+OPUS_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+# Sources larger than this are decoded from disk rather than from one in-memory copy.
+MAX_IN_MEMORY = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OpusSettings:
+    """How the Opus tier is encoded. ``bitrate`` is for stereo; see :func:`bitrate_for`."""
+
+    bitrate: int = 75_000
+    complexity: int = 10
+    vbr: str = "on"  # on | constrained | off (libopus names)
+    frame_ms: int = 20
+
+    def codec_options(self) -> dict[str, str]:
+        return {"vbr": self.vbr, "compression_level": str(self.complexity),
+                "application": "audio", "frame_duration": str(self.frame_ms)}
+
+
+def bitrate_for(stereo_bitrate: int, channels: int) -> int:
+    """Bit rate for an output of *channels* (1 or 2): mono gets 5/8 of the stereo rate.
+
+    libopus spends most of a stereo stream on the mid channel; 5/8 keeps a mono
+    file at about the same perceived quality (75 kbit/s stereo -> 47 kbit/s mono).
+    """
+    if channels <= 1:
+        return int(round(stereo_bitrate * 5 / 8 / 1000) * 1000) or 6_000
+    return stereo_bitrate
+
+
+@dataclass(frozen=True)
+class PcmFacts:
+    """What went through the decoder: the reference QA checks the output against."""
+
+    codec: str
+    source_rate: int
+    source_channels: int
+    source_samples: int          # decoded, at source_rate
+    declared_ms: int | None      # what the container says the duration is
+    out_rate: int
+    out_channels: int
+    out_samples: int             # fed to the encoder (or measured), at out_rate
+    peak: float                  # of the measured float PCM, 0..1+
+    rms_db: float                # dBFS of the measured float PCM; -inf for digital silence
+    bitrate: int | None = None   # source bit rate as the container reports it
+
+    @property
+    def duration_ms(self) -> int:
+        return int(round(self.source_samples * 1000 / self.source_rate)) if self.source_rate else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Meter:
+    """Running peak and sum of squares over float frames."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self.sumsq = 0.0
+        self.values = 0
+        self.samples = 0
+
+    def add(self, frame: av.AudioFrame) -> None:
+        data = frame.to_ndarray().reshape(-1)
+        if data.size:
+            self.peak = max(self.peak, float(np.max(np.abs(data))))
+            self.sumsq += float(np.dot(data, data))
+            self.values += data.size
+        self.samples += frame.samples
+
+    def rms_db(self) -> float:
+        if not self.values or self.sumsq <= 0.0:
+            return -math.inf
+        return 10.0 * math.log10(self.sumsq / self.values)
+
+
+def open_input(source: Any) -> Any:
+    """Open *source* (a path, or the file's bytes) as a PyAV input container."""
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return av.open(io.BytesIO(bytes(source)), "r")
+        return av.open(os.fspath(source), "r")
+    except av.error.FFmpegError as e:
+        raise BadInput(_name(source), f"not readable audio ({_ffmpeg_reason(e)})") from e
+
+
+def _name(source: Any) -> str:
+    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return " ".join(str(text).split())[:200]
+
+
+def _declared_ms(container: Any, stream: Any) -> int | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return int(stream.duration * stream.time_base * 1000)
+    if container.duration:
+        return int(container.duration / 1000)
+    return None
+
+
+@dataclass
+class _Decoded:
+    """State shared between the decode loop and its caller."""
+
+    codec: str = ""
+    source_rate: int = 0
+    source_channels: int = 0
+    source_samples: int = 0
+    declared_ms: int | None = None
+    bitrate: int | None = None
+
+
+def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate: int | None,
+                      state: _Decoded) -> Iterator[av.AudioFrame]:
+    """Yield packed float frames of the first audio stream, converted to *out_layout*/*rate*."""
+    if not container.streams.audio:
+        raise BadInput(subject, "no audio stream")
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    state.codec = ctx.name
+    state.source_rate = ctx.sample_rate or 0
+    state.source_channels = ctx.channels or 0
+    state.declared_ms = _declared_ms(container, stream)
+    state.bitrate = ctx.bit_rate or container.bit_rate or None
+    resampler = None
+    try:
+        for frame in container.decode(stream):
+            if not frame.samples:
+                continue
+            state.source_samples += frame.samples
+            state.source_rate = state.source_rate or frame.sample_rate
+            if resampler is None:
+                layout = out_layout or ("mono" if len(frame.layout.channels) == 1 else "stereo")
+                resampler = av.AudioResampler(format="flt", layout=layout,
+                                              rate=rate or frame.sample_rate)
+            frame.pts = None  # sources with broken timestamps must not upset the resampler
+            yield from resampler.resample(frame)
+        if resampler is not None:
+            yield from resampler.resample(None)
+    except av.error.FFmpegError as e:
+        at = state.source_samples / state.source_rate if state.source_rate else 0.0
+        raise BadInput(subject, f"cannot decode at {at:.1f} s ({_ffmpeg_reason(e)})") from e
+    except ValueError as e:  # PyAV raises ValueError for layouts/formats it cannot convert
+        raise BadInput(subject, f"cannot convert audio ({e})") from e
+
+
+def output_channels(source_channels: int) -> int:
+    """Mono stays mono; everything else becomes stereo (multichannel is downmixed)."""
+    return 1 if source_channels == 1 else 2
+
+
+def transcode_to_opus(source: Any, dest: Path, settings: OpusSettings = OpusSettings()) -> PcmFacts:
+    """Encode *source* (path or bytes) into the Ogg Opus file *dest*; return the PCM facts.
+
+    Raises BadInput when the source cannot be opened, has no audio, fails to
+    decode, or decodes to nothing; EnvironmentProblem when *dest* cannot be written.
+    """
+    subject = _name(source)
+    state = _Decoded()
+    with open_input(source) as container:
+        if not container.streams.audio:
+            raise BadInput(subject, "no audio stream")
+        channels = output_channels(container.streams.audio[0].codec_context.channels or 2)
+        layout = "mono" if channels == 1 else "stereo"
+        try:
+            out = av.open(os.fspath(dest), "w", format="ogg", options={"fflags": "+bitexact"})
+        except (av.error.FFmpegError, OSError) as e:
+            raise EnvironmentProblem(dest, f"cannot write ({_ffmpeg_reason(e)})") from e
+        with out:
+            meter = _encode(container, out, subject, layout, settings, state)
+    if state.source_samples == 0:
+        raise BadInput(subject, "decodes to no audio at all")
+    return PcmFacts(codec=state.codec, source_rate=state.source_rate,
+                    source_channels=state.source_channels, source_samples=state.source_samples,
+                    declared_ms=state.declared_ms, out_rate=OPUS_RATE, out_channels=channels,
+                    out_samples=meter.samples, peak=meter.peak, rms_db=meter.rms_db(),
+                    bitrate=state.bitrate)
+
+
+def _encode(container: Any, out: Any, subject: str, layout: str, settings: OpusSettings,
+            state: _Decoded) -> _Meter:
+    stream = out.add_stream("libopus", rate=OPUS_RATE, layout=layout)
+    ctx = stream.codec_context
+    ctx.bit_rate = bitrate_for(settings.bitrate, 1 if layout == "mono" else 2)
+    ctx.options = settings.codec_options()
+    fifo = av.AudioFifo()
+    meter = _Meter()
+    frame_samples = OPUS_RATE * settings.frame_ms // 1000
+    written = 0
+
+    def send(frame: av.AudioFrame | None) -> None:
+        nonlocal written
+        if frame is not None:
+            # pts = running sample count: the muxer derives granule positions from it
+            frame.pts = written
+            frame.time_base = Fraction(1, OPUS_RATE)
+            written += frame.samples
+        try:
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        except av.error.FFmpegError as e:
+            raise EnvironmentProblem(subject, f"libopus refused the audio ({_ffmpeg_reason(e)})") from e
+
+    for frame in _decode_resampled(container, subject, layout, OPUS_RATE, state):
+        meter.add(frame)
+        fifo.write(frame)
+        while fifo.samples >= frame_samples:
+            send(fifo.read(frame_samples))
+    if fifo.samples:
+        send(fifo.read(fifo.samples))
+    send(None)
+    return meter
+
+
+def measure_source(source: Any) -> PcmFacts:
+    """Decode *source* completely (no encoding) and measure it: QA of a kept original."""
+    subject = _name(source)
+    state = _Decoded()
+    meter = _Meter()
+    with open_input(source) as container:
+        for frame in _decode_resampled(container, subject, None, None, state):
+            meter.add(frame)
+    if state.source_samples == 0:
+        raise BadInput(subject, "decodes to no audio at all")
+    return PcmFacts(codec=state.codec, source_rate=state.source_rate,
+                    source_channels=state.source_channels, source_samples=state.source_samples,
+                    declared_ms=state.declared_ms, out_rate=state.source_rate,
+                    out_channels=state.source_channels, out_samples=meter.samples,
+                    peak=meter.peak, rms_db=meter.rms_db(), bitrate=state.bitrate)
+
+
+def read_source(path: Path, limit: int = MAX_IN_MEMORY) -> tuple[bytes | None, int]:
+    """The bytes of *path* (or None when larger than *limit*) and its size.
+
+    Decoding the very bytes that were hashed means a file changed under us cannot
+    slip through between the hash check and the encode.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                return None, size
+            return f.read(), size
+    except PermissionError as e:
+        raise BadInput(path, "cannot read the source (permission denied)") from e
+    except FileNotFoundError as e:
+        raise BadInput(path, "source file is gone (deleted or moved since the scan)") from e
+    except IsADirectoryError as e:
+        raise BadInput(path, "source path is a folder") from e
+    except OSError as e:
+        raise BadInput(path, f"cannot read the source ({e.strerror or e})") from e
+
+
+@functools.lru_cache(maxsize=1)
+def libopus_version() -> str:
+    """``libopus 1.5.2``: the version of the libopus PyAV bundles (or 'libopus' if unknown)."""
+    folder = os.path.dirname(av.__file__)
+    for pattern in (folder + ".libs/libopus*.so*", folder + "/.dylibs/libopus*"):
+        for candidate in glob.glob(pattern):
+            try:
+                lib = ctypes.CDLL(candidate)
+                lib.opus_get_version_string.restype = ctypes.c_char_p
+                return lib.opus_get_version_string().decode("ascii", "replace")
+            except (OSError, AttributeError):
+                continue
+    return "libopus"
+
+
+def encoder_description(settings: OpusSettings) -> str:
+    """The ``encoded.encoder`` value: what produced a file, enough to redo it."""
+    from soundark import __version__
+
+    return (f"soundark {__version__}; {libopus_version()}; {settings.bitrate} bit/s VBR {settings.vbr}; "
+            f"complexity {settings.complexity}; {settings.frame_ms} ms; PyAV {av.__version__}")
