@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:  # click usage errors and genuine bugs
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        # Typer may vendor its own click: recognise usage errors by class name, not identity
+        if any(cls.__name__ == "ClickException" for cls in type(e).__mro__):
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
         if isinstance(e, OSError):
             subject = getattr(e, "filename", None) or "system"
             _fail(f"{subject}: {e.strerror or e}", 1)

@@ -80,12 +80,12 @@ def scan(
     Unchanged files (same size and mtime) are skipped on a rescan; bad files are
     recorded as rejected with the reason, and the scan goes on.
     """
-    from soundark.catalog.importers.scan import scan_directory
-
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
     if not folder.is_dir():
         raise BadInput(folder, "not a folder")
+    from soundark.catalog.importers.scan import scan_directory
+
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
     print_report(report, as_json, "scanned")
