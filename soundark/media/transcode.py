@@ -169,9 +169,7 @@ def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate
             state.source_samples += frame.samples
             state.source_rate = state.source_rate or frame.sample_rate
             if resampler is None:
-                layout = out_layout or ("mono" if len(frame.layout.channels) == 1 else "stereo")
-                resampler = av.AudioResampler(format="flt", layout=layout,
-                                              rate=rate or frame.sample_rate)
+                resampler = _resampler(frame, out_layout, rate)
             frame.pts = None  # sources with broken timestamps must not upset the resampler
             yield from resampler.resample(frame)
         if resampler is not None:
@@ -181,6 +179,18 @@ def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate
         raise BadInput(subject, f"cannot decode at {at:.1f} s ({_ffmpeg_reason(e)})") from e
     except ValueError as e:  # PyAV raises ValueError for layouts/formats it cannot convert
         raise BadInput(subject, f"cannot convert audio ({e})") from e
+
+
+def _resampler(frame: av.AudioFrame, out_layout: str | None, rate: int | None) -> av.AudioResampler:
+    source_channels = len(frame.layout.channels)
+    layout = out_layout or ("mono" if source_channels == 1 else "stereo")
+    options = None
+    if source_channels > 2:
+        # The standard downmix adds centre and surrounds at -3 dB into each side; on float
+        # output libswresample does not normalise, so loud multichannel would clip in libopus.
+        options = {"rematrix_maxval": "1.0"}
+    return av.AudioResampler(format="flt", layout=layout, rate=rate or frame.sample_rate,
+                             options=options)
 
 
 def output_channels(source_channels: int) -> int:

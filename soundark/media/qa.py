@@ -1,0 +1,175 @@
+"""Quality checks on every output before it may enter the store.
+
+An Ogg Opus file (RFC 7845) is read twice, independently of how it was written:
+
+* its Ogg pages (RFC 3533) are walked: one logical stream, ``OpusHead`` first
+  (version, channels, pre-skip, input rate, output gain), granule positions never
+  decreasing, the last page flagged end-of-stream. The playable length is
+  ``last granule - pre-skip`` (RFC 7845 section 4).
+* its audio is decoded completely with PyAV, measuring samples, peak and RMS.
+
+The checks (:func:`check_opus`): it decodes completely; its duration matches what
+was fed to the encoder within one frame plus pre-skip; it is not silent where the
+source is not. A source (or a kept original) is checked with :func:`check_source`:
+it decoded to the length its container declares, so a file cut short is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from soundark.errors import BadInput
+from soundark.media.transcode import FRAME_SAMPLES, OPUS_RATE, PcmFacts
+
+# Below this RMS (dBFS) a source counts as silent and its output is not held to a level.
+SILENCE_DB = -60.0
+# A non-silent source's output may be this much quieter (dB) at most; Opus keeps energy
+# within a fraction of a dB, so a larger drop means lost or zeroed audio.
+MAX_LEVEL_DROP_DB = 10.0
+
+_PAGE = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, seq, crc, nsegs
+
+
+@dataclass(frozen=True)
+class OpusFileFacts:
+    """What an Ogg Opus file says about itself and what decoding it gives."""
+
+    bytes: int
+    channels: int
+    pre_skip: int
+    input_rate: int
+    output_gain: int          # Q7.8 dB, RFC 7845 section 5.1
+    last_granule: int
+    pages: int
+    decoded_samples: int = 0  # from the decoder, pre-skip already removed
+    peak: float = 0.0
+    rms_db: float = -math.inf
+
+    @property
+    def samples(self) -> int:
+        """Playable length in 48 kHz samples: last granule position minus pre-skip."""
+        return max(0, self.last_granule - self.pre_skip)
+
+    @property
+    def duration_ms(self) -> int:
+        return int(round(self.samples * 1000 / OPUS_RATE))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "samples": self.samples, "duration_ms": self.duration_ms}
+
+
+def read_ogg_opus(path: Path) -> OpusFileFacts:
+    """Walk the Ogg pages of *path*; raise BadInput if it is not a well-formed Ogg Opus stream."""
+    path = Path(path)
+    data = path.read_bytes()
+    pos, pages, serial, last_granule, head, eos = 0, 0, None, -1, b"", False
+    while pos < len(data):
+        if len(data) - pos < _PAGE.size:
+            raise BadInput(path, f"Ogg page header cut short at byte {pos}")
+        capture, version, flags, granule, page_serial, _seq, _crc, nsegs = _PAGE.unpack_from(data, pos)
+        if capture != b"OggS" or version != 0:
+            raise BadInput(path, f"no Ogg page at byte {pos}")
+        if eos:
+            raise BadInput(path, "data after the end-of-stream page")
+        lacing = data[pos + _PAGE.size: pos + _PAGE.size + nsegs]
+        body_start = pos + _PAGE.size + nsegs
+        body_end = body_start + sum(lacing)
+        if len(lacing) != nsegs or body_end > len(data):
+            raise BadInput(path, f"Ogg page {pages} cut short")
+        if serial is None:
+            serial, head = page_serial, data[body_start:body_end]
+        elif page_serial != serial:
+            raise BadInput(path, "more than one logical stream")
+        if granule != -1:
+            if granule < last_granule:
+                raise BadInput(path, f"granule position goes backwards on page {pages}")
+            last_granule = granule
+        eos = bool(flags & 0x04)
+        pos, pages = body_end, pages + 1
+    return _facts_from_head(path, head, len(data), last_granule, pages, eos)
+
+
+def _facts_from_head(path: Path, head: bytes, size: int, last_granule: int, pages: int,
+                     eos: bool) -> OpusFileFacts:
+    if len(head) < 19 or head[:8] != b"OpusHead":
+        raise BadInput(path, "first packet is not an OpusHead")
+    version, channels, pre_skip, input_rate, gain = struct.unpack_from("<BBHIh", head, 8)
+    if version >> 4 != 0 or channels == 0:
+        raise BadInput(path, f"unsupported OpusHead (version {version}, {channels} channels)")
+    if not eos:
+        raise BadInput(path, "no end-of-stream page (file cut short)")
+    return OpusFileFacts(bytes=size, channels=channels, pre_skip=pre_skip, input_rate=input_rate,
+                         output_gain=gain, last_granule=max(last_granule, 0), pages=pages)
+
+
+def inspect_opus(path: Path) -> OpusFileFacts:
+    """Page facts plus a complete decode (samples, peak, RMS) of the Ogg Opus file *path*."""
+    facts = read_ogg_opus(path)
+    peak, sumsq, values, samples = 0.0, 0.0, 0, 0
+    try:
+        with av.open(os.fspath(path), "r") as container:
+            stream = container.streams.audio[0]
+            for frame in container.decode(stream):
+                data = frame.to_ndarray().astype(np.float32, copy=False).reshape(-1)
+                if data.size:
+                    peak = max(peak, float(np.max(np.abs(data))))
+                    sumsq += float(np.dot(data, data))
+                    values += data.size
+                samples += frame.samples
+    except (av.error.FFmpegError, IndexError) as e:
+        raise BadInput(path, f"output does not decode ({e})") from e
+    rms_db = 10.0 * math.log10(sumsq / values) if values and sumsq > 0 else -math.inf
+    return OpusFileFacts(**{**asdict(facts), "decoded_samples": samples, "peak": peak,
+                            "rms_db": rms_db})
+
+
+def check_source(subject: object, pcm: PcmFacts) -> None:
+    """Refuse a source that decoded to nothing or to less than its container declares."""
+    if pcm.source_samples <= 0:
+        raise BadInput(subject, "decodes to no audio at all")
+    declared = pcm.declared_ms
+    if declared:
+        decoded = pcm.duration_ms
+        # Lossy codecs add or trim a few ms of priming; a real cut loses far more.
+        if decoded < declared - max(250, declared // 100):
+            raise BadInput(subject, f"truncated: decodes to {decoded / 1000:.2f} s of the "
+                                    f"{declared / 1000:.2f} s its header declares")
+
+
+def check_opus(path: Path, pcm: PcmFacts) -> OpusFileFacts:
+    """Check the Ogg Opus file *path* against the PCM that was fed to the encoder.
+
+    Raises BadInput with a one-line reason on the first failed check; returns the
+    facts when every check passes.
+    """
+    facts = inspect_opus(path)
+    tolerance = FRAME_SAMPLES + facts.pre_skip
+    expected = pcm.out_samples
+    if abs(facts.samples - expected) > tolerance:
+        raise BadInput(path, f"duration {facts.samples} samples by granule, {expected} encoded "
+                             f"(tolerance {tolerance})")
+    if abs(facts.decoded_samples - expected) > tolerance:
+        raise BadInput(path, f"decodes to {facts.decoded_samples} samples, {expected} encoded "
+                             f"(tolerance {tolerance})")
+    source_at_48k = round(pcm.source_samples * OPUS_RATE / pcm.source_rate) if pcm.source_rate else 0
+    if abs(facts.samples - source_at_48k) > tolerance:
+        raise BadInput(path, f"duration {facts.samples} samples, source {source_at_48k} at 48 kHz "
+                             f"(tolerance {tolerance})")
+    if facts.channels != pcm.out_channels:
+        raise BadInput(path, f"{facts.channels} channels, expected {pcm.out_channels}")
+    if pcm.rms_db > SILENCE_DB and facts.rms_db < pcm.rms_db - MAX_LEVEL_DROP_DB:
+        raise BadInput(path, f"output is silent or too quiet ({_db(facts.rms_db)} dBFS RMS, "
+                             f"source {_db(pcm.rms_db)} dBFS)")
+    return facts
+
+
+def _db(value: float) -> str:
+    return "-inf" if value == -math.inf else f"{value:.1f}"
