@@ -56,6 +56,8 @@ class Settings:
     organisation: str = _s("", "Source-Organization written into bag-info.txt.")
     contact: str = _s("", "Contact-Email written into bag-info.txt.")
     parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release.")
+    release_prefix: str = _s("soundark", "Release names start with this: <prefix>-audio-0001, <prefix>-metadata-0001 ...")
+    release_date: str = _s("", "Release date YYYY-MM-DD written into bags and torrents; empty means today (UTC).")
     # swarm (everything that contacts other hosts is off by default)
     listen_interfaces: str = _s("127.0.0.1:6881", "Where seed/fetch listen (host:port[,host:port]).")
     enable_dht: bool = _s(False, "Use the BitTorrent DHT (contacts public bootstrap nodes).")

@@ -199,7 +199,7 @@ class Progress:
 NO_PROGRESS = Progress()
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE]i?[bB]?|[bB])?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE]i?[bB]?|[bB])?\s*$", re.ASCII)
 _UNITS = {"": 1, "b": 1}
 for _i, _p in enumerate("kmgtpe", start=1):
     _UNITS[_p] = _UNITS[_p + "b"] = 1000**_i

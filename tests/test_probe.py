@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from soundark.errors import BadInput, EncryptedInput
-from soundark.media.probe import ENCRYPTED_REASON, probe
+from soundark.media.probe import ENCRYPTED_REASON, is_encrypted, probe
 from soundark.media.synth import FORMATS, make_file, tiny_jpeg
 
 SECONDS = 1.5
@@ -150,6 +150,7 @@ def test_encrypted_m4a_sample_entry(files: dict[str, Path], tmp_path: Path, four
     data[at:at + 4] = fourcc
     p = tmp_path / f"{fourcc.decode()}.m4a"
     p.write_bytes(bytes(data))
+    assert is_encrypted(p)
     with pytest.raises(EncryptedInput) as info:
         probe(p)
     assert info.value.reason == ENCRYPTED_REASON
@@ -169,8 +170,9 @@ def test_sinf_box_in_sample_entry(files: dict[str, Path], tmp_path: Path) -> Non
         probe(p)
 
 
-def test_plain_m4a_is_not_encrypted(files: dict[str, Path]) -> None:
-    assert probe(files["m4a"]).codec == "aac"
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_plain_files_are_not_encrypted(files: dict[str, Path], fmt: str) -> None:
+    assert not is_encrypted(files[fmt])
 
 
 def test_asf_content_encryption_object(tmp_path: Path) -> None:

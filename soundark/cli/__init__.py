@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `soundark` console script: the one error boundary."""
     STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit(n)'s code when not standalone
+            sys.exit(code)
     except SoundarkError as e:
         _fail(str(e), 1)
     except KeyboardInterrupt:

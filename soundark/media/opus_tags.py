@@ -173,6 +173,6 @@ def read_opus_comments(path: Path) -> dict[str, list[str]]:
     except MutagenError as e:
         raise BadInput(path, f"cannot read tags ({e})") from e
     out: dict[str, list[str]] = {}
-    for key, value in (f.tags or {}).items():
-        out.setdefault(key.upper(), []).append(value)
+    for key, values in (f.tags.items() if f.tags is not None else []):
+        out.setdefault(key.upper(), []).extend(values)
     return out

@@ -88,6 +88,12 @@ def probe(path: Path) -> AudioFacts:
     return facts
 
 
+def is_encrypted(path: Path) -> bool:
+    """The DRM header checks of :func:`probe` alone (no decoding): True for protected MP4/ASF."""
+    path = Path(path)
+    return _is_encrypted(path, _read_head(path), _size_of(path))
+
+
 def _size_of(path: Path) -> int:
     try:
         st = path.stat()
@@ -353,4 +359,4 @@ def _ogg_last_page_cut(path: Path, size: int) -> bool:
     return False
 
 
-__all__ = ["probe", "ENCRYPTED_REASON", "codec_name", "container_name"]
+__all__ = ["probe", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]

@@ -1,1 +1,1 @@
-"""soundark.web stage."""
+"""The web face: FastAPI app (search, recordings, coverage, releases, JSON API) over one archive."""

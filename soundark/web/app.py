@@ -10,23 +10,24 @@ ever reaches a client: unexpected errors are logged here and answered 500.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundark import __version__
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, SoundarkError
 from soundark.web import api, pages
-from soundark.web.queries import ArchiveReader
+from soundark.web.queries import SEARCH_CACHE_SIZE, ArchiveReader
 from soundark.web.ranges import IMMUTABLE, RangeNotSatisfiable, file_response
 
 log = logging.getLogger("soundark.web")
@@ -49,9 +50,20 @@ class StaticFile:
     digest: str
 
 
-def create_app(archive: Path) -> FastAPI:
-    """The web app over the archive folder *archive* (raises NotFound without a catalog)."""
+def create_app(archive: Path, *, search_cache: int = SEARCH_CACHE_SIZE) -> FastAPI:
+    """The web app over the archive folder *archive* (raises NotFound without a catalog).
+
+    *search_cache* is how many recent search pages each process keeps (0: none).
+    """
+    reader = ArchiveReader(archive, search_cache)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        reader.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="soundark archive",
         version=__version__,
         description="Search and browse a soundark music preservation archive: recordings, "
@@ -59,7 +71,7 @@ def create_app(archive: Path) -> FastAPI:
                     '`{"error": {"code": ..., "message": ...}}`.',
         redoc_url=None,
     )
-    app.state.reader = ArchiveReader(archive)
+    app.state.reader = reader
     app.state.static = _load_static()
     _register_errors(app)
     _register_files(app)
@@ -143,15 +155,19 @@ def _send_stored(request: Request, stored: Any) -> Response:
 def _register_files(app: FastAPI) -> None:
     reader: ArchiveReader = app.state.reader
 
-    @app.api_route("/audio/{name}", methods=["GET", "HEAD"], tags=["files"],
-                   summary="Stored audio by SHA-256 (range requests, immutable)")
     def audio(name: str, request: Request) -> Response:
         return _send_stored(request, reader.audio(name))
 
-    @app.api_route("/art/{name}", methods=["GET", "HEAD"], tags=["files"],
-                   summary="Cover image by SHA-256 (immutable)")
     def art(name: str, request: Request) -> Response:
         return _send_stored(request, reader.art(name))
+
+    # HEAD routes are registered apart so the OpenAPI document lists each operation once
+    app.get("/audio/{name}", tags=["files"], summary="Stored audio by SHA-256 (range requests, immutable)",
+            response_class=Response)(audio)
+    app.head("/audio/{name}", include_in_schema=False)(audio)
+    app.get("/art/{name}", tags=["files"], summary="Cover image by SHA-256 (immutable)",
+            response_class=Response)(art)
+    app.head("/art/{name}", include_in_schema=False)(art)
 
     @app.get("/releases/torrents.json", tags=["files"], summary="The published list of releases")
     def torrents_json() -> Response:
@@ -229,5 +245,3 @@ class SecurityHeaders:
 
         await self.app(scope, receive, with_headers)
 
-
-__all__ = ["create_app", "error_body", "HTMLResponse"]

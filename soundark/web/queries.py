@@ -13,24 +13,30 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, open_catalog
 from soundark.catalog import queries as q
-from soundark.catalog.search import count_matches, search
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound
+from soundark.plan.stage import coverage_figures as plan_figures
 
 MAX_QUERY_CHARS = 256
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 100
-COUNT_CAP = 1000  # "1000+ matches" is all a person needs; counting further costs time on huge catalogs
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_-.")
 TORRENTS_JSON = "torrents.json"
+SEARCH_CACHE_SIZE = 4096
+MMAP_BYTES = 1 << 30
+SEARCH_SECONDS = 2.0  # a search still running after this is stopped: "add a word"
+PROGRESS_STEPS = 20_000  # SQLite VM steps between deadline checks (~0.1 ms of work)
 
 MEDIA_TYPES = {
     ".opus": "audio/ogg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".mp3": "audio/mpeg",
@@ -59,6 +65,11 @@ class SearchPage:
     has_next: bool
     results: list[dict[str, Any]]
 
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """The API's body, encoded once per cached page."""
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
     def as_dict(self) -> dict[str, Any]:
         return {"query": self.query, "page": self.page, "size": self.size, "total": self.total,
                 "total_is_lower_bound": self.total_is_lower_bound, "has_next": self.has_next,
@@ -68,21 +79,41 @@ class SearchPage:
 class ArchiveReader:
     """Read access to one archive for the web face; safe to share between threads."""
 
-    def __init__(self, archive: Path) -> None:
+    def __init__(self, archive: Path, search_cache_size: int = SEARCH_CACHE_SIZE) -> None:
         self.paths = ArchivePaths(Path(archive).expanduser().absolute())
         if not self.paths.catalog.is_file():
             raise NotFound(self.paths.root, "not a soundark archive (no catalog.sqlite3)")
         self._local = threading.local()
+        self._opened: list[Catalog] = []
         self._cache: dict[str, tuple[tuple[int, ...], Any]] = {}
         self._cache_lock = threading.Lock()
+        # Recent search pages: popular searches repeat, and a page stays right until a writer
+        # commits (then the whole cache is dropped). Bounded, so memory stays small.
+        self._pages: OrderedDict[tuple[str, int, int], SearchPage] = OrderedDict()
+        self._pages_version: tuple[int, ...] = ()
+        self.search_cache_size = search_cache_size
+        self._buckets: dict[str, list[str]] = {}
+        self._buckets_version: tuple[int, ...] = ()
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
 
     def catalog(self) -> Catalog:
         cat = getattr(self._local, "catalog", None)
         if cat is None:
             cat = open_catalog(self.paths.catalog, readonly=True)
+            # connections of one process share the OS page cache through the mapping
+            cat.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            cat.conn.set_progress_handler(self._overdue, PROGRESS_STEPS)
             self._local.catalog = cat
+            with self._cache_lock:
+                self._opened.append(cat)
         return cat
+
+    def close(self) -> None:
+        """Close every connection this reader opened (on app shutdown)."""
+        with self._cache_lock:
+            opened, self._opened = self._opened, []
+        for cat in opened:
+            cat.close()
 
     # -- caching of whole-catalog figures -------------------------------------------------
     def _version(self) -> tuple[int, ...]:
@@ -108,6 +139,19 @@ class ArchiveReader:
         return value
 
     # -- search ---------------------------------------------------------------------------
+    def cached_search(self, text: str, page: int = 1, size: int = 20) -> SearchPage | None:
+        """The page if it is cached and the catalog has not changed since; cheap, never blocks on SQL."""
+        text = text.strip()
+        version = self._version()
+        with self._cache_lock:
+            if version != self._pages_version:
+                self._pages.clear()
+                self._pages_version = version
+            cached = self._pages.get((text, page, size))
+            if cached is not None:
+                self._pages.move_to_end((text, page, size))
+            return cached
+
     def search(self, text: str, page: int = 1, size: int = 20) -> SearchPage:
         text = text.strip()
         if len(text) > MAX_QUERY_CHARS:
@@ -118,23 +162,64 @@ class ArchiveReader:
             raise BadInput("page", f"must be between 1 and {MAX_PAGE}")
         if not text:
             return SearchPage(text, page, size, 0, False, False, [])
+        cached = self.cached_search(text, page, size)
+        if cached is not None:
+            return cached
+        version = self._version()
+        found_page = self._search(text, page, size)
+        if self.search_cache_size:
+            with self._cache_lock:
+                if version == self._pages_version:
+                    self._pages[(text, page, size)] = found_page
+                    while len(self._pages) > self.search_cache_size:
+                        self._pages.popitem(last=False)
+        return found_page
+
+    def _terms_of(self, bucket: str) -> list[str]:
+        """Indexed words by 3-letter bucket, kept until the catalog changes (prefix* searches)."""
+        version = self._version()
+        with self._cache_lock:
+            if version != self._buckets_version:
+                self._buckets.clear()
+                self._buckets_version = version
+            words = self._buckets.get(bucket)
+        if words is None:
+            words = q.terms_in_bucket(self.catalog(), bucket)
+            with self._cache_lock:
+                if version == self._buckets_version:
+                    self._buckets[bucket] = words
+        return words
+
+    def _overdue(self) -> int:
+        """SQLite progress handler: non-zero stops the running statement (a search past its time)."""
+        deadline = getattr(self._local, "deadline", None)
+        return int(deadline is not None and time.monotonic() > deadline)
+
+    def _search(self, text: str, page: int, size: int) -> SearchPage:
+        self._local.deadline = time.monotonic() + SEARCH_SECONDS
+        try:
+            return self._run_search(text, page, size)
+        except Exception as e:  # SQLite's "interrupted", raised by execute() or fetchall()
+            if time.monotonic() > self._local.deadline:
+                raise BadInput("q", f"this search takes too long (over {SEARCH_SECONDS:g} s); "
+                                    "add a word or lengthen the prefix") from e
+            raise
+        finally:
+            self._local.deadline = None
+
+    def _run_search(self, text: str, page: int, size: int) -> SearchPage:
         cat = self.catalog()
-        hits = search(cat, text, limit=size, offset=(page - 1) * size)
-        total = (page - 1) * size + len(hits)
-        capped = False
-        if len(hits) == size:  # a full page: there may be more, so count (up to a cap)
-            counted = count_matches(cat, text, cap=COUNT_CAP)
-            capped = counted >= COUNT_CAP
-            total = max(total, counted)
-        has_next = len(hits) == size and page < MAX_PAGE and (page * size < total or capped)
-        extras = q.search_extras(cat, [h.id for h in hits])
+        found = q.web_search(cat, text, limit=size, offset=(page - 1) * size, terms_of=self._terms_of)
+        hits = found.hits
+        has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
+        extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat)))
         results = []
         for h in hits:
             row = h.as_dict()
             row.pop("id")
             row.update(extras[h.id])
             results.append(row)
-        return SearchPage(text, page, size, total, capped, has_next, results)
+        return SearchPage(text, page, size, found.total, found.capped, has_next, results)
 
     # -- recordings -----------------------------------------------------------------------
     def recording(self, key: str) -> dict[str, Any]:
@@ -220,23 +305,45 @@ class ArchiveReader:
 
 
 def coverage_figures(catalog: Catalog) -> dict[str, Any]:
-    """The plan's tier table and coverage curve (the figures of `soundark report`)."""
+    """The plan's tier table and coverage curves: the figures of `soundark report`.
+
+    They come from the latest plan run (stored by the plan stage); a catalog whose
+    plan rows predate stored figures gets the same table and rank-order curves
+    computed from the ``plan`` table.
+    """
+    try:
+        figures = plan_figures(catalog)
+    except NotFound:
+        return _figures_from_plan_rows(catalog)
+    tiers = []
+    total = float(figures.get("listens_total") or 0.0)
+    n = int(figures.get("recordings") or 0)
+    for name, row in figures.get("tiers", {}).items():
+        tiers.append({"tier": name, **row, "recordings_share": row["recordings"] / n if n else 0.0,
+                      "listens_share": row["listens"] / total if total else 0.0})
+    cb, cr = figures.get("curve_bytes", {}), figures.get("curve_recordings", {})
+    summary = {k: figures.get(k) for k in ("recordings", "kept", "bytes", "budget", "listens_total",
+                                           "listens_covered", "planned_at")}
+    summary["listens_share"] = figures.get("share_covered", 0.0)
+    return {"planned": True, "summary": summary, "tiers": tiers, "top": figures.get("top", []),
+            "curve_bytes": [{"bytes": b, "share": s} for b, s in zip(cb.get("bytes", []), cb.get("share", []))],
+            "curve_recordings": [{"recordings": r, "share": s}
+                                 for r, s in zip(cr.get("recordings", []), cr.get("share", []))]}
+
+
+def _figures_from_plan_rows(catalog: Catalog) -> dict[str, Any]:
     tiers = q.plan_tiers(catalog)
     curve = q.coverage_curve(catalog)
-    run = q.last_plan_run(catalog)
     total = sum(t["listens"] for t in tiers)
     kept = [t for t in tiers if t["tier"] != "skip"]
-    summary = {
-        "recordings": sum(t["recordings"] for t in tiers),
-        "kept": sum(t["recordings"] for t in kept),
-        "bytes": sum(t["bytes"] for t in kept),
-        "listens_total": total,
-        "listens_covered": sum(t["listens"] for t in kept),
-        "listens_share": (sum(t["listens"] for t in kept) / total) if total else 0.0,
-        "budget": run.get("budget") if run else None,
-        "planned_at": run.get("created_at") if run else None,
-    }
-    return {"planned": bool(tiers), "summary": summary, "tiers": tiers, "curve": curve}
+    covered = sum(t["listens"] for t in kept)
+    summary = {"recordings": sum(t["recordings"] for t in tiers), "kept": sum(t["recordings"] for t in kept),
+               "bytes": sum(t["bytes"] for t in kept), "budget": None, "listens_total": total,
+               "listens_covered": covered, "planned_at": None,
+               "listens_share": (covered / total) if total else 0.0}
+    return {"planned": bool(tiers), "summary": summary, "tiers": tiers, "top": [],
+            "curve_bytes": [{"bytes": p["bytes"], "share": p["listens_share"]} for p in curve],
+            "curve_recordings": [{"recordings": p["recordings"], "share": p["listens_share"]} for p in curve]}
 
 
 def _decorate_release(rel: dict[str, Any], have: set[str]) -> None:

@@ -1,4 +1,4 @@
--- Plan stage results: one row per recording (see docs/catalog.md).
+-- Plan stage results: one row per recording (see docs/plan.md).
 CREATE TABLE plan (
     recording_id INTEGER PRIMARY KEY REFERENCES recording(id) ON DELETE CASCADE,
     tier         TEXT NOT NULL CHECK (tier IN ('original', 'opus75', 'skip')),
@@ -20,5 +20,8 @@ CREATE TABLE plan_run (
     kept            INTEGER NOT NULL,
     bytes           INTEGER NOT NULL,
     listens_total   REAL NOT NULL,
-    listens_covered REAL NOT NULL
+    listens_covered REAL NOT NULL,
+    changed         INTEGER NOT NULL,       -- plan rows written (new or different)
+    tier_changes    INTEGER NOT NULL,       -- recordings whose tier changed (encode re-queues them)
+    figures         TEXT NOT NULL           -- JSON: coverage curves and tier table (soundark report)
 ) STRICT;

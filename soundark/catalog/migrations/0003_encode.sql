@@ -3,6 +3,7 @@ CREATE TABLE encode_job (
     recording_id  INTEGER PRIMARY KEY REFERENCES recording(id) ON DELETE CASCADE,
     tier          TEXT NOT NULL CHECK (tier IN ('original', 'opus75')),
     source_id     INTEGER NOT NULL REFERENCES source_file(id),
+    rank          INTEGER NOT NULL DEFAULT 0, -- plan rank, copied so the queue is one index scan
     status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
     attempts      INTEGER NOT NULL DEFAULT 0,
     lease_owner   TEXT,                     -- host:pid:nonce of the run holding it
@@ -10,7 +11,7 @@ CREATE TABLE encode_job (
     error         TEXT,
     updated_at    TEXT NOT NULL
 ) STRICT;
-CREATE INDEX encode_job_status ON encode_job(status);
+CREATE INDEX encode_job_status ON encode_job(status, rank);
 
 -- Outputs are never deleted by a re-plan: a recording may hold one per tier.
 CREATE TABLE encoded (

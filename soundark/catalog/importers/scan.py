@@ -1,0 +1,342 @@
+"""Scan a folder of audio files into the catalog (``soundark scan``).
+
+Each file is hashed (SHA-256), decoded in full (:func:`soundark.media.probe.probe`)
+and its tags read (:func:`soundark.media.tags.read_tags`); the result is one
+``source_file`` row, matched to a recording by :mod:`soundark.catalog.match`
+(ISRC, then MusicBrainz ID, then artist + title + duration), with its album,
+track and artist credits. docs/scan.md describes the rules in full.
+
+- The walk is sorted per directory (deterministic), skips hidden entries, never
+  follows symlinked directories (a link inside the tree would scan files twice,
+  one outside it would leave the tree), and silently skips known sidecar files
+  (images, text, cue sheets, rip logs, playlists, PDFs). Every other file is
+  tried; what is not audio is recorded as rejected with the reason.
+- A file whose path, size and mtime are unchanged since the last scan is not
+  read again: ``unchanged`` when it was accepted, ``rejected`` (with the stored
+  reason) when it was not, so the report always describes the whole folder.
+- Reading runs on a small thread pool (hashing and decoding release the GIL);
+  writes are batched: one transaction per 200 files or 2 seconds, so a killed
+  scan keeps what it committed and a re-run carries on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from soundark.catalog.match import (
+    AlbumFacts, RecordingFacts, TrackFacts, match_recording, upsert_album, upsert_track,
+)
+from soundark.catalog.store import Catalog, utc_now
+from soundark.config import cpu_count
+from soundark.errors import BadInput, SoundarkError
+from soundark.media.probe import probe
+from soundark.media.tags import read_tags
+from soundark.model import NO_PROGRESS, AudioFacts, ImportReport, Progress, TagSet, derived_key
+
+AUDIO_EXTENSIONS = frozenset({
+    ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".wav", ".aiff", ".aif",
+    ".aifc", ".wv", ".ape",
+})
+SIDECAR_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".txt", ".md", ".cue",
+    ".log", ".nfo", ".m3u", ".m3u8", ".pls", ".pdf", ".sfv", ".md5", ".ffp", ".accurip", ".url",
+})
+SIDECAR_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+BATCH_FILES = 200
+BATCH_SECONDS = 2.0
+HASH_CHUNK = 1 << 20
+
+_TRACK_PREFIX = re.compile(r"^\s*(?:(\d{1,2})[-.](?=\d))?(\d{1,3})(?:\s*[-.)]\s*|\s+)(?=\S)")
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """Everything read from one file, before it is written to the catalog."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    facts: AudioFacts | None = None
+    tags: TagSet | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A file found by the walk: path, stat, and where it sits below the root."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    depth: int
+
+
+def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
+                   progress: Progress = NO_PROGRESS) -> ImportReport:
+    """Scan *root* recursively into *catalog*; return what was new, updated, unchanged, rejected."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise BadInput(root, "not a folder")
+    report = ImportReport(source=str(root))
+    progress.start(sum(1 for _ in _walk(root)), f"scanning {root.name or root}", "files")
+    writer = _Writer(catalog, root, rights, report, progress)
+    to_read = _changed(catalog, _walk(root), writer, progress)
+    with cf.ThreadPoolExecutor(max_workers=max(1, cpu_count()), thread_name_prefix="scan") as pool:
+        try:
+            for scanned, seen in _read_ahead(pool, to_read, window=4 * max(1, cpu_count())):
+                writer.add(scanned, seen)
+                progress.advance(1, item=scanned.path, nbytes=scanned.size)
+                if progress.cancelled():
+                    break
+        except KeyboardInterrupt:
+            writer.flush()  # keep what was read: a re-run then starts after it
+            raise
+    writer.flush()
+    return report
+
+
+# --- walking ---------------------------------------------------------------------------------
+
+def _walk(root: Path) -> Iterator[tuple[os.DirEntry[str], int]]:
+    """Candidate files below *root* with their depth, sorted per directory.
+
+    Memory grows with the depth of the tree, not with the number of files.
+    """
+    stack: list[tuple[str, int]] = [(str(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable folder: nothing below it can be scanned
+        subdirs = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                elif entry.is_file() and not _is_sidecar(entry.name):
+                    yield entry, depth
+            except OSError:
+                continue
+        stack.extend((d, depth + 1) for d in reversed(subdirs))
+
+
+def _is_sidecar(name: str) -> bool:
+    lower = name.lower()
+    return lower in SIDECAR_NAMES or os.path.splitext(lower)[1] in SIDECAR_EXTENSIONS
+
+
+def _changed(catalog: Catalog, found: Iterator[tuple[os.DirEntry[str], int]], writer: "_Writer",
+             progress: Progress) -> Iterator[_Seen]:
+    """Files that need reading; unchanged ones are counted here and go no further."""
+    for entry, depth in found:
+        try:
+            st = entry.stat()
+        except OSError as e:
+            writer.reject_unreadable(entry.path, f"cannot read: {e.strerror or e}")
+            progress.advance(1, item=entry.path)
+            continue
+        item = _Seen(Path(entry.path), st.st_size, st.st_mtime_ns, depth)
+        row = catalog.execute("SELECT size, mtime_ns, status, error FROM source_file WHERE path = ?",
+                              (str(item.path),)).fetchone()
+        if row is not None and row[0] == item.size and row[1] == item.mtime_ns:
+            writer.count_unchanged(str(item.path), row[2], row[3])
+            progress.advance(1, item=str(item.path))
+            continue
+        yield item
+
+
+def _read_ahead(pool: cf.Executor, items: Iterator[_Seen],
+                window: int) -> Iterator[tuple[ScannedFile, _Seen]]:
+    """Read files on *pool*, at most *window* in flight, results in walk order."""
+    pending: deque[tuple[cf.Future[ScannedFile], _Seen]] = deque()
+    for item in items:
+        pending.append((pool.submit(read_file, item.path, item.size, item.mtime_ns), item))
+        if len(pending) >= window:
+            future, seen = pending.popleft()
+            yield future.result(), seen
+    while pending:
+        future, seen = pending.popleft()
+        yield future.result(), seen
+
+
+# --- reading one file ------------------------------------------------------------------------
+
+def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
+    """Hash, probe and read the tags of one file; any failure becomes ``error``."""
+    base = ScannedFile(str(path), size, mtime_ns)
+    try:
+        digest = sha256_file(path)
+    except OSError as e:
+        return dataclasses.replace(base, error=f"cannot read: {e.strerror or e}")
+    base = dataclasses.replace(base, sha256=digest)
+    try:
+        facts = probe(path)
+        tags = read_tags(path)
+    except SoundarkError as e:
+        return dataclasses.replace(base, error=e.reason)
+    except Exception as e:  # noqa: BLE001 - a library bug on one file must not stop the scan
+        return dataclasses.replace(base, error=f"unreadable ({type(e).__name__}: {e})")
+    return dataclasses.replace(base, facts=facts, tags=tags)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def names_from_path(path: Path, depth: int) -> tuple[str, int | None, str | None, str | None]:
+    """(title, track number, album, artist) guessed from ``Artist/Album/01 - Title.ext``.
+
+    The album is the folder's name; the artist is the folder above it only when the
+    file sits at least two levels below the scanned root (the Artist/Album/Track layout),
+    else an ``Artist - Title`` file name gives it.
+    """
+    stem = path.stem.replace("_", " ")
+    number = None
+    m = _TRACK_PREFIX.match(stem)
+    if m and m.end() < len(stem):
+        number = int(m.group(2))
+        stem = stem[m.end():]
+    title = " ".join(stem.split()) or path.name
+    album = path.parent.name.replace("_", " ").strip() or None
+    artist = path.parent.parent.name.replace("_", " ").strip() if depth >= 2 else None
+    if not artist and " - " in title:
+        artist, title = (part.strip() for part in title.split(" - ", 1))
+    return title, number, album, artist or None
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class _Writer:
+    """Buffers scanned files and writes them in batches, one transaction each."""
+
+    def __init__(self, catalog: Catalog, root: Path, rights: str, report: ImportReport,
+                 progress: Progress) -> None:
+        self.catalog, self.root, self.rights = catalog, root, rights
+        self.report, self.progress = report, progress
+        self.buffer: list[tuple[ScannedFile, _Seen]] = []
+        self.last_flush = time.monotonic()
+
+    def count_unchanged(self, path: str, status: str, error: str | None) -> None:
+        if status == "ok":
+            self.report.unchanged += 1
+        else:
+            self._reject(path, error or "rejected")
+
+    def reject_unreadable(self, path: str, reason: str) -> None:
+        self._reject(path, reason)
+
+    def add(self, scanned: ScannedFile, seen: _Seen) -> None:
+        self.buffer.append((scanned, seen))
+        if len(self.buffer) >= BATCH_FILES or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            with self.catalog.transaction() as conn:
+                for scanned, seen in self.buffer:
+                    self._write(conn, scanned, seen)
+            self.buffer.clear()
+        self.last_flush = time.monotonic()
+
+    def _reject(self, path: str, reason: str) -> None:
+        self.report.reject(path, reason)
+        self.progress.note(f"{path}: {reason}")
+
+    def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
+        existed = conn.execute("SELECT 1 FROM source_file WHERE path = ?", (scanned.path,)).fetchone()
+        if scanned.error or scanned.facts is None or scanned.tags is None:
+            _store_file(conn, scanned, None, None, self.rights)
+            self._reject(scanned.path, scanned.error or "not audio")
+            return
+        recording_id, track_id = _catalogue(conn, scanned, seen, self.rights)
+        _store_file(conn, scanned, recording_id, track_id, self.rights)
+        if existed:
+            self.report.updated += 1
+        else:
+            self.report.new += 1
+
+
+def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tuple[int, int]:
+    """Match the file to a recording (creating it if new), its album and track: (recording, track)."""
+    tags, facts = scanned.tags, scanned.facts
+    assert tags is not None and facts is not None
+    title, number, folder_album, folder_artist = names_from_path(Path(scanned.path), seen.depth)
+    artists = tags.artists or ((folder_artist,) if folder_artist else ())
+    album = tags.album or folder_album
+    rec = RecordingFacts(
+        title=tags.title or title, artists=artists, album=album, isrc=tags.isrc,
+        mbid=tags.mb_recording_id, duration_ms=facts.duration_ms, date=tags.date, rights=rights,
+        artist_mbids=(tags.mb_artist_id,) if tags.mb_artist_id else (),
+    )
+    match = match_recording(conn, rec, derived_key("file", scanned.sha256))
+    album_id = album_key = None
+    if album:
+        key_artist = tags.album_artist or (artists[0] if artists else "")
+        if not tags.album and folder_artist:
+            key_artist = folder_artist  # an album named after its folder: one album per folder
+        album_id, album_key = upsert_album(conn, AlbumFacts(
+            title=album, artist=tags.album_artist or rec.artist_display, mbid=tags.mb_release_id,
+            date=tags.date, label=tags.label), key_artist)
+    track_id = upsert_track(conn, TrackFacts(
+        recording_id=match.recording_id, recording_key=match.key, album_id=album_id,
+        album_key=album_key, title=rec.title, artist=rec.artist_display,
+        track_number=tags.track_number if tags.track_number is not None else number,
+        disc_number=tags.disc_number))
+    return match.recording_id, track_id
+
+
+def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track_id: int | None,
+                rights: str) -> None:
+    facts, tags = scanned.facts, scanned.tags
+    ok = scanned.error is None and facts is not None
+    conn.execute(
+        "INSERT INTO source_file (path, size, mtime_ns, sha256, status, error, container, codec, bitrate,"
+        " sample_rate, channels, duration_ms, lossless, recording_id, track_id, tags, license, copyright,"
+        " has_art, rights, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+        " sha256 = excluded.sha256, status = excluded.status, error = excluded.error,"
+        " container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,"
+        " sample_rate = excluded.sample_rate, channels = excluded.channels,"
+        " duration_ms = excluded.duration_ms, lossless = excluded.lossless,"
+        " recording_id = excluded.recording_id, track_id = excluded.track_id, tags = excluded.tags,"
+        " license = excluded.license, copyright = excluded.copyright, has_art = excluded.has_art,"
+        " rights = excluded.rights, scanned_at = excluded.scanned_at",
+        (scanned.path, scanned.size, scanned.mtime_ns, scanned.sha256, "ok" if ok else "rejected",
+         scanned.error if not ok else None,
+         facts.container if ok else None, facts.codec if ok else None, facts.bitrate if ok else None,
+         facts.sample_rate if ok else None, facts.channels if ok else None,
+         facts.duration_ms if ok else None, int(facts.lossless) if ok else None,
+         recording_id, track_id, _tags_json(tags) if ok else None,
+         tags.license if ok and tags else None, tags.copyright if ok and tags else None,
+         int(bool(ok and tags and tags.has_art)), rights, utc_now()),
+    )
+
+
+def _tags_json(tags: TagSet | None) -> str | None:
+    """Every tag in soundark's names; empty fields left out, ``extra`` as read."""
+    if tags is None:
+        return None
+    data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(tags).items()
+            if v not in (None, (), {}, False)}
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+__all__ = ["scan_directory", "read_file", "sha256_file", "names_from_path", "AUDIO_EXTENSIONS",
+           "SIDECAR_EXTENSIONS", "ScannedFile"]

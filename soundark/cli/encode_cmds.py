@@ -1,0 +1,115 @@
+"""`soundark encode`: planned recordings -> Ogg Opus or kept originals in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from soundark.cli.common import BarProgress, archive_paths, console, emit_json, load_settings
+from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
+
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
+
+
+class EncodeBar(BarProgress):
+    """The progress bar, with files/s and audio-hours/s (the stage reports audio via add_audio)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        super().__init__(quiet)
+        self.audio_seconds = 0.0
+
+    def add_audio(self, seconds: float) -> None:
+        self.audio_seconds += seconds
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        if self.task is None:
+            self.start(None)
+        self.nbytes += nbytes
+        task = self.bar.tasks[-1]
+        elapsed = task.elapsed or 0.0
+        rate = ""
+        if elapsed > 0.5:
+            files = (task.completed + n) / elapsed
+            hours = self.audio_seconds / 3600 / elapsed
+            rate = f"{files:,.1f} files/s  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
+        self.bar.update(self.task, advance=n, rate=rate)
+
+
+def encode(
+    archive: Path = ARCHIVE_OPT,
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Put failed jobs back in the queue first."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be encoded or kept; change nothing."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0,
+                                        help="Encode at most this many recordings in this run."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=0,
+                                          help="Parallel workers; 0 = one per core (setting: workers)."),
+    executor: Optional[str] = typer.Option(None, "--executor",
+                                           help="local (process pool) or ray (setting: executor)."),
+    address: Optional[str] = typer.Option(None, "--address",
+                                          help="Ray cluster address for --executor ray; empty starts "
+                                               "a private local Ray (setting: ray_address)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Encode every planned recording to Ogg Opus (or keep its original), checked, into the store.
+
+    Resumable: a killed run loses at most the files in flight and the next run
+    finishes the rest; two runs on one archive never encode the same recording.
+    """
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root)
+    options = EncodeOptions(retry_failed=retry_failed, dry_run=dry_run, limit=limit, workers=workers,
+                            executor=executor, ray_address=address)
+    with EncodeBar(quiet=as_json or dry_run) as progress:
+        result = run_encode(paths, settings, progress, options=options)
+    if as_json:
+        emit_json(result.as_dict())
+    elif dry_run:
+        _print_dry_run(result)
+    else:
+        _print_summary(result)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _print_dry_run(result: EncodeResult) -> None:
+    con = console(False)
+    items = result.would_encode
+    if not items:
+        con.print("nothing to encode: every planned recording is stored (or none is planned: "
+                  "run `soundark plan`)", markup=False)
+        return
+    con.print(f"would encode or keep {len(items)} recording(s), in plan rank order:", markup=False)
+    for job in items[:50]:
+        action = "keep" if job["tier"] == "original" else "encode"
+        con.print(f"  #{job['rank']:<6} {action:6} {job['tier']:8} {job['path']}", markup=False)
+    if len(items) > 50:
+        con.print(f"  ... and {len(items) - 50} more (--json lists all)", markup=False)
+
+
+def _print_summary(result: EncodeResult) -> None:
+    con = console(False)
+    ran = f" in {result.seconds:,.1f} s with {result.executor}" if result.executor else ""
+    con.print(f"encoded {result.encoded}, kept {result.kept} original(s), failed {result.failed}"
+              f"{ran}", markup=False)
+    if result.encoded or result.kept:
+        ratio = f" (ratio {result.ratio:,.1f}x)" if result.ratio else ""
+        con.print(f"audio {result.audio_seconds / 3600:,.2f} h; bytes in {_mb(result.bytes_in)}, "
+                  f"out {_mb(result.bytes_out)}{ratio}; already stored {result.deduplicated}; "
+                  f"new covers {result.art_stored}", markup=False)
+    for f in result.failures[:20]:
+        con.print(f"  failed {f.path or f.recording_id}: {f.reason}", markup=False, soft_wrap=True)
+    if result.failed > 20:
+        con.print(f"  ... and {result.failed - 20} more (all reasons: --json, or the catalog's "
+                  "encode_job.error)", markup=False)
+    tail = f"; {result.remaining} still pending" if result.remaining else ""
+    hint = " (re-run with --retry-failed to try the failed ones again)" if result.failed else ""
+    con.print(f"output in {result.store}{tail}{hint}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("encode")(encode)

@@ -1,0 +1,225 @@
+"""Commands that keep copies alive: verify, repair, seed, fetch, mirror plan, catalog diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from soundark.cli.common import BarProgress, console, emit_json, load_settings
+from soundark.config import ArchivePaths
+from soundark.errors import BadInput
+from soundark.model import parse_bytes
+from soundark.preserve.diff import diff_catalogs
+from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
+from soundark.preserve.repair import repair_path
+from soundark.preserve.swarm import FetchRequest, SwarmConfig, fetch, resolve_release, seed
+from soundark.preserve.verify import VerifyReport, verify_path
+
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a",
+                           help="The archive folder (its soundark.toml gives the network settings).")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
+PEER_OPT = typer.Option(None, "--peer", help="Connect to this peer directly (host:port); repeatable.")
+
+mirror_app = typer.Typer(help="Plan what a mirror should hold.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Compare catalog snapshots.", no_args_is_help=True)
+
+
+def _print_problems(report: VerifyReport, limit: int = 50) -> None:
+    con = console(False)
+    for p in report.problems[:limit]:
+        con.print(f"  {p.kind:9} {p.path}" + (f"  ({p.detail})" if p.detail else ""), markup=False)
+    if len(report.problems) > limit:
+        con.print(f"  ... and {len(report.problems) - limit} more (all are in --json)", markup=False)
+
+
+def verify_cmd(
+    path: Path = typer.Argument(..., help="An archive, a releases folder, a release folder or a downloaded bag."),
+    fast: bool = typer.Option(False, "--fast", help="Check only presence, sizes and Payload-Oxum."),
+    torrent: Optional[Path] = typer.Option(None, "--torrent", help="The bag's .torrent, if not found beside it."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact."""
+    with BarProgress(quiet=False) as bar:
+        report = verify_path(path, fast=fast, progress=bar, torrent=torrent)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        c = report.counts()
+        state = "intact" if report.ok else "DAMAGED"
+        console(False).print(
+            f"{state}: {len(report.bags)} bag(s), {report.files} files, {report.bytes / 1e6:,.1f} MB checked "
+            f"({', '.join(sorted(set(report.checks)))})"
+            + "".join(f"; {n} {k}" for k, n in c.items() if n), markup=False)
+        _print_problems(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def repair_cmd(
+    path: Path = typer.Argument(..., help="An archive, a releases folder or one bag with its .parity sidecar beside it."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Restore damaged or missing files byte-exact from parity (no network), then verify again."""
+    with BarProgress() as bar:
+        report = repair_path(path, progress=bar)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        con = console(False)
+        d = report.as_dict()
+        con.print(f"{'repaired' if report.ok else 'NOT fully repaired'}: {d['repaired']} file(s) restored, "
+                  f"{d['unrecoverable']} beyond reach", markup=False)
+        for b in report.bags:
+            for rel in b.renamed_back:
+                con.print(f"  renamed back  {b.bag}/{rel}", markup=False)
+            for rel in b.repaired:
+                con.print(f"  restored      {b.bag}/{rel}", markup=False)
+            for rel, why in b.unrecoverable.items():
+                con.print(f"  CANNOT        {b.bag}/{rel}: {why}", markup=False)
+            for rel in b.extras_left:
+                con.print(f"  extra (left)  {b.bag}/{rel}", markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for v in values or []:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BadInput(v, "a peer is host:port, e.g. 127.0.0.1:6881")
+        out.append((host.strip("[]"), int(port)))
+    return tuple(out)
+
+
+def _swarm_config(archive: Path, listen: Optional[str], up: Optional[int], down: Optional[int]) -> SwarmConfig:
+    settings = load_settings(archive, listen_interfaces=listen, upload_rate_limit=up, download_rate_limit=down)
+    return SwarmConfig.from_settings(settings)
+
+
+def seed_cmd(
+    releases: List[str] = typer.Argument(..., help="Release names (in ARCHIVE/releases), bag folders or .torrent files."),
+    archive: Path = ARCHIVE_OPT,
+    listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on (default: the listen_interfaces setting)."),
+    upload_limit: Optional[int] = typer.Option(None, "--upload-limit", help="Bytes/s; 0 is unlimited."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
+    peer: Optional[List[str]] = PEER_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Seed releases over BitTorrent (DHT, LSD, UPnP and NAT-PMP only if the settings enable them)."""
+    cfg = _swarm_config(archive, listen, upload_limit, None)
+    pairs = [resolve_release(r, ArchivePaths(Path(archive)).releases) for r in releases]
+    con = console(as_json)
+
+    def ready(rep) -> None:
+        con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
+
+    with BarProgress() as bar:
+        try:
+            report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)
+        except KeyboardInterrupt:
+            return
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for t in report.torrents:
+            con.print(f"  {t['name']}: uploaded {t['uploaded']:,} bytes to {t['peers']} peer(s)", markup=False)
+
+
+def fetch_cmd(
+    source: str = typer.Argument(..., help="A .torrent file or a magnet link."),
+    to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/<name>/)."),
+    archive: Path = ARCHIVE_OPT,
+    listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on."),
+    download_limit: Optional[int] = typer.Option(None, "--download-limit", help="Bytes/s; 0 is unlimited."),
+    peer: Optional[List[str]] = PEER_OPT,
+    timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds without progress."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Download a release (resuming what is already there), then verify it."""
+    cfg = _swarm_config(archive, listen, None, download_limit)
+    with BarProgress() as bar:
+        got = fetch(FetchRequest(source, to, _peers(peer), timeout), cfg, progress=bar)
+        report = verify_path(Path(got.folder), progress=bar, torrent=Path(got.torrent)) if got.complete else None
+    ok = got.complete and report is not None and report.ok
+    if as_json:
+        emit_json({**got.as_dict(), "ok": ok, "verify": report.as_dict() if report else None})
+    else:
+        con = console(False)
+        if not got.complete:
+            con.print(f"incomplete: {got.name}: {got.reason}", markup=False)
+        else:
+            con.print(f"{'fetched and verified' if ok else 'fetched but DAMAGED'}: {got.folder} "
+                      f"({got.bytes_downloaded:,} bytes downloaded, {got.bytes_already_had:,} already there)",
+                      markup=False)
+            if report and not report.ok:
+                _print_problems(report)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def mirror_plan_cmd(
+    budget: str = typer.Option(..., "--budget", help="Space the mirror has, e.g. 2TB, 500GB, 4TiB."),
+    torrents: Optional[Path] = typer.Option(None, "--torrents", help="Release list (default: ARCHIVE/releases/torrents.json)."),
+    seeders: Optional[Path] = typer.Option(None, "--seeders", help="Seeders per release: JSON {name|infohash: n} or lines 'name,n'."),
+    magnets: Path = typer.Option(Path("magnets.txt"), "--magnets", help="Write the chosen magnet links here, one a line."),
+    archive: Path = ARCHIVE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Choose the releases that preserve the most listens at risk within a budget."""
+    source = torrents or ArchivePaths(Path(archive)).releases / "torrents.json"
+    plan = plan_mirror(load_releases(source), parse_bytes(budget, "--budget"),
+                       load_seeders(seeders) if seeders else None)
+    magnets.write_text(plan.magnets(), encoding="utf-8")
+    if as_json:
+        emit_json({**plan.as_dict(), "magnets_file": str(magnets)})
+        return
+    table = Table(title=f"mirror plan: {plan.bytes / 1e9:,.2f} of {plan.budget / 1e9:,.2f} GB", title_justify="left")
+    for col in ("release", "phase", "GB", "listens %", "seeders", "at risk %"):
+        table.add_column(col, justify="left" if col in ("release", "phase") else "right")
+    for c in plan.chosen:
+        table.add_row(c.name, c.phase, f"{c.bytes / 1e9:,.2f}", f"{100 * c.listens_share:.2f}",
+                      str(c.seeders), f"{100 * c.at_risk:.2f}")
+    con = console(False)
+    con.print(table)
+    con.print(f"{len(plan.chosen)} release(s) chosen, {plan.left_out} left out; magnet links in {magnets}",
+              markup=False)
+
+
+def catalog_diff_cmd(
+    old: Path = typer.Argument(..., help="The older catalog snapshot (catalog.sqlite3)."),
+    new: Path = typer.Argument(..., help="The newer catalog snapshot."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write every change to this CSV file."),
+    limit: int = typer.Option(30, "--limit", "-n", help="Rows in the table (all go to --csv and --json)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Recordings that vanished, appeared or changed (title, ISRC, duration), by listens."""
+    diff = diff_catalogs(old, new)
+    if csv_out:
+        csv_out.write_text(diff.to_csv(), encoding="utf-8")
+    if as_json:
+        emit_json(diff.as_dict())
+        return
+    c = diff.counts()
+    table = Table(title=f"{c['vanished']} vanished, {c['changed']} changed, {c['appeared']} appeared",
+                  title_justify="left")
+    for col in ("kind", "key", "title", "artist", "listens", "what changed"):
+        table.add_column(col, overflow="fold")
+    for ch in diff.changes[:limit]:
+        what = ", ".join(f"{f}: {o} -> {n}" for f, o, n in zip(ch.fields, ch.old, ch.new))
+        table.add_row(ch.kind, ch.key, ch.title, ch.artist, "" if ch.listens is None else f"{ch.listens:,}", what)
+    console(False).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify_cmd)
+    app.command("repair")(repair_cmd)
+    app.command("seed")(seed_cmd)
+    app.command("fetch")(fetch_cmd)
+    mirror_app.command("plan")(mirror_plan_cmd)
+    app.add_typer(mirror_app, name="mirror")
+    catalog_app.command("diff")(catalog_diff_cmd)
+    app.add_typer(catalog_app, name="catalog")

@@ -1,0 +1,146 @@
+"""Commands of the release stage: `soundark release metadata|audio|art|list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from soundark.cli.common import BarProgress, archive_paths, console, emit_json, load_settings
+
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
+DATE_OPT = typer.Option(None, "--date",
+                        help="Release date YYYY-MM-DD written into bags and torrents (default: the "
+                             "`release_date` setting, else today in UTC). Same input + same date = same bytes.")
+
+release_app = typer.Typer(help="Publish the archive: BagIt bags with torrents, and the release list.",
+                          no_args_is_help=True)
+
+
+def _size(n: int | None) -> str:
+    from soundark.release.listing import human_bytes
+
+    return human_bytes(n)
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    """The short summary: what was published, what was held back and why, where it is."""
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    con = console(False)
+    shown = [p for p in result.published]
+    for p in shown:
+        ranks = f", ranks {p.rank_first}-{p.rank_last}" if p.rank_first is not None else ""
+        con.print(f"published {p.name} ({p.phase}): {p.files:,} files, {_size(p.bytes)}{ranks}, "
+                  f"infohash {p.infohash_v1}", markup=False, soft_wrap=True)
+    for name in result.unchanged:
+        con.print(f"unchanged: {name} already holds this content; nothing new published", markup=False)
+    if not shown and not result.unchanged:
+        con.print(f"nothing new to publish ({result.phase})", markup=False)
+    for reason, n in sorted(result.held_back.items()):
+        con.print(f"held back {n:,}: {reason}", markup=False, soft_wrap=True)
+    if result.waiting:
+        con.print(f"waiting {result.waiting:,} recordings: not enough for a full release yet (--full-only)",
+                  markup=False)
+    for e in result.errors[:20]:
+        con.print(f"  error {e['subject']}: {e['reason']}", markup=False, soft_wrap=True)
+    if len(result.errors) > 20:
+        con.print(f"  ... and {len(result.errors) - 20} more errors (see --json)", markup=False)
+    con.print(f"releases are in {result.releases_dir} (list: torrents.json, torrents.html)", markup=False)
+
+
+@release_app.command("metadata")
+def metadata(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Publish a clean catalog snapshot (SQLite, no local paths) and Parquet exports, as a bag + torrent.
+
+    Nothing is published when the latest metadata release already holds the same data.
+    """
+    from soundark.release.stage import run_release_metadata
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root)
+    with BarProgress(quiet=as_json) as progress:
+        result = run_release_metadata(paths, settings, progress, date=date)
+    print_result(result, as_json)
+
+
+@release_app.command("audio")
+def audio(
+    archive: Path = ARCHIVE_OPT,
+    target_size: Optional[str] = typer.Option(None, "--target-size",
+                                               help="Payload size of one release, e.g. 100GiB, 50GB "
+                                                    "(default: the `target_size` setting)."),
+    max_files: Optional[int] = typer.Option(None, "--max-files",
+                                            help="Most audio files in one release (default: the "
+                                                 "`max_files` setting; at most 100000)."),
+    full_only: bool = typer.Option(False, "--full-only",
+                                   help="Publish only releases that reach the target size or file cap; "
+                                        "keep the rest for a later run."),
+    date: Optional[str] = DATE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Publish encoded recordings not yet released, in rank order, cut into bags + torrents.
+
+    Only recordings whose rights are in the `redistributable` setting are published;
+    the rest are counted as held back. Each audio release also gets a parity sidecar
+    release (<name>.parity) unless `parity_overhead` is 0. Published releases never change.
+    """
+    from soundark.release.stage import run_release_audio
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root)
+    with BarProgress(quiet=as_json) as progress:
+        result = run_release_audio(paths, settings, progress, date=date, target_size=target_size,
+                                   max_files=max_files, full_only=full_only)
+    print_result(result, as_json)
+
+
+@release_app.command("art")
+def art(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Publish cover images not yet released (content-addressed) and the album -> image mapping."""
+    from soundark.release.stage import run_release_art
+
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root)
+    with BarProgress(quiet=as_json) as progress:
+        result = run_release_art(paths, settings, progress, date=date)
+    print_result(result, as_json)
+
+
+def print_list(listing: dict[str, Any], as_json: bool) -> None:
+    """The release list as a table (or the torrents.json object with --json)."""
+    if as_json:
+        emit_json(listing)
+        return
+    con = console(False)
+    releases = listing["releases"]
+    if not releases:
+        con.print("no releases yet: run `soundark release audio` (or `metadata`, `art`)", markup=False)
+        return
+    table = Table(title=f"{len(releases)} releases", title_justify="left")
+    for col in ("name", "phase", "created", "size", "files", "ranks", "listens"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("infohash (v1)", overflow="ellipsis", no_wrap=True, max_width=14)  # in full with --json
+    for r in releases:
+        ranks = f"{r['rank_first']}-{r['rank_last']}" if r.get("rank_first") is not None else ""
+        share = f"{100 * r['listens_share']:.2f} %" if r.get("listens_share") is not None else ""
+        table.add_row(r["name"], r["phase"], r["created"], _size(r["bytes"]), f"{r['files']:,}", ranks, share,
+                      r["infohash_v1"])
+    con.print(table)
+
+
+@release_app.command("list")
+def list_cmd(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:
+    """List every release: phase, size, files, rank range, share of listens, infohash (torrents.json)."""
+    from soundark.release.stage import load_torrent_list
+
+    paths = archive_paths(archive)
+    print_list(load_torrent_list(paths), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(release_app, name="release")

@@ -1,0 +1,41 @@
+"""`soundark serve`: the web face of an archive (search, recordings, coverage, releases, JSON API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from soundark.cli.common import archive_paths, console, emit_json, err, load_settings
+from soundark.web.server import plan_serve, run_web
+
+
+def serve(
+    archive: Path = typer.Argument(Path("."), help="The archive folder to serve."),
+    host: Optional[str] = typer.Option(None, "--host",
+                                       help="Address to bind (default: the archive's `host` setting, "
+                                            "127.0.0.1). Anything but loopback is reachable by others."),
+    port: Optional[int] = typer.Option(None, "--port", help="TCP port (default: the `port` setting, 8080)."),
+    workers: int = typer.Option(0, "--workers", help="Server processes; 0 means one per core (at most 4)."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print where it serves as one JSON object on stdout, then serve."),
+) -> None:
+    """Serve the archive on the web: search, recording pages with a player, coverage, releases and a
+    JSON API (/api/..., OpenAPI at /openapi.json, docs at /docs). Read-only. Stop with Ctrl-C."""
+    paths = archive_paths(archive)
+    settings = load_settings(paths.root, host=host, port=port)
+    plan = plan_serve(paths, settings, workers)
+    if as_json:
+        emit_json(plan.as_dict())
+    else:
+        console(False).print(f"serving {paths.root} at {plan.url} ({plan.workers} worker(s); Ctrl-C stops)",
+                             markup=False)
+    if plan.public:
+        err.print(f"warning: bound to {plan.host}: other machines can reach this server", markup=False)
+    run_web(paths, settings, workers=plan.workers)
+    console(as_json).print("stopped", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,319 @@
+"""The encode stage: planned recordings -> Ogg Opus (RFC 7845) or kept originals, in the store.
+
+:func:`run_encode` syncs the journal with the plan (:mod:`soundark.encode.jobs`),
+then leases jobs a few at a time in plan rank order and hands them to an executor
+(:mod:`soundark.encode.executors`). Workers write a checked, fsynced temporary file
+under ``ARCHIVE/tmp/``; this process renames it to ``store/ab/cd/<sha256><ext>``
+(identical bytes are stored once), stores the cover in ``art/`` (content-addressed,
+once), and records ``encoded`` + job done in one transaction. Only this process
+touches the catalog.
+
+Tags: the file's own tags are carried over, then the catalog's values replace
+them field by field (the catalog is the matched, normalised identity the archive
+publishes, and the release manifests are written from it), then provenance.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soundark.catalog.store import Catalog, open_catalog
+from soundark.config import ArchivePaths, Settings
+from soundark.encode import jobs
+from soundark.encode.executors import Executor, check_executor, make_executor
+from soundark.encode.jobs import EncodedRow, Job, SyncCounts
+from soundark.encode.tagging import catalog_comments
+from soundark.encode.worker import EncodeOutcome, EncodeTask
+from soundark.errors import BadInput
+from soundark.media.transcode import OpusSettings, encoder_description
+from soundark.model import NO_PROGRESS, Progress
+
+MAX_CRASHES = 3          # a file that kills its worker this often is failed, not retried
+_ART_EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+            "image/bmp": ".bmp", "image/tiff": ".tif"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Per-run choices; ``None`` takes the archive setting."""
+
+    retry_failed: bool = False
+    dry_run: bool = False
+    limit: int | None = None
+    workers: int | None = None
+    executor: str | None = None
+    ray_address: str | None = None
+
+
+@dataclass
+class Failure:
+    recording_id: int
+    tier: str
+    path: str
+    reason: str
+
+
+@dataclass
+class EncodeResult:
+    """What one run did (``--json`` prints :meth:`as_dict`)."""
+
+    archive: str
+    dry_run: bool = False
+    executor: str = ""
+    encoded: int = 0               # new Opus files
+    kept: int = 0                  # originals stored byte for byte
+    failed: int = 0
+    deduplicated: int = 0          # outputs whose bytes were already in the store
+    art_stored: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+    reclaimed: int = 0             # leases taken back from dead runs
+    remaining: int = 0             # jobs still pending after this run
+    sync: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    would_encode: list[dict[str, Any]] = field(default_factory=list)
+    store: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return round(self.bytes_in / self.bytes_out, 3) if self.bytes_out else None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratio"] = self.ratio
+        d["audio_hours"] = round(self.audio_seconds / 3600, 4)
+        return d
+
+
+def run_encode(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
+               options: EncodeOptions = EncodeOptions()) -> EncodeResult:
+    """Encode (or keep) every planned recording that has no output yet; see the module doc."""
+    if options.limit is not None and options.limit < 0:
+        raise BadInput("limit", f"{options.limit} is negative")
+    check_executor(options.executor or settings.executor)
+    started = time.monotonic()
+    result = EncodeResult(archive=str(paths.root), dry_run=options.dry_run, store=str(paths.store))
+    with open_catalog(paths.catalog, create=False) as catalog:
+        if options.dry_run:
+            counts, result.would_encode = jobs.preview(catalog, retry=options.retry_failed,
+                                                       limit=options.limit)
+            result.sync = asdict(counts)
+            result.remaining = len(result.would_encode)
+            return result
+        result.sync = asdict(jobs.sync_jobs(catalog, retry=options.retry_failed))
+        result.reclaimed = jobs.reclaim_dead(catalog)
+        clean_stale_tmp(paths)
+        total = jobs.pending_count(catalog)
+        if options.limit is not None:
+            total = min(total, options.limit)
+        if total:
+            _Run(catalog, paths, settings, progress, options, result).go(total)
+        result.remaining = jobs.pending_count(catalog)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def clean_stale_tmp(paths: ArchivePaths) -> int:
+    """Remove temporary folders left by encode runs that died (their process is gone)."""
+    removed = 0
+    if not paths.tmp.is_dir():
+        return 0
+    import socket
+
+    host = socket.gethostname()
+    for folder in paths.tmp.glob("encode-*-*"):
+        _, pid, nonce = folder.name.split("-", 2)
+        if jobs.owner_is_dead(f"{host}:{pid}:{nonce}", host):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+class _Run:
+    """One run's state: its lease owner name, temporary folder, executor and jobs in flight."""
+
+    def __init__(self, catalog: Catalog, paths: ArchivePaths, settings: Settings,
+                 progress: Progress, options: EncodeOptions, result: EncodeResult) -> None:
+        self.catalog, self.paths, self.progress, self.result = catalog, paths, progress, result
+        self.owner = jobs.new_owner()
+        _, pid, nonce = self.owner.rsplit(":", 2)
+        self.tmp = paths.tmp / f"encode-{pid}-{nonce}"
+        self.lease_seconds = max(30, settings.lease_seconds)
+        self.opus = OpusSettings(bitrate=settings.opus_bitrate)
+        self.encoder = encoder_description(self.opus)
+        self.kind = options.executor or settings.executor
+        self.workers = options.workers if options.workers is not None else settings.workers
+        self.address = options.ray_address if options.ray_address is not None else settings.ray_address
+        self.limit = options.limit
+        self.leased = 0
+        self.inflight: dict[cf.Future[EncodeOutcome], tuple[Job, str]] = {}
+        self.executor: Executor | None = None
+
+    def go(self, total: int) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.executor = make_executor(self.kind, self.workers, self.address)
+        self.result.executor = self.executor.describe()
+        self.progress.start(total, "encoding", unit="files")
+        renew_at = time.monotonic() + self.lease_seconds / 3
+        try:
+            while True:
+                if not self.progress.cancelled():
+                    self._fill()
+                if not self.inflight:
+                    break
+                done, _ = cf.wait(list(self.inflight), timeout=5.0, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    self._finish(future)
+                if time.monotonic() >= renew_at:
+                    jobs.renew(self.catalog, self.owner, self.lease_seconds)
+                    renew_at = time.monotonic() + self.lease_seconds / 3
+        finally:
+            for future in self.inflight:
+                future.cancel()
+            self.executor.shutdown()
+            jobs.release(self.catalog, self.owner)  # anything unfinished goes back to pending
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _fill(self) -> None:
+        assert self.executor is not None
+        room = 2 * self.executor.workers - len(self.inflight)
+        if self.limit is not None:
+            room = min(room, self.limit - self.leased)
+        if room <= 0:
+            return
+        for job in jobs.lease(self.catalog, self.owner, room, self.lease_seconds):
+            self.leased += 1
+            try:
+                task, path = self._task(job)
+            except BadInput as e:
+                self._failed(job, "", e.reason)
+                continue
+            self.inflight[self.executor.submit(task)] = (job, path)
+
+    def _task(self, job: Job) -> tuple[EncodeTask, str]:
+        row = self.catalog.execute(
+            "SELECT path, sha256, codec, bitrate, sample_rate, rights FROM source_file WHERE id = ?",
+            (job.source_id,)).fetchone()
+        if row is None:
+            raise BadInput(f"source {job.source_id}", "source file row is gone from the catalog")
+        comments = catalog_comments(self.catalog, job.recording_id, job.source_id)
+        comments["ENCODER"] = [self.encoder] if job.tier == "opus75" else []
+        task = EncodeTask(recording_id=job.recording_id, tier=job.tier, source_path=row["path"],
+                          source_sha256=row["sha256"], tmp_dir=str(self.tmp), comments=comments,
+                          opus=self.opus)
+        return task, row["path"]
+
+    def _finish(self, future: cf.Future[EncodeOutcome]) -> None:
+        job, path = self.inflight.pop(future)
+        try:
+            outcome = future.result()
+        except cf.CancelledError:
+            return
+        except Exception as e:  # the worker process died (a crash in a decoder) or the pool broke
+            self._crashed(job, path, e)
+            return
+        if outcome.error is not None:
+            self._failed(job, path, outcome.error)
+        else:
+            try:
+                self._store(job, outcome)
+            except OSError as e:
+                self._failed(job, path, f"cannot store the output: {e.strerror or e}")
+        self._advance(path, outcome)
+
+    def _advance(self, path: str, outcome: EncodeOutcome) -> None:
+        self.result.bytes_in += outcome.bytes_in if outcome.ok else 0
+        self.result.audio_seconds += outcome.audio_seconds if outcome.ok else 0.0
+        add_audio = getattr(self.progress, "add_audio", None)
+        if add_audio is not None and outcome.ok:
+            add_audio(outcome.audio_seconds)
+        self.progress.advance(1, item=Path(path).name, nbytes=outcome.bytes_in)
+
+    def _failed(self, job: Job, path: str, reason: str) -> None:
+        jobs.fail(self.catalog, self.owner, job.recording_id, reason)
+        self.result.failed += 1
+        if len(self.result.failures) < 1000:
+            self.result.failures.append(Failure(job.recording_id, job.tier, path, reason))
+        self.progress.note(f"failed {path or job.recording_id}: {reason}")
+
+    def _crashed(self, job: Job, path: str, error: BaseException) -> None:
+        reason = f"worker died while encoding ({type(error).__name__}: {error})"
+        if job.attempts >= MAX_CRASHES:
+            self._failed(job, path, f"{reason}; {job.attempts} attempts")
+        else:
+            jobs.release(self.catalog, self.owner, [job.recording_id])
+            self.progress.note(f"retrying {path}: {reason}")
+        if self.executor is not None and "Broken" in type(error).__name__:
+            # A broken pool fails every future in it: start a fresh one for the rest.
+            self.executor.shutdown()
+            self.executor = make_executor(self.kind, self.workers, self.address)
+
+    def _store(self, job: Job, outcome: EncodeOutcome) -> None:
+        assert outcome.tmp_path and outcome.sha256 and outcome.source_sha256
+        final = self.paths.store_path(outcome.sha256, outcome.ext)
+        if final.exists() and final.stat().st_size == outcome.bytes:
+            os.unlink(outcome.tmp_path)  # same bytes already stored: content addressing
+            self.result.deduplicated += 1
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(outcome.tmp_path, final)
+            _fsync_dir(final.parent)
+        art = self._store_art(outcome)
+        row = EncodedRow(job.recording_id, job.tier, outcome.sha256, outcome.bytes, outcome.ext,
+                         outcome.duration_ms, outcome.source_sha256,
+                         self.encoder if job.tier == "opus75" else "original (kept byte for byte)",
+                         art[0] if art else None)
+        if not jobs.complete(self.catalog, self.owner, row, art):
+            self.progress.note(f"lease lost on recording {job.recording_id}; another run holds it")
+            return
+        self.result.bytes_out += outcome.bytes
+        if job.tier == "opus75":
+            self.result.encoded += 1
+        else:
+            self.result.kept += 1
+
+    def _store_art(self, outcome: EncodeOutcome) -> tuple[str, str, str, int] | None:
+        if not outcome.art:
+            return None
+        import hashlib
+
+        sha = hashlib.sha256(outcome.art).hexdigest()
+        mime = outcome.art_mime or "application/octet-stream"
+        ext = _ART_EXT.get(mime, ".bin")
+        final = self.paths.art_path(sha, ext)
+        if not final.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.tmp / f"art-{sha}.part"
+            with open(tmp, "wb") as f:
+                f.write(outcome.art)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            self.result.art_stored += 1
+        return sha, mime, ext, len(outcome.art)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the new name."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["EncodeOptions", "EncodeResult", "Failure", "run_encode", "SyncCounts"]

@@ -1,0 +1,241 @@
+"""One encode job, as it runs in a worker process (local pool or a Ray node).
+
+A worker never touches the catalog. It gets an :class:`EncodeTask` (source path,
+expected SHA-256, tags to write, a temporary folder on the store's filesystem)
+and returns an :class:`EncodeOutcome`: the temporary file, its SHA-256, size and
+duration, or a one-line error. It never raises: a bad file is an outcome too.
+
+Steps: read the source and check its SHA-256 against the scan (a file changed or
+deleted since is refused); refuse DRM; encode Ogg Opus (RFC 7845) or keep the
+original bytes; write Vorbis comments; run QA (:mod:`soundark.media.qa`); fsync.
+The parent renames the file into the store and records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soundark.errors import BadInput, SoundarkError
+from soundark.media import opus_tags, qa, transcode
+from soundark.media.transcode import OpusSettings, PcmFacts
+
+# Extension of a kept original whose file name has none, by decoder name.
+_CODEC_EXT = {"mp3": ".mp3", "mp3float": ".mp3", "vorbis": ".ogg", "opus": ".opus",
+              "libopus": ".opus", "aac": ".m4a", "flac": ".flac"}
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """Everything a worker needs; plain data, so it pickles to any executor."""
+
+    recording_id: int
+    tier: str                            # 'opus75' or 'original'
+    source_path: str
+    source_sha256: str | None            # from the scan; None = not known, not checked
+    tmp_dir: str                         # on the store's filesystem
+    comments: dict[str, list[str]] = field(default_factory=dict)  # win over the file's own tags
+    opus: OpusSettings = OpusSettings()
+    want_art: bool = True
+
+
+@dataclass(frozen=True)
+class EncodeOutcome:
+    recording_id: int
+    tier: str
+    error: str | None = None
+    tmp_path: str | None = None
+    sha256: str | None = None
+    bytes: int = 0
+    ext: str = ""
+    duration_ms: int | None = None
+    source_sha256: str | None = None
+    bytes_in: int = 0
+    audio_seconds: float = 0.0
+    art: bytes | None = None
+    art_mime: str | None = None
+    seconds: float = 0.0                 # wall time in the worker
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def watch_parent(pid: int, interval: float = 0.5) -> None:
+    """Pool initializer: exit this worker as soon as the run that started it is gone.
+
+    A pool worker holds both ends of its own task pipe, so when its run is killed
+    (SIGKILL, OOM) it would wait for work forever; this daemon thread ends it, and
+    with it the file in flight (the journal gives that job to the next run).
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def encode_one(task: EncodeTask) -> EncodeOutcome:
+    """Run one task; every failure becomes ``EncodeOutcome.error`` (one line)."""
+    started = time.perf_counter()
+    tmp = Path(task.tmp_dir) / f"{task.recording_id}.{task.tier}.part"
+    try:
+        outcome = _run(task, tmp)
+    except SoundarkError as e:
+        _unlink(tmp)
+        outcome = EncodeOutcome(task.recording_id, task.tier, error=e.reason)
+    except OSError as e:  # the output side: disk full, temporary folder gone
+        _unlink(tmp)
+        where = e.filename or task.tmp_dir
+        outcome = EncodeOutcome(task.recording_id, task.tier,
+                                error=f"cannot write {where}: {e.strerror or e}")
+    except MemoryError:
+        _unlink(tmp)
+        outcome = EncodeOutcome(task.recording_id, task.tier, error="out of memory")
+    except Exception as e:  # a bug or a library surprise must not end the batch
+        _unlink(tmp)
+        text = " ".join(str(e).split())[:300]
+        outcome = EncodeOutcome(task.recording_id, task.tier,
+                                error=f"internal error: {type(e).__name__}: {text}")
+    return _with_time(outcome, time.perf_counter() - started)
+
+
+def _with_time(outcome: EncodeOutcome, seconds: float) -> EncodeOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, seconds=seconds)
+
+
+def _run(task: EncodeTask, tmp: Path) -> EncodeOutcome:
+    path = Path(task.source_path)
+    data, size = transcode.read_source(path)
+    if size == 0:
+        raise BadInput(path, "empty source file (0 bytes)")
+    source_sha = hashlib.sha256(data).hexdigest() if data is not None else _hash_file(path)
+    if task.source_sha256 and source_sha != task.source_sha256:
+        raise BadInput(path, "source changed since the scan (SHA-256 differs): "
+                                  "run `soundark scan` again")
+    transcode.refuse_encrypted(path, data)
+    source = data if data is not None else path
+    if task.tier == "original":
+        pcm, out_sha, out_bytes, ext = _keep_original(path, source, data, tmp)
+    else:
+        pcm, out_sha, out_bytes = _encode_opus(task, path, source, source_sha, tmp)
+        ext = ".opus"
+    art = _art(path) if task.want_art else None
+    return EncodeOutcome(
+        task.recording_id, task.tier, tmp_path=str(tmp), sha256=out_sha, bytes=out_bytes, ext=ext,
+        duration_ms=pcm.duration_ms, source_sha256=source_sha, bytes_in=size,
+        audio_seconds=pcm.source_samples / pcm.source_rate if pcm.source_rate else 0.0,
+        art=art[0] if art else None, art_mime=art[1] if art else None)
+
+
+def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
+                 tmp: Path) -> tuple[PcmFacts, str, int]:
+    serial = int(source_sha[:8], 16) or 1  # deterministic, and not the 0 some tools warn about
+    pcm = transcode.transcode_to_opus(source, tmp, task.opus, serial=serial)
+    qa.check_source(path, pcm)
+    transcode.set_opus_input_rate(tmp, pcm.source_rate)
+    file_tags = opus_tags.comments_from_tagset(_read_tags(path))
+    provenance = {"SOUNDARK_SOURCE_SHA256": source_sha, "SOUNDARK_SOURCE_CODEC": pcm.codec,
+                  "SOUNDARK_SOURCE_SAMPLE_RATE": pcm.source_rate,
+                  "SOUNDARK_SOURCE_CHANNELS": pcm.source_channels}
+    if pcm.bitrate:
+        provenance["SOUNDARK_SOURCE_BITRATE"] = pcm.bitrate
+    comments = opus_tags.merge_comments(file_tags, task.comments, provenance)
+    opus_tags.write_opus_comments(tmp, comments)
+    qa.check_opus(tmp, pcm)
+    sha, size = _hash_and_sync(tmp)
+    return pcm, sha, size
+
+
+def _keep_original(path: Path, source: object, data: bytes | None,
+                   tmp: Path) -> tuple[PcmFacts, str, int, str]:
+    pcm = transcode.measure_source(source)
+    qa.check_source(path, pcm)
+    if data is not None:
+        _write_synced(tmp, data)
+    else:
+        _copy_synced(path, tmp)
+    sha, size = _hash_and_sync(tmp)
+    if data is None and sha != _hash_file(path):
+        raise BadInput(path, "source changed while it was being copied")
+    ext = path.suffix.lower() if path.suffix else _CODEC_EXT.get(pcm.codec, ".bin")
+    return pcm, sha, size, ext
+
+
+def _read_tags(path: Path):  # -> TagSet
+    from soundark.media.tags import read_tags
+
+    try:
+        return read_tags(path)
+    except SoundarkError:
+        from soundark.model import TagSet
+
+        return TagSet()  # unreadable tags do not stop an encode: the catalog's still apply
+
+
+def _art(path: Path) -> tuple[bytes, str] | None:
+    from soundark.media.tags import read_art
+
+    try:
+        return read_art(path)
+    except SoundarkError:
+        return None
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
+    except OSError as e:
+        raise BadInput(path, f"cannot read the source ({e.strerror or e})") from e
+    return h.hexdigest()
+
+
+def _hash_and_sync(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of *path*, after its bytes are on disk (fsync)."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb+") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    return h.hexdigest(), size
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _copy_synced(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        while chunk := fi.read(_HASH_CHUNK):
+            fo.write(chunk)
+        fo.flush()
+        os.fsync(fo.fileno())
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

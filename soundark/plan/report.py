@@ -1,0 +1,238 @@
+"""The coverage report of a plan: terminal text, ``coverage.png`` and a standalone ``coverage.html``.
+
+Reads the figures stored with the latest plan (:func:`soundark.plan.stage.coverage_figures`);
+the charts are drawn with matplotlib's object API (no pyplot global state, so
+the web app can call :func:`coverage_svg` from any thread). The HTML file
+embeds its chart as inline SVG and needs nothing else to display.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from soundark.catalog import open_catalog
+from soundark.config import ArchivePaths, Settings
+from soundark.errors import EnvironmentProblem
+from soundark.plan.stage import coverage_figures
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def format_bytes(n: float) -> str:
+    """SI units, like the budget strings (1 TB = 10^12 bytes)."""
+    n = float(n)
+    for unit in _UNITS:
+        if abs(n) < 1000 or unit == _UNITS[-1]:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def headline(f: dict[str, Any]) -> str:
+    """One sentence: what the budget buys."""
+    budget = f"budget {format_bytes(f['budget'])}" if f["budget"] is not None else "no budget"
+    return (f"{budget}: {f['kept']:,} of {f['recordings']:,} recordings kept in "
+            f"{format_bytes(f['bytes'])}, {_pct(f['share_covered'])} of listens")
+
+
+def render_text(f: dict[str, Any]) -> str:
+    """The report as plain text for a terminal."""
+    lines = [f"plan #{f.get('run_id', '?')} of {f.get('planned_at', '?')}, tiers "
+             f"{', '.join(f.get('tiers_allowed', []))}", headline(f), ""]
+    lines.append(f"{'tier':<10}{'recordings':>14}{'bytes':>14}{'listens':>10}")
+    for name, row in f["tiers"].items():
+        lines.append(f"{name:<10}{row['recordings']:>14,}{format_bytes(row['bytes']):>14}"
+                     f"{_pct(row['listens'] / f['listens_total'] if f['listens_total'] else 0):>10}")
+    missing = sum(row.get("without_audio", 0) for row in f["tiers"].values())
+    if missing:
+        lines.append(f"({missing:,} kept recordings have no audio in the catalog yet: "
+                     "they are planned from their duration and wait for a source)")
+    lines.append("")
+    if f["listens_total"] <= 0:
+        lines.append("no listens or popularity known: every recording weighs the same (0)")
+    for row in f["top"]:
+        lines.append(f"the top {row['recordings']:,} recordings ({_pct(row['share_of_recordings'])}) "
+                     f"hold {_pct(row['share'])} of listens")
+    lines.append("")
+    lines.append("share of listens a budget buys (cheapest tiers):")
+    for budget, share in _budget_points(f):
+        lines.append(f"  {format_bytes(budget):>12}  {_pct(share):>8}")
+    return "\n".join(lines)
+
+
+def _budget_points(f: dict[str, Any]) -> list[tuple[int, float]]:
+    """The bytes curve read at a few round shares of the whole catalog's bytes."""
+    curve = f["curve_bytes"]
+    total = f["bytes_cheapest_all"]
+    out = []
+    for frac in (0.01, 0.05, 0.1, 0.25, 0.5, 1.0):
+        target = total * frac
+        share = 0.0
+        for b, s in zip(curve["bytes"], curve["share"]):
+            if b > target:
+                break
+            share = s
+        out.append((int(target), share))
+    return out
+
+
+def _byte_axis(total: float) -> tuple[float, str]:
+    scale, unit = 1.0, "B"
+    for i, u in enumerate(_UNITS):
+        if total >= 1000**i:
+            scale, unit = 1000.0**i, u
+    return scale, unit
+
+
+def _draw_bytes(ax: Any, f: dict[str, Any]) -> None:
+    curve = f["curve_bytes"]
+    budget = f["budget"]
+    right = max([f["bytes_cheapest_all"], budget or 0, f["bytes"], 1])
+    scale, unit = _byte_axis(right)
+    xs = [0.0] + [b / scale for b in curve["bytes"]]
+    ys = [0.0] + list(curve["share"])
+    ax.plot(xs, ys, color="#1f5fa8", linewidth=2, label="listens covered")
+    if budget is not None:
+        ax.axvspan(0, min(budget, right) / scale, color="#1f5fa8", alpha=0.08)
+        ax.axvline(budget / scale, color="#c0392b", linestyle="--", linewidth=1.5,
+                   label=f"budget {format_bytes(budget)}")
+        ax.axhline(f["share_covered"], color="#c0392b", linestyle=":", linewidth=1)
+        ax.annotate(f"{_pct(f['share_covered'])} of listens\n{f['kept']:,} recordings",
+                    xy=(min(budget, right) / scale, f["share_covered"]), xytext=(10, -40),
+                    textcoords="offset points", color="#c0392b", fontsize=10,
+                    arrowprops={"arrowstyle": "->", "color": "#c0392b"})
+    else:
+        ax.axvline(f["bytes"] / scale, color="#555555", linestyle="--", linewidth=1.2,
+                   label=f"the plan: {format_bytes(f['bytes'])} (originals kept where allowed)")
+    ax.set_xlim(0, right / scale * 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel(f"bytes ({unit}; recordings in their cheapest tier, bought by listens per byte)")
+    ax.set_ylabel("share of all listens")
+    ax.set_title("What a budget buys")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+
+
+def _draw_recordings(ax: Any, f: dict[str, Any]) -> None:
+    curve = f["curve_recordings"]
+    ax.plot(curve["recordings"], curve["share"], color="#27864a", linewidth=2)
+    ax.set_xscale("log")
+    if f["kept"] and f["budget"] is not None:
+        ax.axvline(max(f["kept"], 1), color="#c0392b", linestyle="--", linewidth=1.2,
+                   label=f"{f['kept']:,} recordings kept")
+        ax.legend(loc="lower right")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(1, max(f["recordings"], 2))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("top N recordings (by listens, log scale)")
+    ax.set_ylabel("share of all listens")
+    ax.set_title("How concentrated listening is")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def build_figure(f: dict[str, Any]) -> Figure:
+    fig = Figure(figsize=(12, 5.2), dpi=100)
+    left, right = fig.subplots(1, 2)
+    _draw_bytes(left, f)
+    _draw_recordings(right, f)
+    fig.suptitle(headline(f), fontsize=13, fontweight="bold")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def coverage_png(f: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    FigureCanvasAgg(build_figure(f)).print_png(buf)
+    return buf.getvalue()
+
+
+def coverage_svg(f: dict[str, Any]) -> str:
+    """The chart as an SVG document (for the web page and coverage.html)."""
+    buf = io.StringIO()
+    FigureCanvasSVG(build_figure(f)).print_svg(buf)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>soundark coverage</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}}
+th:first-child,td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head>
+<body><h1>Coverage of the plan</h1><p><strong>{headline}</strong></p>
+{svg}
+<h2>Tiers</h2><table><tr><th>tier</th><th>recordings</th><th>bytes</th><th>share of listens</th></tr>
+{tiers}</table>
+<h2>Concentration</h2><table><tr><th>top recordings</th><th>share of recordings</th><th>share of listens</th></tr>
+{top}</table>
+<p>Plan #{run_id} of {planned_at}; tiers allowed: {allowed}. Made by soundark.</p>
+</body></html>
+"""
+
+
+def render_html(f: dict[str, Any]) -> str:
+    total = f["listens_total"] or 1.0
+    tiers = "\n".join(f"<tr><td>{html.escape(n)}</td><td>{r['recordings']:,}</td>"
+                      f"<td>{format_bytes(r['bytes'])}</td><td>{_pct(r['listens'] / total)}</td></tr>"
+                      for n, r in f["tiers"].items())
+    top = "\n".join(f"<tr><td>{r['recordings']:,}</td><td>{_pct(r['share_of_recordings'])}</td>"
+                    f"<td>{_pct(r['share'])}</td></tr>" for r in f["top"])
+    return _HTML.format(headline=html.escape(headline(f)), svg=coverage_svg(f), tiers=tiers, top=top,
+                        run_id=f.get("run_id", "?"), planned_at=html.escape(str(f.get("planned_at", "?"))),
+                        allowed=html.escape(", ".join(f.get("tiers_allowed", []))))
+
+
+@dataclass
+class CoverageReport:
+    """The figures of the latest plan and where the report files were written."""
+
+    figures: dict[str, Any]
+    text: str
+    png: Path | None
+    html: Path | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"figures": self.figures, "png": str(self.png) if self.png else None,
+                "html": str(self.html) if self.html else None}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
+
+
+def run_report(paths: ArchivePaths, settings: Settings, out_dir: Path | None = None) -> CoverageReport:
+    """Entry of the report: figures of the latest plan, written as coverage.png and
+    coverage.html into *out_dir* (default ARCHIVE/reports/)."""
+    del settings  # the report describes the stored plan, whatever the settings say now
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        figures = coverage_figures(catalog)
+    out = Path(out_dir) if out_dir is not None else paths.root / "reports"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EnvironmentProblem(out, f"cannot create the report folder: {e.strerror or e}") from e
+    png, page = out / "coverage.png", out / "coverage.html"
+    _write_atomic(png, coverage_png(figures))
+    _write_atomic(page, render_html(figures).encode("utf-8"))
+    return CoverageReport(figures=figures, text=render_text(figures), png=png, html=page)

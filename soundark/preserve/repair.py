@@ -1,0 +1,138 @@
+"""Repair bags without any peer: from their parity sidecar (docs/parity.md), then verify again.
+
+For each bag at the path (as :func:`soundark.preserve.verify.find_bags` finds them):
+verify; a missing file whose bytes turn up under another name in the bag (same SHA-256) is
+moved back; everything else missing, truncated or altered is rebuilt from
+``<bag>.parity/`` when the damage is within the parity's reach; then the bag is verified again.
+Extra files are never deleted: they are named and left for the operator.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soundark.errors import BadInput, NotFound, SoundarkError
+from soundark.fixity.bagit import read_manifest, sha256_file
+from soundark.fixity.parity import INDEX as PARITY_INDEX, repair_bag
+from soundark.fixity.paths import resolve_inside
+from soundark.model import NO_PROGRESS, Progress
+from soundark.preserve.verify import VerifyReport, find_bags, verify_path
+
+
+@dataclass
+class BagRepair:
+    bag: str
+    parity: str | None
+    problems_before: int = 0
+    renamed_back: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    unrecoverable: dict[str, str] = field(default_factory=dict)
+    extras_left: list[str] = field(default_factory=list)
+    ok_after: bool = False
+
+    def as_dict(self) -> dict:
+        return {"bag": self.bag, "parity": self.parity, "problems_before": self.problems_before,
+                "renamed_back": self.renamed_back, "repaired": self.repaired,
+                "unrecoverable": [{"path": p, "reason": r} for p, r in self.unrecoverable.items()],
+                "extras_left": self.extras_left, "ok_after": self.ok_after}
+
+
+@dataclass
+class RepairReport:
+    target: str
+    bags: list[BagRepair] = field(default_factory=list)
+    after: VerifyReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Every listed file is intact again (extra files may remain; they are named)."""
+        return all(not b.unrecoverable and b.ok_after for b in self.bags)
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "ok": self.ok,
+                "repaired": sum(len(b.repaired) + len(b.renamed_back) for b in self.bags),
+                "unrecoverable": sum(len(b.unrecoverable) for b in self.bags),
+                "bags": [b.as_dict() for b in self.bags if b.problems_before],
+                "after": self.after.as_dict() if self.after else None}
+
+
+def find_parity(bag: Path) -> Path | None:
+    """``<bag>.parity`` beside the bag (the archive layout), if it holds a parity index."""
+    candidate = bag.with_name(bag.name + ".parity")
+    return candidate if (candidate / PARITY_INDEX).is_file() else None
+
+
+def repair_path(path: Path, progress: Progress = NO_PROGRESS) -> RepairReport:
+    """Repair every bag at ``path`` from parity, then verify; see the module docstring."""
+    path = Path(path)
+    bags = find_bags(path)
+    if not bags:
+        raise NotFound(path, "no BagIt bag here (a folder with bagit.txt), nor in releases/")
+    report = RepairReport(str(path))
+    for bag in bags:
+        report.bags.append(_repair_one(bag, progress))
+    report.after = verify_path(path, progress=progress)
+    return report
+
+
+def _repair_one(bag: Path, progress: Progress) -> BagRepair:
+    before = verify_path(bag, progress=progress)
+    result = BagRepair(bag.name, None, len(before.problems))
+    result.extras_left = [p.path for p in before.problems if p.kind == "extra"]
+    damaged = [p for p in before.problems if p.kind in ("missing", "truncated", "altered")]
+    if not damaged:
+        result.ok_after = not [p for p in before.problems if p.kind != "extra"]
+        _refused(before, result)
+        return result
+    _rename_back(bag, before, result)
+    parity = find_parity(bag)
+    result.parity = str(parity) if parity else None
+    suspects = {p.path for p in damaged if p.path not in result.renamed_back}
+    if suspects and parity is None:
+        for rel in sorted(suspects):
+            result.unrecoverable[rel] = f"no parity ({bag.name}.parity) beside the bag; fetch it from a peer"
+    elif suspects:
+        try:
+            fixed = repair_bag(bag, parity, suspects, progress)
+        except SoundarkError as e:
+            for rel in sorted(suspects):
+                result.unrecoverable[rel] = f"parity unusable: {e}"
+        else:
+            result.repaired = fixed.repaired
+            result.unrecoverable.update(fixed.unrecoverable)
+    after = verify_path(bag, progress=progress)
+    result.extras_left = [p.path for p in after.problems if p.kind == "extra"]
+    remaining = [p for p in after.problems if p.kind != "extra"]
+    for p in remaining:
+        result.unrecoverable.setdefault(p.path, f"still {p.kind} after repair: {p.detail}")
+    result.ok_after = not remaining
+    return result
+
+
+def _refused(report: VerifyReport, result: BagRepair) -> None:
+    for p in report.problems:
+        if p.kind == "refused":
+            result.unrecoverable[p.path] = p.detail
+
+
+def _rename_back(bag: Path, before: VerifyReport, result: BagRepair) -> None:
+    """A missing file found under another name (verify says 'renamed to X?'): move it back."""
+    try:
+        manifest = read_manifest(bag)
+    except SoundarkError:
+        return
+    for p in before.problems:
+        if p.kind != "missing" or not p.detail.startswith("renamed to "):
+            continue
+        new = p.detail[len("renamed to "):].rstrip("?")
+        try:
+            src, dst = resolve_inside(bag, new), resolve_inside(bag, p.path)
+            if sha256_file(src)[0] != manifest.get(p.path):
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        except (OSError, BadInput):
+            continue
+        result.renamed_back.append(p.path)

@@ -1,0 +1,371 @@
+"""Seed and fetch releases over BitTorrent (BEP 3, BEP 9 magnets, BEP 52) through libtorrent.
+
+The only libtorrent user in the preserve stage. Everything that contacts hosts other than the
+peers one names is off unless the archive's settings turn it on: DHT (and its public bootstrap
+nodes), LSD, UPnP, NAT-PMP, the IP notifier, the WebTorrent STUN server and PEX. A session that
+listens only on loopback also sends only from loopback (shared/DEPENDENCIES.md, "Network safety").
+
+Untrusted metainfo is parsed by :mod:`soundark.fixity.torrent` before libtorrent sees it; a
+magnet is added in upload mode (nothing is written) until its metadata arrives and passes the
+same checks. A fetch resumes: libtorrent checks what is already on disk and keeps good pieces,
+and resume data saved on interruption (``<to>/.soundark-fetch/<infohash>.resume``) makes that
+quick.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import libtorrent as lt
+
+from soundark.config import Settings
+from soundark.errors import BadInput, EnvironmentProblem
+from soundark.fixity.torrent import parse_magnet, parse_torrent, read_torrent
+from soundark.model import NO_PROGRESS, Progress
+
+RESUME_DIR = ".soundark-fetch"
+_LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    """Network settings of one session (from :class:`soundark.config.Settings`)."""
+
+    listen_interfaces: str = "127.0.0.1:6881"
+    enable_dht: bool = False
+    enable_lsd: bool = False
+    enable_upnp: bool = False
+    enable_natpmp: bool = False
+    upload_rate_limit: int = 0
+    download_rate_limit: int = 0
+    connections_limit: int = 200
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "SwarmConfig":
+        return cls(s.listen_interfaces, s.enable_dht, s.enable_lsd, s.enable_upnp, s.enable_natpmp,
+                   s.upload_rate_limit, s.download_rate_limit, s.connections_limit)
+
+    @property
+    def loopback_only(self) -> bool:
+        hosts = [i.rsplit(":", 1)[0].strip() for i in self.listen_interfaces.split(",") if i.strip()]
+        return bool(hosts) and all(h in _LOOPBACK for h in hosts)
+
+    def session_pack(self) -> dict:
+        pack = {
+            "listen_interfaces": self.listen_interfaces,
+            "enable_dht": self.enable_dht,
+            "enable_lsd": self.enable_lsd,
+            "enable_upnp": self.enable_upnp,
+            "enable_natpmp": self.enable_natpmp,
+            "enable_ip_notifier": False,
+            "webtorrent_stun_server": "",
+            "allow_multiple_connections_per_ip": True,
+            "listen_system_port_fallback": False,
+            "upload_rate_limit": self.upload_rate_limit,
+            "download_rate_limit": self.download_rate_limit,
+            "connections_limit": self.connections_limit,
+            "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
+                          | lt.alert.category_t.storage_notification,
+        }
+        if not self.enable_dht:
+            pack["dht_bootstrap_nodes"] = ""
+        if self.loopback_only:
+            pack["outgoing_interfaces"] = "127.0.0.1"
+        return pack
+
+    def torrent_flags(self) -> int:
+        flags = 0
+        if not self.enable_dht:
+            flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
+        if not self.enable_lsd:
+            flags |= lt.torrent_flags.disable_lsd
+        return flags
+
+
+def open_session(cfg: SwarmConfig) -> lt.session:
+    try:
+        ses = lt.session(cfg.session_pack())
+    except RuntimeError as e:
+        raise EnvironmentProblem(cfg.listen_interfaces, f"cannot start a BitTorrent session: {e}") from e
+    if not ses.is_listening():
+        raise EnvironmentProblem(cfg.listen_interfaces, "cannot listen (port in use?)")
+    if cfg.loopback_only and (cfg.upload_rate_limit or cfg.download_rate_limit):
+        # libtorrent exempts local peers from rate limits; on loopback every peer is local
+        local = ses.get_peer_class(ses.local_peer_class_id)
+        local.update(upload_limit=cfg.upload_rate_limit, download_limit=cfg.download_rate_limit)
+        ses.set_peer_class(ses.local_peer_class_id, local)
+    return ses
+
+
+def _torrent_params(torrent: Path, save_path: Path, cfg: SwarmConfig) -> lt.add_torrent_params:
+    read_torrent(torrent)  # refuse hostile metainfo before libtorrent parses it
+    atp = lt.add_torrent_params()
+    try:
+        atp.ti = lt.torrent_info(str(torrent))
+    except RuntimeError as e:
+        raise BadInput(torrent, f"libtorrent cannot read it: {e}") from e
+    atp.save_path = str(save_path)
+    atp.flags = (atp.flags | cfg.torrent_flags()) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    return atp
+
+
+# ---------------------------------------------------------------- seeding
+
+
+@dataclass
+class SeedReport:
+    listen_port: int
+    torrents: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"listen_port": self.listen_port, "torrents": self.torrents}
+
+
+class Seeder:
+    """Serves bags while open: ``with Seeder(cfg) as s: s.add(torrent, save_path); s.wait(...)``."""
+
+    def __init__(self, cfg: SwarmConfig) -> None:
+        self.cfg = cfg
+        self.ses = open_session(cfg)
+        self.handles: list[tuple[Path, lt.torrent_handle]] = []
+
+    def __enter__(self) -> "Seeder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        return self.ses.listen_port()
+
+    def add(self, torrent: Path, save_path: Path) -> lt.torrent_handle:
+        handle = self.ses.add_torrent(_torrent_params(torrent, save_path, self.cfg))
+        self.handles.append((torrent, handle))
+        return handle
+
+    def connect(self, host: str, port: int) -> None:
+        for _, h in self.handles:
+            h.connect_peer((host, port))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every torrent has checked its files; a torrent that is not complete is an error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [h.status() for _, h in self.handles]
+            if all(s.state not in (s.checking_files, s.checking_resume_data) for s in states):
+                break
+            time.sleep(0.05)
+        for torrent, h in self.handles:
+            st = h.status()
+            if st.errc.value():
+                raise EnvironmentProblem(torrent, f"cannot seed: {st.errc.message()}")
+            if not st.is_seeding:
+                raise BadInput(torrent, f"only {st.progress:.1%} of the data is present and intact: "
+                                        "run `soundark verify` / `soundark repair` first")
+
+    def report(self) -> SeedReport:
+        out = SeedReport(self.port)
+        for torrent, h in self.handles:
+            st = h.status()
+            out.torrents.append({"torrent": str(torrent), "name": st.name, "seeding": st.is_seeding,
+                                 "infohash_v1": str(h.info_hashes().v1), "peers": st.num_peers,
+                                 "uploaded": st.total_upload})
+        return out
+
+    def close(self) -> None:
+        for _, h in self.handles:
+            self.ses.remove_torrent(h)
+        self.handles = []
+
+
+def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float | None = None,
+         peers: tuple[tuple[str, int], ...] = (), progress: Progress = NO_PROGRESS,
+         on_ready: Callable[[SeedReport], None] | None = None) -> SeedReport:
+    """Seed (torrent, save_path) pairs until ``duration`` seconds pass or progress is cancelled."""
+    with Seeder(cfg) as seeder:
+        for torrent, save_path in torrents:
+            seeder.add(torrent, save_path)
+        seeder.wait_ready()
+        for host, port in peers:
+            seeder.connect(host, port)
+        if on_ready:
+            on_ready(seeder.report())
+        progress.start(None, f"seeding on port {seeder.port}", "s")
+        start = time.monotonic()
+        while not progress.cancelled() and (duration is None or time.monotonic() - start < duration):
+            time.sleep(0.5)
+            progress.advance(0, nbytes=0)
+        return seeder.report()
+
+
+# ---------------------------------------------------------------- fetching
+
+
+@dataclass
+class FetchReport:
+    name: str
+    infohash_v1: str
+    folder: str
+    complete: bool
+    bytes_total: int
+    bytes_already_had: int
+    bytes_downloaded: int
+    torrent: str | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    source: str                              # .torrent path or magnet link
+    to: Path                                 # target folder; the bag lands in to/<name>/
+    peers: tuple[tuple[str, int], ...] = ()  # peers to connect to directly
+    stall_timeout: float = 120.0             # give up after this long without progress
+
+
+def fetch(req: FetchRequest, cfg: SwarmConfig, progress: Progress = NO_PROGRESS) -> FetchReport:
+    """Download a release into ``req.to``; resumes from what is there; stops when complete."""
+    to = Path(req.to)
+    to.mkdir(parents=True, exist_ok=True)
+    ses = open_session(cfg)
+    handle, atp_torrent, peers = _add_fetch(ses, req, cfg)
+    try:
+        _await_metadata(ses, handle, req, peers)
+        ti = handle.torrent_file()
+        meta = lt.bencode({"info": lt.bdecode(ti.info_section())})
+        info = parse_torrent(meta, f"metadata of {req.source[:80]}")
+        torrent_path = to / f"{info.name}.torrent"
+        if atp_torrent is None:
+            torrent_path.write_bytes(meta)  # beside the bag: `soundark verify` finds it there
+        handle.unset_flags(lt.torrent_flags.upload_mode)
+        return _download(ses, handle, req, peers, progress,
+                         str(atp_torrent or torrent_path))
+    finally:
+        _save_resume(ses, handle, to)
+        ses.remove_torrent(handle)
+
+
+def _add_fetch(ses: lt.session, req: FetchRequest, cfg: SwarmConfig):
+    peers = list(req.peers)
+    if req.source.startswith("magnet:"):
+        magnet = parse_magnet(req.source)
+        peers += list(magnet.peers)
+        atp = lt.parse_magnet_uri(req.source)
+        atp.flags |= lt.torrent_flags.upload_mode  # write nothing before the metadata is checked
+        torrent = None
+    else:
+        torrent = Path(req.source)
+        atp = _torrent_params(torrent, req.to, cfg)
+    resume = _resume_file(req.to, atp)
+    if resume is not None and resume.is_file():
+        try:
+            saved = lt.read_resume_data(resume.read_bytes())
+            saved.ti = atp.ti if torrent is not None else saved.ti
+            atp = saved
+        except RuntimeError:
+            pass  # stale or damaged resume data: libtorrent re-checks the files instead
+    atp.save_path = str(req.to)
+    atp.trackers = []
+    atp.url_seeds = []
+    atp.flags = (atp.flags | cfg.torrent_flags()) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    return ses.add_torrent(atp), torrent, peers
+
+
+def _resume_file(to: Path, atp: lt.add_torrent_params) -> Path | None:
+    ih = atp.ti.info_hashes().v1 if atp.ti is not None else atp.info_hashes.v1
+    text = str(ih)
+    return None if set(text) == {"0"} else Path(to) / RESUME_DIR / f"{text}.resume"
+
+
+def _await_metadata(ses: lt.session, handle: lt.torrent_handle, req: FetchRequest, peers: list) -> None:
+    deadline = time.monotonic() + req.stall_timeout
+    for peer in peers:
+        handle.connect_peer(peer)
+    while not handle.status().has_metadata:
+        if time.monotonic() > deadline:
+            raise EnvironmentProblem(req.source[:80], f"no metadata from any peer in {req.stall_timeout:.0f} s")
+        time.sleep(0.05)
+        ses.pop_alerts()
+
+
+def _download(ses, handle, req: FetchRequest, peers: list, progress: Progress, torrent: str) -> FetchReport:
+    while handle.status().state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+        time.sleep(0.05)
+    st = handle.status()
+    report = FetchReport(st.name, str(handle.info_hashes().v1), str(Path(req.to) / st.name), False,
+                         st.total_wanted, st.total_wanted_done, 0, torrent)
+    progress.start(st.total_wanted, f"fetching {st.name}", "bytes")
+    progress.advance(st.total_wanted_done, nbytes=st.total_wanted_done)
+    for peer in peers:
+        handle.connect_peer(peer)
+    done, last_change = st.total_wanted_done, time.monotonic()
+    while True:
+        st = handle.status()
+        if st.total_wanted_done != done:
+            progress.advance(st.total_wanted_done - done, nbytes=max(0, st.total_wanted_done - done))
+            done, last_change = st.total_wanted_done, time.monotonic()
+        if st.is_seeding or st.is_finished:
+            report.complete = True
+            break
+        if st.errc.value():
+            report.reason = f"storage error: {st.errc.message()}"
+            break
+        if progress.cancelled():
+            report.reason = "interrupted; run the same fetch again to resume"
+            break
+        if time.monotonic() - last_change > req.stall_timeout:
+            report.reason = f"no progress for {req.stall_timeout:.0f} s; run again to resume"
+            break
+        if st.num_peers == 0:
+            for peer in peers:
+                handle.connect_peer(peer)
+        ses.pop_alerts()
+        time.sleep(0.05)
+    report.bytes_downloaded = st.total_wanted_done - report.bytes_already_had
+    return report
+
+
+def _save_resume(ses: lt.session, handle: lt.torrent_handle, to: Path) -> None:
+    """Ask for resume data and write it; best effort (a re-check works without it)."""
+    try:
+        if not handle.is_valid() or not handle.status().has_metadata:
+            return
+        handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for a in ses.pop_alerts():
+                if isinstance(a, lt.save_resume_data_alert):
+                    folder = Path(to) / RESUME_DIR
+                    folder.mkdir(exist_ok=True)
+                    (folder / f"{handle.info_hashes().v1}.resume").write_bytes(
+                        lt.write_resume_data_buf(a.params))
+                    return
+                if isinstance(a, lt.save_resume_data_failed_alert):
+                    return
+            time.sleep(0.02)
+    except (RuntimeError, OSError):
+        return
+
+
+def resolve_release(arg: str, releases: Path) -> tuple[Path, Path]:
+    """(torrent, save path) for a release name, a bag folder or a .torrent file."""
+    path = Path(arg)
+    if path.suffix == ".torrent" and path.is_file():
+        info = read_torrent(path)
+        for base in (path.parent, path.parent.parent):
+            if (base / info.name).is_dir():
+                return path, base
+        raise BadInput(path, f"its data folder {info.name!r} is neither beside it nor one level up")
+    bag = path if path.is_dir() else Path(releases) / arg
+    if not bag.is_dir():
+        raise BadInput(arg, f"not a release name in {releases}, a bag folder or a .torrent file")
+    for torrent in (bag.parent / "torrents" / f"{bag.name}.torrent", bag.parent / f"{bag.name}.torrent"):
+        if torrent.is_file():
+            return torrent, bag.parent
+    raise BadInput(bag, "no .torrent for it in torrents/ or beside it")

@@ -1,0 +1,344 @@
+"""Verify an archive, a release folder or a downloaded bag (RFC 8493 bags, BEP 3/52 torrents).
+
+Every file is checked against ``manifest-sha256.txt`` (tag files against
+``tagmanifest-sha256.txt``) and, when the release's .torrent is found, against its v1 piece
+hashes and, for hybrids, the v2 "pieces root" of each file, all in one read
+(:mod:`soundark.preserve.onepass`). Every missing, extra, truncated and altered file is named.
+``fast`` checks only presence, sizes (from the torrent or the parity index) and Payload-Oxum.
+
+Where the torrent is looked for: ``--torrent``; ``<releases>/torrents/<bag>.torrent`` (an
+archive's layout); ``<bag>.torrent`` beside the bag or inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soundark.errors import BadInput, NotFound, SoundarkError
+from soundark.fixity.bagit import (
+    BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, parse_oxum, read_bag_info, read_manifest,
+    read_tagmanifest,
+)
+from soundark.fixity.paths import check_relpath
+from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
+from soundark.fixity.torrent import TorrentInfo, read_torrent
+from soundark.model import NO_PROGRESS, Progress
+from soundark.preserve.onepass import Entry, PieceSpec, hash_pass
+
+TRACKS = "data/tracks.jsonl"
+KINDS = ("missing", "extra", "truncated", "altered", "refused")
+TAG_NAMES = {BAGIT_TXT, BAG_INFO, MANIFEST, TAGMANIFEST}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str     # missing | extra | truncated | altered | refused (hostile or unreadable input)
+    path: str     # relative to the verified path
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    target: str
+    fast: bool = False
+    bags: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    checks: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.bags)
+
+    def counts(self) -> dict[str, int]:
+        return {k: sum(1 for p in self.problems if p.kind == k) for k in KINDS}
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "ok": self.ok, "fast": self.fast, "bags": self.bags,
+                "files": self.files, "bytes": self.bytes, "checks": sorted(set(self.checks)),
+                "counts": self.counts(), "problems": [p.as_dict() for p in self.problems]}
+
+
+def is_bag(path: Path) -> bool:
+    """A folder with any BagIt tag file (one may be the very damage to report) or a parity sidecar."""
+    if path.is_symlink():
+        return False
+    return (any((path / n).is_file() for n in TAG_NAMES)
+            or (path.with_name(path.name + ".parity") / PARITY_INDEX).is_file())
+
+
+def find_bags(path: Path) -> list[Path]:
+    """The bags under ``path``: itself, its ``releases/`` folder's bags, or its child bags."""
+    path = Path(path)
+    if not path.is_dir():
+        raise NotFound(path, "no such folder")
+    if is_bag(path):
+        return [path]
+    base = path / "releases" if (path / "releases").is_dir() else path
+    return sorted(p for p in base.iterdir() if p.is_dir() and is_bag(p))
+
+
+def find_torrent(bag: Path) -> Path | None:
+    for candidate in (bag.parent / "torrents" / f"{bag.name}.torrent",
+                      bag.parent / f"{bag.name}.torrent", bag / f"{bag.name}.torrent"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGRESS,
+                torrent: Path | None = None) -> VerifyReport:
+    """Verify every bag at ``path`` (an archive, a releases folder, or one bag)."""
+    path = Path(path)
+    bags = find_bags(path)
+    if not bags:
+        raise NotFound(path, "no BagIt bag here (a folder with bagit.txt), nor in releases/")
+    if torrent is not None and len(bags) != 1:
+        raise BadInput(torrent, "--torrent needs a single bag")
+    report = VerifyReport(str(path), fast=fast)
+    plans = [_BagPlan.make(bag, path, torrent if torrent else find_torrent(bag), report) for bag in bags]
+    total_files = sum(len(p.entries) for p in plans)
+    progress.start(total_files, "verifying" if not fast else "checking sizes", "files")
+    for plan in plans:
+        if progress.cancelled():
+            report.problems.append(Problem("refused", plan.prefix, "verify cancelled before this bag"))
+            continue
+        plan.run(fast, progress)
+    return report
+
+
+@dataclass
+class _BagPlan:
+    bag: Path
+    prefix: str
+    report: VerifyReport
+    manifest: dict[str, str]
+    tags: dict[str, str]
+    torrent: TorrentInfo | None
+    entries: list[Entry]
+    sizes: dict[str, int]
+    oxum_problem: str = ""
+
+    @classmethod
+    def make(cls, bag: Path, top: Path, torrent_path: Path | None, report: VerifyReport) -> "_BagPlan":
+        prefix = "" if bag == top else bag.relative_to(top).as_posix()
+        report.bags.append(prefix or bag.name)
+        plan = cls(bag, prefix, report, {}, {}, None, [], {})
+        plan.manifest = plan._guard(lambda: read_manifest(bag), MANIFEST) or {}
+        if (bag / TAGMANIFEST).exists():
+            plan.tags = plan._guard(lambda: read_tagmanifest(bag), TAGMANIFEST) or {}
+        if torrent_path is not None:
+            plan.torrent = plan._guard(lambda: read_torrent(torrent_path), torrent_path.name)
+            if plan.torrent is not None and not plan.torrent.multi_file:
+                plan.problem("refused", torrent_path.name, "single-file torrent: not a bag's torrent")
+                plan.torrent = None
+        plan._build_entries()
+        return plan
+
+    def _guard(self, fn, subject: str):
+        try:
+            return fn()
+        except SoundarkError as e:
+            kind = "missing" if isinstance(e, NotFound) else "refused"
+            self.problem(kind, subject, e.reason)
+            return None
+
+    def problem(self, kind: str, rel: str, detail: str = "") -> None:
+        path = f"{self.prefix}/{rel}" if self.prefix else rel
+        self.report.problems.append(Problem(kind, path, detail))
+
+    def _build_entries(self) -> None:
+        wanted = set(self.manifest) | set(self.tags)
+        if self.torrent is not None:
+            for f in self.torrent.files:
+                self.entries.append(Entry(None if f.pad else f.path, f.size, f.path in wanted, f.pieces_root))
+                if not f.pad:
+                    self.sizes[f.path] = f.size
+            known = {f.path for f in self.torrent.real_files}
+            for rel in sorted(wanted - known):
+                self.problem("altered", rel, "listed in the manifest but not in the torrent")
+        else:
+            self.sizes = self._parity_sizes()
+            self.entries = [Entry(rel, None, True) for rel in sorted(wanted)]
+
+    def checks(self, name: str) -> None:
+        self.report.checks.append(name)
+
+    def _parity_sizes(self) -> dict[str, int]:
+        parity = self.bag.with_name(self.bag.name + ".parity")
+        if not (parity / PARITY_INDEX).is_file():
+            return {}
+        try:
+            return {p: s for p, s, _ in read_index(parity).files}
+        except SoundarkError:
+            return {}
+
+    # ---------------------------------------------------------- running
+
+    def run(self, fast: bool, progress: Progress) -> None:
+        before = len(self.report.problems)
+        self._run(fast, progress)
+        self._finish(before)
+
+    def _run(self, fast: bool, progress: Progress) -> None:
+        present = self._listing()
+        expected = {e.rel for e in self.entries if e.rel is not None} | set(self.manifest)
+        missing = {rel for rel in expected if rel not in present}
+        for rel in sorted(missing):
+            self.problem("missing", rel, "listed in the manifest" if rel in self.manifest else "listed in the torrent")
+        extras = sorted(rel for rel in present if rel not in expected and rel not in TAG_NAMES)
+        self._check_oxum(present)
+        self.report.files += len(expected)
+        if fast:
+            self.checks("sizes")
+            self.checks("payload-oxum")
+            for rel in sorted(expected - missing):
+                size, want = present[rel], self.sizes.get(rel)
+                if size is None:
+                    self.problem("altered", rel, "not a regular file (symlink or folder)")
+                elif want is not None and size != want:
+                    self._size_problem(rel, size, want)
+                self.report.bytes += size or 0
+            progress.advance(len(self.entries))
+            self._report_extras(extras)
+            return
+        self.checks("manifest-sha256")
+        if self.tags:
+            self.checks("tagmanifest-sha256")
+        if self.torrent is not None:
+            self.checks("v1-pieces")
+            if self.torrent.infohash_v2:
+                self.checks("v2-roots")
+        pieces = PieceSpec(self.torrent.pieces, self.torrent.piece_length) if self.torrent else None
+        result = hash_pass(self.bag, self.entries, pieces, progress=progress)
+        self.report.bytes += result.bytes_read
+        self._classify(result, missing)
+        self._report_extras(extras)
+        self._renamed(extras, missing)
+        if TRACKS in self.manifest and TRACKS not in missing:
+            self._check_tracks()
+
+    def _listing(self) -> dict[str, int | None]:
+        """Every file under the bag: {relative path: size, or None when not a regular file}."""
+        out: dict[str, int | None] = {}
+        for dirpath, dirnames, filenames in os.walk(self.bag, followlinks=False):
+            base = Path(dirpath)
+            for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
+                rel = (base / name).relative_to(self.bag).as_posix()
+                try:
+                    st = (base / name).lstat()
+                    out[rel] = st.st_size if (base / name).is_file() and not (base / name).is_symlink() else None
+                except OSError:
+                    out[rel] = None
+        return out
+
+    def _check_oxum(self, present: dict[str, int | None]) -> None:
+        info = self._guard(lambda: read_bag_info(self.bag), BAG_INFO)
+        if not info or "Payload-Oxum" not in info:
+            return
+        parsed = self._guard(lambda: parse_oxum(info["Payload-Oxum"], BAG_INFO), BAG_INFO)
+        if parsed is None:
+            return
+        data = [s or 0 for rel, s in present.items() if rel.startswith("data/")]
+        if (sum(data), len(data)) != parsed:
+            self.oxum_problem = (f"Payload-Oxum says {parsed[0]} bytes in {parsed[1]} files; "
+                                 f"found {sum(data)} bytes in {len(data)} files")
+
+    def _finish(self, before: int) -> None:
+        # a file-level problem already explains a wrong Oxum; alone, it is the only clue
+        if self.oxum_problem and len(self.report.problems) == before:
+            self.problem("altered", "data", self.oxum_problem)
+
+    def _size_problem(self, rel: str, size: int, want: int) -> None:
+        if size < want:
+            self.problem("truncated", rel, f"{size} of {want} bytes")
+        else:
+            self.problem("altered", rel, f"{size} bytes, expected {want}")
+
+    def _classify(self, result, missing: set[str]) -> None:
+        flagged: set[str] = set(missing)
+        for i, res in sorted(result.files.items()):
+            rel = self.entries[i].rel
+            if rel in missing:
+                continue
+            want_size = self.sizes.get(rel)
+            want_sha = self.manifest.get(rel) or self.tags.get(rel)
+            if res.actual_size is None:
+                self.problem("altered", rel, "not a regular file (symlink or folder) or unreadable")
+            elif want_size is not None and res.actual_size != want_size:
+                self._size_problem(rel, res.actual_size, want_size)
+            elif want_sha and res.sha256 != want_sha:
+                where = "manifest-sha256.txt" if rel in self.manifest else "tagmanifest-sha256.txt"
+                self.problem("altered", rel, f"SHA-256 differs from {where}")
+            elif res.root_ok is False:
+                self.problem("altered", rel, "v2 pieces root differs from the torrent")
+            else:
+                continue
+            flagged.add(rel)
+        self._piece_problems(result.bad_pieces, flagged)
+
+    def _piece_problems(self, bad: list[int], flagged: set[str]) -> None:
+        if not bad or self.torrent is None:
+            return
+        plen = self.torrent.piece_length
+        piece_flagged: set[str] = set()
+        starts, pos = [], 0
+        for e in self.entries:
+            starts.append(pos)
+            pos += e.size or 0
+        for p in bad:
+            lo, hi = p * plen, (p + 1) * plen
+            inside = [e.rel for e, s in zip(self.entries, starts)
+                      if e.rel is not None and s < hi and s + (e.size or 0) > lo]
+            if any(rel in flagged for rel in inside):
+                continue  # already explained by a file named above
+            for rel in inside:
+                if rel not in piece_flagged:
+                    alone = "" if len(inside) == 1 else f", shared with {len(inside) - 1} other file(s)"
+                    self.problem("altered", rel, f"torrent piece {p} fails{alone}; the manifest agrees "
+                                                 "with the file, so the torrent and the bag disagree")
+                    piece_flagged.add(rel)
+
+    def _check_tracks(self) -> None:
+        """Each line of data/tracks.jsonl must name a safe path that the manifest lists."""
+        try:
+            lines = (self.bag / TRACKS).read_text(encoding="utf-8").split("\n")
+        except (OSError, UnicodeDecodeError) as e:
+            self.problem("refused", TRACKS, f"cannot read: {e}")
+            return
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rel = check_relpath(row.get("path") if isinstance(row, dict) else None, f"line {n}")
+            except (ValueError, BadInput) as e:
+                self.problem("refused", TRACKS, f"line {n}: {e}")
+                return
+            if rel not in self.manifest and f"data/{rel}" not in self.manifest:
+                self.problem("refused", TRACKS, f"line {n}: {rel!r} is not in the manifest")
+                return
+
+    def _report_extras(self, extras: list[str]) -> None:
+        for rel in extras:
+            self.problem("extra", rel, "not in the manifest or the torrent")
+
+    def _renamed(self, extras: list[str], missing: set[str]) -> None:
+        """Name the likely new name of a missing file (an extra with the same SHA-256)."""
+        if not extras or not missing:
+            return
+        wanted = {self.manifest.get(rel): rel for rel in missing if self.manifest.get(rel)}
+        for rel, h in zip(extras, hash_files([self.bag / r for r in extras])):
+            if h.sha256 in wanted:
+                old = wanted[h.sha256]
+                self.report.problems = [
+                    Problem(p.kind, p.path, f"renamed to {rel}?") if p.kind == "missing" and
+                    p.path.endswith(old) and p.path == (f"{self.prefix}/{old}" if self.prefix else old)
+                    else p for p in self.report.problems]

@@ -1,0 +1,202 @@
+"""The metadata release: a clean catalog snapshot (SQLite) plus Parquet exports, as a BagIt bag.
+
+* ``data/catalog.sqlite3`` (or ``.sqlite3.zst`` when zstd saves at least a fifth): made with
+  ``VACUUM INTO``, then cleaned of operator-only data (local source paths, mtimes, error
+  texts, scan and upgrade times, the encode job journal) and vacuumed again so no freed page still holds them;
+  journal mode DELETE, so it is one self-contained file.
+* ``data/parquet/<table>.parquet``: the main tables, zstd-compressed columns (Apache Parquet).
+* ``data/README.txt``: every file and every column, the column notes taken from the schema.
+
+A new metadata release is published only when the payload differs from the latest one;
+otherwise the run reports it unchanged (releases are immutable, and identical ones useless).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from soundark.catalog import Catalog, open_catalog
+from soundark.errors import EnvironmentProblem
+from soundark.fixity.bagit import read_manifest
+from soundark.model import Progress
+from soundark.release.bag import BagEntry, build_bag
+from soundark.release.publish import Context, next_name, publish
+from soundark.release.readme import metadata_readme
+
+if TYPE_CHECKING:
+    from soundark.release.stage import ReleaseResult
+
+EXPORTED = ("recording", "artist", "recording_artist", "album", "track", "plan", "encoded", "art",
+            "release", "release_file")
+TABLE_NOTES = {
+    "recording": "one piece of audio, keyed by ISRC when it has one",
+    "artist": "a credited artist",
+    "recording_artist": "who is credited on a recording, in credit order",
+    "album": "an album (a release in MusicBrainz terms)",
+    "track": "a recording as it appears on an album",
+    "plan": "what the archive keeps of each recording, and its rank by listens",
+    "encoded": "the audio file kept for a recording (content-addressed by SHA-256)",
+    "art": "cover images (content-addressed by SHA-256)",
+    "release": "every published release (BagIt bag + torrent); metadata releases are left out",
+    "release_file": "which file of which release holds which recording",
+}
+COMMON_NOTES = {
+    "id": "row number inside this catalog (other tables refer to it)",
+    "title": "title as credited",
+    "artist": "artist credit as displayed",
+    "name": "name",
+    "recording_id": "the recording (recording.id)",
+    "album_id": "the album (album.id)",
+    "artist_id": "the artist (artist.id)",
+    "release_id": "the release (release.id)",
+    "position": "credit order, 0 first",
+    "track_number": "track number on its disc",
+    "disc_number": "disc number in the album",
+    "label": "record label",
+    "upc": "UPC/EAN barcode of the album",
+    "mbid": "MusicBrainz ID",
+    "date": "release date, ISO 8601 prefix",
+    "rights": "rights value: who may copy it (e.g. cc-by-4.0, public-domain, unknown)",
+    "duration_ms": "duration in milliseconds",
+    "sha256": "SHA-256 of the file's bytes (hex)",
+    "bytes": "size in bytes",
+    "mime": "media type",
+    "ext": "file name extension",
+    "width": "pixels",
+    "height": "pixels",
+    "created_at": "when it was made (UTC, ISO 8601)",
+}
+_ARROW = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string(), "BLOB": pa.binary(),
+          "ANY": pa.string()}
+_BATCH = 100_000
+_ZSTD_LEVEL = 10
+_STRIP = (
+    "UPDATE source_file SET path = 'source-file-' || id, mtime_ns = 0, error = NULL, scanned_at = ''",
+    "DELETE FROM encode_job",
+    "UPDATE schema_migration SET applied_at = ''",  # when this operator upgraded: not the archive's business
+    # a metadata release cannot describe itself; leaving them out keeps unchanged catalogs unchanged
+    "DELETE FROM release_file WHERE release_id IN (SELECT id FROM release WHERE phase = 'metadata')",
+    "DELETE FROM release WHERE phase = 'metadata'",
+)
+
+
+def snapshot(catalog: Catalog, target: Path) -> list[str]:
+    """Write the cleaned snapshot to ``target``; return the tables exported to Parquet."""
+    catalog.execute("VACUUM INTO ?", (str(target),))
+    with open_catalog(target) as snap:
+        present = {row[0] for row in snap.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with snap.transaction() as conn:
+            for sql in _STRIP:
+                table = re.search(r"(?:UPDATE|FROM)\s+(\w+)", sql).group(1)
+                if table in present:
+                    conn.execute(sql)
+        snap.execute("PRAGMA journal_mode = DELETE")
+        snap.execute("VACUUM")  # freed pages could still hold the removed paths
+    return [t for t in EXPORTED if t in present]
+
+
+def column_notes(catalog: Catalog, table: str) -> list[tuple[str, str, str]]:
+    """(column, type, note) from the schema text: the ``-- note`` after each column definition."""
+    sql = catalog.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) or ""
+    notes = {}
+    for line in str(sql).splitlines():
+        m = re.match(r"\s*(\w+)\s+\w+.*?--\s*(.+)$", line)
+        if m:
+            notes[m.group(1)] = m.group(2).strip()
+    return [(row[1], row[2] or "ANY", notes.get(row[1]) or COMMON_NOTES.get(row[1], ""))
+            for row in catalog.execute(f"PRAGMA table_info({table})")]
+
+
+def export_parquet(snap: Catalog, table: str, target: Path) -> None:
+    columns = column_notes(snap, table)
+    schema = pa.schema([(name, _ARROW.get(kind.upper(), pa.string())) for name, kind, _ in columns])
+    cur = snap.execute(f"SELECT * FROM {table} ORDER BY rowid" if _has_rowid(snap, table)
+                       else f"SELECT * FROM {table} ORDER BY 1, 2")
+    with pq.ParquetWriter(target, schema, compression="zstd", compression_level=_ZSTD_LEVEL) as writer:
+        while rows := cur.fetchmany(_BATCH):
+            arrays = [pa.array([r[i] for r in rows], type=schema.field(i).type) for i in range(len(columns))]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+
+def _has_rowid(snap: Catalog, table: str) -> bool:
+    sql = str(snap.scalar("SELECT sql FROM sqlite_master WHERE name = ?", (table,)) or "")
+    return "WITHOUT ROWID" not in sql.upper()
+
+
+def _maybe_compress(path: Path) -> Path:
+    """``path.zst`` if zstd saves at least a fifth, else ``path`` (both deterministic)."""
+    raw = path.read_bytes()
+    packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True).compress(raw)
+    if len(packed) > 0.8 * len(raw):
+        return path
+    out = path.with_name(path.name + ".zst")
+    out.write_bytes(packed)
+    path.unlink()
+    return out
+
+
+def _files_text(db_name: str, tables: list[str]) -> list[tuple[str, str]]:
+    how = ("zstd-compressed SQLite database: unpack with `zstd -d " + db_name + "`, then open with sqlite3"
+           if db_name.endswith(".zst") else "SQLite database (open with sqlite3 or any SQLite browser)")
+    files = [(f"data/{db_name}", how)]
+    files += [(f"data/parquet/{t}.parquet", f"table {t} as Apache Parquet (zstd columns; pandas, polars, "
+               "DuckDB, Spark read it)") for t in tables]
+    files.append(("data/README.txt", "this file"))
+    return files
+
+
+def _build_payload(catalog: Catalog, ctx: Context, work: Path, name: str) -> list[BagEntry]:
+    db = work / "catalog.sqlite3"
+    tables = snapshot(catalog, db)
+    (work / "parquet").mkdir()
+    with open_catalog(db, readonly=True) as snap:
+        for table in tables:
+            export_parquet(snap, table, work / "parquet" / f"{table}.parquet")
+        described = [(t, TABLE_NOTES.get(t, ""), column_notes(snap, t)) for t in tables]
+    db = _maybe_compress(db)
+    readme = metadata_readme(name, ctx.date, _files_text(db.name, tables), described).encode("utf-8")
+    entries = [BagEntry(f"data/{db.name}", db.stat().st_size, source=db)]
+    entries += [BagEntry(f"data/parquet/{t}.parquet", (work / "parquet" / f"{t}.parquet").stat().st_size,
+                         source=work / "parquet" / f"{t}.parquet") for t in tables]
+    entries.append(BagEntry("data/README.txt", len(readme), content=readme))
+    return entries
+
+
+def _latest(catalog: Catalog) -> str | None:
+    return catalog.scalar("SELECT name FROM release WHERE phase = 'metadata' ORDER BY id DESC LIMIT 1")
+
+
+def _same_payload(a: Path, b: Path) -> bool:
+    def content(bag: Path) -> dict[str, str]:
+        return {k: v for k, v in read_manifest(bag).items() if k != "data/README.txt"}  # README has the date
+    return content(a) == content(b)
+
+
+def publish_metadata(catalog: Catalog, ctx: Context, result: "ReleaseResult", progress: Progress) -> None:
+    """Build the metadata bag in staging; publish it unless the latest metadata release holds the same."""
+    from soundark.release.stage import bag_info
+
+    name = next_name(catalog, ctx, "metadata")
+    work = ctx.staging / "metadata-work"
+    try:
+        work.mkdir(parents=True)
+    except OSError as e:
+        raise EnvironmentProblem(work, f"cannot create: {e.strerror or e}") from e
+    entries = _build_payload(catalog, ctx, work, name)
+    built = build_bag(ctx.staging / name, entries, bag_info(ctx, name, "Catalog metadata of a music "
+                      "preservation archive: SQLite snapshot and Parquet tables; see data/README.txt"),
+                      one_pass=not ctx.hybrid, progress=progress)
+    shutil.rmtree(work, ignore_errors=True)
+    latest = _latest(catalog)
+    if latest and (ctx.paths.releases / latest).is_dir() and _same_payload(ctx.paths.releases / latest, built.folder):
+        result.unchanged.append(latest)
+        return
+    files = [(None, rel, sha, size) for rel, sha, size in built.payload]
+    result.published.append(publish(catalog, ctx, built, "metadata", files))

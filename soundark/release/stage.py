@@ -1,0 +1,275 @@
+"""The release stage: publish the archive as BagIt bags (RFC 8493) with torrents (BEP 3 / BEP 52).
+
+Entry functions, one per phase, each re-runnable (it adds only what is new) and returning a
+:class:`ReleaseResult`:
+
+* :func:`run_release_metadata` - a clean catalog snapshot plus Parquet exports (metadata.py);
+* :func:`run_release_audio` - encoded recordings in rank order, cut into releases, each with a
+  parity sidecar release ``<name>.parity`` (erasure-coded repair data, soundark.fixity.parity);
+* :func:`run_release_art` - distinct cover images and the album -> image mapping (art.py).
+
+After each run ``releases/torrents.json`` and ``releases/torrents.html`` list every release.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from soundark.catalog import Catalog, open_catalog
+from soundark.config import ArchivePaths, Settings
+from soundark.errors import BadInput, SoundarkError
+from soundark.model import NO_PROGRESS, Progress, parse_bytes
+from soundark.release.bag import BagEntry, DamagedFile, adopt_bag, build_bag
+from soundark.release.layout import (
+    Candidate, Group, Limits, candidates, cut, held_back_by_rights, superseded,
+)
+from soundark.release.listing import load_torrent_list, write_torrent_list
+from soundark.release.publish import (
+    Context, Extra, Published, make_context, next_name, prepare_staging, publish, refuse_if_taken,
+)
+from soundark.release.readme import audio_readme
+from soundark.release.records import tracks_jsonl
+from soundark.release.torrent import piece_length_for
+
+__all__ = ["ReleaseResult", "run_release_audio", "run_release_metadata", "run_release_art",
+           "load_torrent_list"]
+MAX_KEPT_ERRORS = 1000
+
+
+@dataclass
+class ReleaseResult:
+    """What one run of a phase did: releases published, items held back and why, errors."""
+
+    phase: str
+    date: str
+    releases_dir: str
+    published: list[Published] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # releases that already hold this content
+    held_back: dict[str, int] = field(default_factory=dict)  # reason -> count
+    waiting: int = 0  # recordings left for a later run (--full-only: not enough for a full release)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def hold(self, reason: str, n: int = 1) -> None:
+        self.held_back[reason] = self.held_back.get(reason, 0) + n
+
+    def error(self, subject: object, reason: str) -> None:
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append({"subject": str(subject), "reason": reason})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase, "date": self.date, "releases_dir": self.releases_dir,
+            "published": [p.as_dict() for p in self.published],
+            "unchanged": self.unchanged,
+            "held_back": dict(sorted(self.held_back.items())),
+            "held_back_total": sum(self.held_back.values()),
+            "waiting": self.waiting, "errors": self.errors,
+        }
+
+
+def bag_info(ctx: Context, name: str, description: str) -> dict[str, str]:
+    """bag-info.txt fields (RFC 8493 §2.2.2), in this order; Payload-Oxum is added by fixity."""
+    info: dict[str, str] = {}
+    if ctx.settings.organisation:
+        info["Source-Organization"] = ctx.settings.organisation
+    if ctx.settings.contact:
+        info["Contact-Email"] = ctx.settings.contact
+    info["External-Identifier"] = name
+    info["External-Description"] = description
+    info["Bagging-Date"] = ctx.date
+    info["Bag-Group-Identifier"] = ctx.prefix
+    info["Bag-Software-Agent"] = "soundark"
+    return info
+
+
+# ---------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True)
+class _Totals:
+    listens: int  # all listens in the catalog
+    weight: float  # all plan weight (used for the share when no listen counts are known)
+
+
+def _totals(catalog: Catalog) -> _Totals:
+    listens = int(catalog.scalar("SELECT coalesce(sum(listens), 0) FROM recording") or 0)
+    weight = float(catalog.scalar("SELECT coalesce(sum(weight), 0) FROM plan") or 0.0)
+    return _Totals(listens, weight)
+
+
+def _present(items: Iterable[Candidate], paths: ArchivePaths, result: ReleaseResult) -> Iterator[Candidate]:
+    """Candidates whose store file is there with the recorded size; the others are held back."""
+    for item in items:
+        path = paths.store_path(item.sha256, item.ext)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        if size != item.bytes:
+            result.hold("store file missing or of the wrong size")
+            result.error(path, "missing from the store" if size < 0 else f"{size} bytes, expected {item.bytes}")
+            continue
+        yield item
+
+
+def _extra(catalog: Catalog, group: Group, totals: _Totals) -> Extra:
+    ranks = [p.item.rank for p in group.items]
+    listens = sum(p.item.listens or 0 for p in group.items)
+    if totals.listens > 0:
+        share = listens / totals.listens
+    elif totals.weight > 0:
+        ids = [p.item.recording_id for p in group.items]
+        weight = 0.0
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            weight += float(catalog.scalar(f"SELECT coalesce(sum(weight), 0) FROM plan WHERE recording_id IN "
+                                           f"({', '.join('?' for _ in chunk)})", tuple(chunk)) or 0.0)
+        share = weight / totals.weight
+    else:
+        share = None
+    return Extra(min(ranks), max(ranks), listens, None if share is None else round(share, 9))
+
+
+def _audio_entries(catalog: Catalog, ctx: Context, name: str, group: Group) -> list[BagEntry]:
+    items = group.items
+    entries = [BagEntry(p.rel, p.item.bytes, ctx.paths.store_path(p.item.sha256, p.item.ext), p.item.sha256,
+                        key=p.item.recording_id) for p in items]
+    ranks = [p.item.rank for p in items]
+    readme = audio_readme(name, ctx.date, len(items), min(ranks), max(ranks)).encode("utf-8")
+    tracks = tracks_jsonl(catalog, items)
+    entries.append(BagEntry("data/README.txt", len(readme), content=readme))
+    entries.append(BagEntry("data/tracks.jsonl", len(tracks), content=tracks))
+    return entries
+
+
+def _publish_group(catalog: Catalog, ctx: Context, group: Group, totals: _Totals,
+                   result: ReleaseResult, progress: Progress) -> Published | None:
+    """Build and publish one audio release; a damaged store file is dropped and the bag rebuilt."""
+    while group.items:
+        name = next_name(catalog, ctx, "audio")
+        refuse_if_taken(catalog, ctx, name)
+        folder = ctx.staging / name
+        try:
+            built = build_bag(folder, _audio_entries(catalog, ctx, name, group),
+                              bag_info(ctx, name, f"Audio recordings ranked {group.items[0].item.rank} "
+                                       f"and on, of a music preservation archive; see data/README.txt"),
+                              one_pass=not ctx.hybrid, progress=progress)
+        except DamagedFile as e:
+            shutil.rmtree(folder, ignore_errors=True)
+            if e.key is None:  # not a store file: nothing to hold back, a real failure
+                raise
+            result.hold("store file damaged (SHA-256 mismatch) or missing")
+            result.error(e.subject, e.reason)
+            group = Group([p for p in group.items if p.item.recording_id != e.key], group.full)
+            continue
+        recording_of = {p.rel: p.item.recording_id for p in group.items}
+        files = [(recording_of.get(rel), rel, sha, size) for rel, sha, size in built.payload]
+        return publish(catalog, ctx, built, "audio", files, _extra(catalog, group, totals))
+    return None
+
+
+def _publish_parity(catalog: Catalog, ctx: Context, audio_name: str, result: ReleaseResult,
+                    progress: Progress) -> None:
+    """The parity sidecar ``<audio>.parity`` (its own bag and torrent); errors are recorded, not raised."""
+    from soundark.fixity.parity import write_parity
+
+    name = f"{audio_name}.parity"
+    out = ctx.staging / name
+    try:
+        refuse_if_taken(catalog, ctx, name)
+        progress.start(None, f"parity {name}", unit="releases")
+        write_parity(ctx.paths.releases / audio_name, out, ctx.settings.parity_overhead)
+        built = adopt_bag(out)
+        files = [(None, rel, sha, size) for rel, sha, size in built.payload]
+        result.published.append(publish(catalog, ctx, built, "parity", files, Extra(parity_for=audio_name)))
+        progress.advance(1, name)
+    except SoundarkError as e:
+        shutil.rmtree(out, ignore_errors=True)
+        result.error(e.subject, f"parity not written: {e.reason} (re-run to retry)")
+
+
+def _missing_parity(catalog: Catalog) -> list[str]:
+    return [row[0] for row in catalog.execute(
+        "SELECT a.name FROM release a WHERE a.phase = 'audio' AND NOT EXISTS "
+        "(SELECT 1 FROM release p WHERE p.phase = 'parity' AND p.parity_for = a.name) ORDER BY a.id")]
+
+
+def audio_limits(settings: Settings, hybrid: bool, target_size: object = None,
+                 max_files: int | None = None) -> Limits:
+    target = parse_bytes(target_size if target_size is not None else settings.target_size, "target_size")
+    files = max_files if max_files is not None else settings.max_files
+    if target <= 0:
+        raise BadInput("target_size", "must be more than 0 bytes")
+    if files < 1 or files > 100_000:
+        raise BadInput("max_files", f"{files} is outside 1..100000 (clients struggle past ~100k files)")
+    return Limits(target, files, hybrid)
+
+
+def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
+                      date: str | None = None, target_size: object = None, max_files: int | None = None,
+                      full_only: bool = False) -> ReleaseResult:
+    """Publish every encoded, redistributable, not yet released recording, in rank order.
+
+    ``target_size`` (bytes or a size like ``"100GiB"``) and ``max_files`` override the settings;
+    ``full_only`` keeps back a last release that reaches neither limit, for a later run.
+    """
+    ctx = make_context(paths, settings, date)
+    limits = audio_limits(settings, ctx.hybrid, target_size, max_files)
+    result = ReleaseResult("audio", ctx.date, str(paths.releases))
+    with open_catalog(paths.catalog) as catalog:
+        prepare_staging(ctx)
+        for reason, n in held_back_by_rights(catalog, tuple(settings.redistributable)).items():
+            result.hold(reason, n)
+        if n_changed := superseded(catalog):
+            result.hold("re-encoded after publication (published releases never change)", n_changed)
+        totals = _totals(catalog)
+        wanted = _present(candidates(catalog, tuple(settings.redistributable)), paths, result)
+        for group in cut(wanted, limits, piece_length_for):
+            if progress.cancelled():
+                break
+            if full_only and not group.full:
+                result.waiting = len(group.items)
+                break
+            published = _publish_group(catalog, ctx, group, totals, result, progress)
+            if published is not None:
+                result.published.append(published)
+        if settings.parity_overhead > 0:
+            for name in _missing_parity(catalog):
+                if progress.cancelled():
+                    break
+                _publish_parity(catalog, ctx, name, result, progress)
+        write_torrent_list(catalog, paths)
+        shutil.rmtree(ctx.staging, ignore_errors=True)
+    return result
+
+
+def run_release_metadata(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
+                         date: str | None = None) -> ReleaseResult:
+    """Publish a clean catalog snapshot with Parquet exports, unless the latest one holds the same."""
+    from soundark.release.metadata import publish_metadata
+
+    ctx = make_context(paths, settings, date)
+    result = ReleaseResult("metadata", ctx.date, str(paths.releases))
+    with open_catalog(paths.catalog) as catalog:
+        prepare_staging(ctx)
+        publish_metadata(catalog, ctx, result, progress)
+        write_torrent_list(catalog, paths)
+        shutil.rmtree(ctx.staging, ignore_errors=True)
+    return result
+
+
+def run_release_art(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
+                    date: str | None = None) -> ReleaseResult:
+    """Publish the cover images not yet released (content-addressed) and their album mapping."""
+    from soundark.release.art import publish_art
+
+    ctx = make_context(paths, settings, date)
+    result = ReleaseResult("art", ctx.date, str(paths.releases))
+    with open_catalog(paths.catalog) as catalog:
+        prepare_staging(ctx)
+        publish_art(catalog, ctx, result, progress)
+        write_torrent_list(catalog, paths)
+        shutil.rmtree(ctx.staging, ignore_errors=True)
+    return result

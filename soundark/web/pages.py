@@ -1,0 +1,122 @@
+"""HTML pages (Jinja2 templates, no JavaScript framework): search, recording, coverage, releases.
+
+Pages work without JavaScript; ``static/app.js`` only adds "copy" buttons for
+magnet links. Templates autoescape everything they print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from soundark.errors import BadInput
+from soundark.web.queries import ArchiveReader
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _duration(ms: Any) -> str:
+    if not ms:
+        return ""
+    s = round(int(ms) / 1000)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _size(n: Any) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(value) < 1000 or unit == "PB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(n)
+
+
+def _percent(x: Any) -> str:
+    return "" if x is None else f"{float(x) * 100:.1f} %"
+
+
+def _number(x: Any) -> str:
+    if x is None:
+        return ""
+    return f"{x:,.0f}" if isinstance(x, (int, float)) else str(x)
+
+
+templates.env.filters.update(duration=_duration, size=_size, percent=_percent, number=_number)
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
+            headers: dict[str, str] | None = None) -> HTMLResponse:
+    static = request.app.state.static
+    context = {"static": lambda f: f"/static/{f}?v={static[f].digest}" if f in static else f"/static/{f}",
+               **context}
+    return templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
+
+
+def error_page(request: Request, status: int, message: str,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
+    return _render(request, "error.html", {"status": status, "message": message}, status, headers)
+
+
+def _reader(request: Request) -> ArchiveReader:
+    return request.app.state.reader
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(request: Request, q: str = "", page: int = 1) -> Response:
+    reader = _reader(request)
+    try:
+        result = reader.search(q, page, 20)
+    except BadInput as e:
+        return _render(request, "search.html", {"q": q, "result": None, "problem": str(e),
+                                                "stats": None}, 400)
+    stats = None if q.strip() else reader.stats()
+    return _render(request, "search.html", {"q": q, "result": result, "problem": None, "stats": stats})
+
+
+@router.get("/recording/{key}", response_class=HTMLResponse)
+def recording_page(request: Request, key: str) -> Response:
+    rec = _reader(request).recording(key)
+    return _render(request, "recording.html", {"rec": rec})
+
+
+def _polyline(curve: list[dict[str, Any]], xkey: str, width: int = 600, height: int = 300) -> str:
+    """SVG points of the listens share (y) against *xkey* scaled to its last value (x)."""
+    if not curve:
+        return ""
+    xmax = float(curve[-1][xkey]) or 1.0
+    pts = [f"0,{height}"]
+    for p in curve:
+        x = float(p[xkey]) / xmax * width
+        y = height - float(p["share"]) * height
+        pts.append(f"{x:.1f},{y:.1f}")
+    return " ".join(pts)
+
+
+def _chart(title: str, curve: list[dict[str, Any]], xkey: str, shown: Any, xlabel: str) -> dict[str, Any]:
+    return {"title": title, "xlabel": xlabel, "points": _polyline(curve, xkey),
+            "xmax": shown(curve[-1][xkey]) if curve else ""}
+
+
+@router.get("/coverage", response_class=HTMLResponse)
+def coverage_page(request: Request) -> Response:
+    cov = _reader(request).coverage()
+    charts = [_chart("Share of listens against bytes kept (each at its cheapest tier)", cov["curve_bytes"],
+                     "bytes", _size, ""),
+              _chart("Share of listens against recordings, most listened first", cov["curve_recordings"],
+                     "recordings", _number, "recordings")]
+    return _render(request, "coverage.html", {"cov": cov, "charts": charts})
+
+
+@router.get("/releases", response_class=HTMLResponse)
+def releases_page(request: Request) -> Response:
+    reader = _reader(request)
+    releases = reader.releases()
+    listed = (reader.paths.releases / "torrents.json").is_file()
+    return _render(request, "releases.html", {"releases": releases, "listed": listed})

@@ -1,0 +1,109 @@
+"""Run the web app under uvicorn (ASGI); the CLI's `soundark serve` calls :func:`run_web`.
+
+Several worker processes serve one archive (each with its own read-only catalog
+connections), so searches use both cores. Workers are started by uvicorn from an
+import string, hence the archive travels in an environment variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from soundark.config import ArchivePaths, Settings, cpu_count
+from soundark.errors import BadInput, EnvironmentProblem
+from soundark.model import NO_PROGRESS, Progress
+
+ARCHIVE_ENV = "SOUNDARK_WEB_ARCHIVE"
+SEARCH_CACHE_ENV = "SOUNDARK_WEB_SEARCH_CACHE"  # recent search pages kept per process (benchmarks set 0)
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    url: str
+    host: str
+    port: int
+    workers: int
+    public: bool  # bound to an address other machines can reach
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_of(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def serve_command(paths: ArchivePaths, settings: Settings) -> str:
+    """The command that serves *paths* (the demo prints it)."""
+    cmd = f"soundark serve {paths.root}"
+    if settings.host != "127.0.0.1":
+        cmd += f" --host {settings.host}"
+    if settings.port != 8080:
+        cmd += f" --port {settings.port}"
+    return cmd
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for worker processes: the app over $SOUNDARK_WEB_ARCHIVE."""
+    from soundark.web.app import create_app
+    from soundark.web.queries import SEARCH_CACHE_SIZE
+
+    cache = os.environ.get(SEARCH_CACHE_ENV, "")
+    return create_app(Path(os.environ[ARCHIVE_ENV]),
+                      search_cache=int(cache) if cache.isdigit() else SEARCH_CACHE_SIZE)
+
+
+def plan_serve(paths: ArchivePaths, settings: Settings, workers: int = 0) -> ServeResult:
+    """Check the address and choose the worker count, without starting anything."""
+    if not 0 <= settings.port <= 65535:
+        raise BadInput("port", f"{settings.port} is not a TCP port")
+    if workers < 0 or workers > MAX_WORKERS:
+        raise BadInput("workers", f"must be between 0 and {MAX_WORKERS}")
+    count = workers or min(cpu_count(), 4)
+    return ServeResult(url_of(settings.host, settings.port), settings.host, settings.port, count,
+                       not is_loopback(settings.host))
+
+
+def _check_free(host: str, port: int) -> None:
+    """A clear error now rather than uvicorn's log line after the workers started."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise EnvironmentProblem(f"{host}:{port}", f"cannot listen here: {e.strerror or e}") from e
+
+
+def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
+            workers: int = 0, log_level: str = "warning") -> ServeResult:
+    """Serve the archive until interrupted (Ctrl-C); returns what was served."""
+    import uvicorn
+
+    from soundark.web.queries import ArchiveReader
+
+    plan = plan_serve(paths, settings, workers)
+    ArchiveReader(paths.root).close()  # fail here, in the parent, if the archive cannot be read
+    _check_free(plan.host, plan.port)
+    os.environ[ARCHIVE_ENV] = str(paths.root)
+    progress.note(f"serving {paths.root} at {plan.url}")
+    uvicorn.run("soundark.web.server:app_from_env", factory=True, host=plan.host, port=plan.port,
+                workers=plan.workers, log_level=log_level, access_log=False, server_header=False,
+                timeout_graceful_shutdown=3, proxy_headers=False)
+    return plan

@@ -1,0 +1,174 @@
+"""seed/fetch over libtorrent on 127.0.0.1 only (no DHT, LSD, PEX, UPnP, NAT-PMP, trackers);
+interop with Debian's aria2 (package `aria2`), skipped when aria2c is absent."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from soundark.fixity.torrent import read_torrent
+from soundark.model import Progress
+from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch
+from soundark.preserve.verify import verify_path
+from test_fixity_util import make_release, snapshot
+
+LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
+
+
+@pytest.fixture
+def release(tmp_path: Path):
+    bag, original = make_release(tmp_path / "releases", n=30, max_size=80_000, parity=None)
+    return bag, original, tmp_path / "releases" / "torrents" / "rel-0001.torrent"
+
+
+def test_loopback_only_settings() -> None:
+    pack = LOOP.session_pack()
+    assert pack["enable_dht"] is False and pack["dht_bootstrap_nodes"] == ""
+    assert pack["enable_lsd"] is False and pack["enable_upnp"] is False and pack["enable_natpmp"] is False
+    assert pack["outgoing_interfaces"] == "127.0.0.1" and pack["webtorrent_stun_server"] == ""
+    assert "outgoing_interfaces" not in SwarmConfig(listen_interfaces="0.0.0.0:6881").session_pack()
+
+
+def test_seed_then_fetch_torrent_and_magnet(release, tmp_path: Path) -> None:
+    bag, original, torrent = release
+    info = read_torrent(torrent)
+    with Seeder(LOOP) as seeder:
+        seeder.add(torrent, bag.parent)
+        seeder.wait_ready()
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", seeder.port),), 30), LOOP)
+        assert got.complete and got.bytes_downloaded == info.total
+        magnet = f"magnet:?xt=urn:btih:{info.infohash_v1}&dn=rel-0001&x.pe=127.0.0.1:{seeder.port}"
+        got2 = fetch(FetchRequest(magnet, tmp_path / "dl2", (), 30), LOOP)
+        assert got2.complete
+    assert snapshot(tmp_path / "dl" / "rel-0001") == original
+    assert snapshot(tmp_path / "dl2" / "rel-0001") == original
+    assert verify_path(tmp_path / "dl2" / "rel-0001").ok  # finds dl2/rel-0001.torrent beside it
+
+
+class StopAfter(Progress):
+    def __init__(self, nbytes: int) -> None:
+        self.limit, self.seen = nbytes, 0
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        self.seen += nbytes
+
+    def cancelled(self) -> bool:
+        return self.seen >= self.limit
+
+
+def test_interrupted_fetch_resumes(release, tmp_path: Path) -> None:
+    bag, original, torrent = release
+    total = read_torrent(torrent).total
+    slow = SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=600_000)
+    with Seeder(slow) as seeder:
+        seeder.add(torrent, bag.parent)
+        seeder.wait_ready()
+        req = FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", seeder.port),), 30)
+        first = fetch(req, LOOP, progress=StopAfter(total // 3))
+        assert not first.complete and "interrupted" in first.reason
+        second = fetch(req, LOOP)
+    assert second.complete
+    assert second.bytes_already_had > 0  # pieces finished before the interruption were kept
+    assert second.bytes_downloaded < total
+    assert snapshot(tmp_path / "dl" / "rel-0001") == original
+
+
+def test_fetch_refuses_hostile_magnet(tmp_path: Path) -> None:
+    from soundark.errors import BadInput
+    with pytest.raises(BadInput):
+        fetch(FetchRequest("magnet:?xt=urn:btih:" + "a" * 40 + "&dn=../evil", tmp_path, (), 1), LOOP)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- aria2 interop
+
+ARIA2 = shutil.which("aria2c")
+needs_aria2 = pytest.mark.skipif(ARIA2 is None, reason="aria2c not installed (Debian package: aria2)")
+ARIA2_SAFE = ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+              "--enable-peer-exchange=false", "--disable-ipv6=true", "--interface=127.0.0.1",
+              "--no-conf=true", "--summary-interval=0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tracker:
+    """A loopback HTTP tracker that always answers with one peer: the only way to point aria2c at us."""
+
+    def __init__(self, peer_port: int) -> None:
+        peer = socket.inet_aton("127.0.0.1") + peer_port.to_bytes(2, "big")
+        body = b"d8:intervali60e5:peers6:" + peer + b"e"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/announce"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@needs_aria2
+@pytest.mark.slow
+def test_aria2_fetches_what_soundark_seeds(release, tmp_path: Path) -> None:
+    bag, original, torrent = release
+    with Seeder(LOOP) as seeder:
+        seeder.add(torrent, bag.parent)
+        seeder.wait_ready()
+        tracker = Tracker(seeder.port)
+        try:
+            run = subprocess.run([ARIA2, *ARIA2_SAFE, "--console-log-level=warn", f"--bt-tracker={tracker.url}", "--seed-time=0",
+                                  f"--listen-port={free_port()}", f"--dir={tmp_path / 'aria'}", str(torrent)],
+                                 capture_output=True, timeout=120)
+        finally:
+            tracker.close()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert snapshot(tmp_path / "aria" / "rel-0001") == original
+
+
+@needs_aria2
+@pytest.mark.slow
+@pytest.mark.xfail(reason="open: aria2 1.36 seeding on loopback never sends data to libtorrent here "
+                          "(connects, 0 bytes); not yet diagnosed", strict=False)
+def test_soundark_fetches_what_aria2_seeds(release, tmp_path: Path) -> None:
+    bag, original, torrent = release
+    proc = subprocess.Popen([ARIA2, *ARIA2_SAFE, "--console-log-level=notice", "--check-integrity=true",
+                             "--seed-ratio=0.0", f"--listen-port={free_port()}", f"--dir={bag.parent}",
+                             str(torrent)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = None
+        deadline = time.monotonic() + 30
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            # aria2 may not take the port it was given: read the one it says it listens on
+            m = re.search(r"listening on TCP port (\d+)", line)
+            port = int(m.group(1)) if m else None
+        assert port, "aria2c never said which port it listens on"
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", port),), 20), LOOP)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert got.complete
+    assert snapshot(tmp_path / "dl" / "rel-0001") == original
