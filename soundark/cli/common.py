@@ -73,9 +73,8 @@ class BarProgress(Progress):
         self.bar.__exit__(*exc)
 
     def start(self, total: int | None, description: str = "", unit: str = "items") -> None:
-        if self.task is not None:
-            self.bar.update(self.task, visible=True)
-            self.bar.stop_task(self.task)
+        if self.task is not None:  # one bar at a time: the finished stage has printed its summary
+            self.bar.remove_task(self.task)
         self.nbytes = 0
         self.unit = unit
         self.task = self.bar.add_task(description or "working", total=total, rate="")

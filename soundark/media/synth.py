@@ -72,7 +72,8 @@ def encode_file(path: Path, samples: np.ndarray, sample_rate: int, fmt: str,
     channels = samples.shape[0]
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
     rate = 48000 if codec == "libopus" and sample_rate not in (8000, 12000, 16000, 24000, 48000) else sample_rate
-    with av.open(str(path), "w", format=container_fmt) as out:
+    # bitexact: no random Ogg serial numbers, so the same call writes the same bytes
+    with av.open(str(path), "w", format=container_fmt, options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
         if codec == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}

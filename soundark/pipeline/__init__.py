@@ -80,6 +80,79 @@ def listens_step(file: Path) -> StepFn:
     return run
 
 
+def plan_step() -> StepFn:
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.plan.report import format_bytes, run_report
+        from soundark.plan.stage import run_plan
+
+        result = run_plan(paths, settings, progress)
+        report = run_report(paths, settings)
+        t = result.by_tier
+        budget = f" of a {format_bytes(result.budget)} budget" if result.budget is not None else " (no budget)"
+        lines = [f"{result.recordings:,} recordings: {t['original']['recordings']:,} original, "
+                 f"{t['opus75']['recordings']:,} opus75, {t['skip']['recordings']:,} skipped; "
+                 f"{format_bytes(result.bytes)}{budget}",
+                 f"{100 * result.share_covered:.1f} % of listens kept "
+                 f"({result.tier_changes:,} tier changes since the last plan)"]
+        lines += ["  " + line for line in report.text.splitlines() if line.strip()][:16]
+        lines.append(f"coverage curve: {report.png}")
+        return Step("plan", lines, {"plan": result.as_dict(), "report": report.as_dict()})
+    return run
+
+
+def encode_step() -> StepFn:
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.encode.stage import run_encode
+
+        result = run_encode(paths, settings, progress)
+        mb = lambda n: f"{n / 1e6:,.1f} MB"  # noqa: E731
+        lines = [f"encoded {result.encoded}, kept {result.kept} original(s), failed {result.failed}, "
+                 f"{result.remaining} left; {result.audio_seconds / 60:,.1f} min of audio, "
+                 f"{mb(result.bytes_in)} in -> {mb(result.bytes_out)} out"]
+        lines += [f"  failed {f.path or f.recording_id}: {f.reason}" for f in result.failures[:10]]
+        with open_catalog(paths.catalog, readonly=True) as catalog:
+            refused = catalog.execute("SELECT path, error FROM source_file WHERE status = 'rejected' "
+                                      "ORDER BY path LIMIT 10").fetchall()
+        lines += [f"  refused {path}: {error}" for path, error in refused]
+        lines.append(f"store: {result.store}")
+        return Step("encode", lines, result.as_dict(), ok=result.remaining == 0 and not result.failed)
+    return run
+
+
+def release_step(phase: str) -> StepFn:
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.release import stage
+
+        fn = {"metadata": stage.run_release_metadata, "audio": stage.run_release_audio,
+              "art": stage.run_release_art}[phase]
+        result = fn(paths, settings, progress)
+        lines = [f"published {p.name}: {p.files:,} files, {p.bytes / 1e6:,.1f} MB, infohash {p.infohash_v1}"
+                 for p in result.published]
+        lines += [f"unchanged: {name} already holds this content" for name in result.unchanged]
+        if not lines:
+            lines.append("nothing new to publish")
+        lines += [f"held back {n:,}: {reason}" for reason, n in sorted(result.held_back.items())]
+        lines += [f"  error {e['subject']}: {e['reason']}" for e in result.errors[:10]]
+        return Step(f"release {phase}", lines, result.as_dict(), ok=not result.errors)
+    return run
+
+
+def list_step() -> StepFn:
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.release.listing import load_torrent_list
+
+        listing = load_torrent_list(paths)
+        lines = []
+        for r in listing["releases"]:
+            share = f", {100 * r['listens_share']:.1f} % of listens" if r.get("listens_share") is not None else ""
+            lines.append(f"{r['name']:<32} {r['phase']:<8} {r['files']:>4} files "
+                         f"{r['bytes'] / 1e6:>8,.2f} MB{share}")
+            lines.append(f"  {r['magnet']}")
+        lines.append(f"list: {paths.releases / 'torrents.json'} and torrents.html")
+        return Step("releases", lines, {"releases": listing["releases"]}, ok=bool(listing["releases"]))
+    return run
+
+
 def run_steps(paths: ArchivePaths, settings: Settings, steps: list[StepFn],
               progress: Progress = NO_PROGRESS,
               on_step: Callable[[Step], None] = lambda step: None) -> list[Step]:

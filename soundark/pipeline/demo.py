@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from soundark.catalog import open_catalog
 from soundark.catalog.search import search
 from soundark.config import ArchivePaths, Settings
+from soundark.errors import NotFound
 from soundark.model import Progress
-from soundark.pipeline import Step, StepFn, catalog_step, init_archive, listens_step, scan_step
+from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, init_archive, list_step,
+                               listens_step, plan_step, release_step, scan_step)
 from soundark.pipeline.library import build_demo_library
 
 
@@ -23,15 +26,76 @@ def search_step(query: str) -> StepFn:
     return run
 
 
+# A budget that keeps the popular head and part of the tail but not all of it: the demo's
+# 28 held recordings encode to ~7 MB of Opus, and the 14 catalog-only ones would take more.
+DEMO_SETTINGS = Settings(budget="6MB", organisation="soundark demo", parity_overhead=0.10)
+
+
+def _first_audio_file(paths: ArchivePaths) -> tuple[Path, str]:
+    """An audio file inside the first audio release: (bag folder, path inside the bag)."""
+    for bag in sorted(paths.releases.glob("*-audio-*")):
+        if bag.is_dir() and not bag.name.endswith(".parity"):
+            for f in sorted((bag / "data").rglob("*")):
+                if f.is_file() and f.suffix in (".opus", ".ogg", ".mp3", ".m4a", ".flac"):
+                    return bag, f.relative_to(bag).as_posix()
+    raise NotFound(paths.releases, "no audio release to check")
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Damage a copy: one byte inverted, written as a new file (the store's hard link stays intact)."""
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0xFF
+    tmp = path.with_name(path.name + ".damage")
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, path)
+
+
+def damage_step() -> StepFn:
+    """verify (intact) -> flip one byte -> verify names it -> repair -> verify clean."""
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.preserve.repair import repair_path
+        from soundark.preserve.verify import verify_path
+
+        bag, rel = _first_audio_file(paths)
+        lines = []
+        before = verify_path(paths.releases, progress=progress)
+        lines.append(f"verify {paths.releases}: {before.files} files in {len(before.bags)} bags, "
+                     + ("intact" if before.ok else f"{len(before.problems)} problem(s)"))
+        if not before.ok:  # a demo stopped mid-cycle: repair first
+            repair_path(paths.releases, progress)
+        flip_byte(bag / rel, offset=4096)
+        lines.append(f"flipped one byte of {bag.name}/{rel}")
+        damaged = verify_path(bag, progress=progress)
+        lines += [f"verify: {p.kind} {p.path}" + (f" ({p.detail})" if p.detail else "")
+                  for p in damaged.problems]
+        fixed = repair_path(bag, progress)
+        repaired = [r for b in fixed.bags for r in b.repaired]
+        lines.append(f"repair from parity: {', '.join(repaired) or 'nothing'} restored, no network used")
+        after = verify_path(paths.releases, progress=progress)
+        lines.append(f"verify again: {'intact' if after.ok else f'{len(after.problems)} problem(s)'}")
+        ok = before.ok and not damaged.ok and fixed.ok and after.ok
+        return Step("verify, damage, repair", lines,
+                    {"before": before.as_dict(), "damaged": damaged.as_dict(),
+                     "repair": fixed.as_dict(), "after": after.as_dict()}, ok=ok)
+    return run
+
+
 def demo_steps(folder: Path, progress: Progress) -> tuple[list[StepFn], ArchivePaths]:
     """Build the demo collection (once) and the list of steps to run over its archive."""
     progress.start(None, "synthesising the demo collection", unit="files")
     library = build_demo_library(folder / "source")
-    paths = init_archive(folder / "archive")
+    paths = init_archive(folder / "archive", DEMO_SETTINGS)
     steps: list[StepFn] = [
         catalog_step(library.catalog_file),
         scan_step(library.music),
         listens_step(library.listens_file),
+        plan_step(),
+        encode_step(),
+        release_step("metadata"),
+        release_step("audio"),
+        release_step("art"),
+        damage_step(),
         search_step(library.search_example),
+        list_step(),
     ]
     return steps, paths

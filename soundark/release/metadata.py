@@ -80,6 +80,7 @@ _ZSTD_LEVEL = 10
 _STRIP = (
     "UPDATE source_file SET path = 'source-file-' || id, mtime_ns = 0, error = NULL, scanned_at = ''",
     "DELETE FROM encode_job",
+    "DELETE FROM plan_run",  # the operator's planning history (timestamps): the plan table holds the result
     "UPDATE schema_migration SET applied_at = ''",  # when this operator upgraded: not the archive's business
     # a metadata release cannot describe itself; leaving them out keeps unchanged catalogs unchanged
     "DELETE FROM release_file WHERE release_id IN (SELECT id FROM release WHERE phase = 'metadata')",

@@ -55,7 +55,7 @@ def track_record(catalog: Catalog, placed: Placed) -> dict[str, Any]:
     source = catalog.execute(_SOURCE, (enc["source_sha256"],)).fetchone() if enc else None
     provenance = {
         "encoder": enc["encoder"] if enc else None,
-        "encoded_at": enc["created_at"] if enc else None,
+        # no encode timestamp: two builders with the same sources get the same bag and infohash
         "source_sha256": enc["source_sha256"] if enc else None,
         "source": dict(source) if source else None,
         "art_sha256": enc["art_sha256"] if enc else None,

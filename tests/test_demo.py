@@ -1,0 +1,98 @@
+"""`soundark demo` end to end: every stage over the synthesised collection, checked from outside."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import bagit
+import libtorrent as lt
+import pytest
+
+
+def demo(folder: Path) -> dict:
+    r = subprocess.run([sys.executable, "-m", "soundark", "demo", str(folder), "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("demo")
+    return folder, demo(folder)
+
+
+def steps(result: dict) -> dict:
+    return {s["step"]: s for s in result["steps"]}
+
+
+def test_every_stage_runs_and_reports(built):
+    folder, result = built
+    s = steps(result)
+    assert result["ok"] and all(step["ok"] for step in result["steps"])
+    assert list(s) == ["import catalog", "scan", "import listens", "plan", "encode", "release metadata",
+                       "release audio", "release art", "verify, damage, repair", "search", "releases"]
+    assert s["scan"]["rejected"] == 1
+    assert "Damaged Take" in s["scan"]["rejections"][0]["subject"]
+    plan = s["plan"]["plan"]
+    assert plan["by_tier"]["skip"]["recordings"] > 0, "the demo budget leaves part of the tail out"
+    assert plan["by_tier"]["opus75"]["recordings"] > 0 and plan["by_tier"]["original"]["recordings"] > 0
+    assert 0.5 < plan["share_covered"] < 1.0
+    assert (folder / "archive" / "reports" / "coverage.png").stat().st_size > 10_000
+    assert s["encode"]["failed"] == 0 and s["encode"]["remaining"] == 0
+    assert s["encode"]["encoded"] + s["encode"]["kept"] == (plan["by_tier"]["opus75"]["recordings"]
+                                                          + plan["by_tier"]["original"]["recordings"]
+                                                          - plan["by_tier"]["opus75"].get("without_audio", 0)
+                                                          - plan["by_tier"]["original"].get("without_audio", 0))
+    assert s["release audio"]["held_back_total"] > 0  # the demo's 'owned' album is not redistributable
+    assert s["search"]["results"][0]["title"] == "Morning Tide"
+
+
+def test_damage_is_named_then_repaired(built):
+    cycle = steps(built[1])["verify, damage, repair"]
+    assert cycle["before"]["ok"] and cycle["after"]["ok"]
+    problems = cycle["damaged"]["problems"]
+    assert [p["kind"] for p in problems] == ["altered"] and problems[0]["path"].startswith("data/audio/")
+    assert cycle["repair"]["repaired"] == 1 and cycle["repair"]["unrecoverable"] == 0
+
+
+def test_releases_check_out_with_independent_tools(built):
+    folder, result = built
+    releases = folder / "archive" / "releases"
+    listed = steps(result)["releases"]["releases"]
+    assert {r["phase"] for r in listed} == {"metadata", "audio", "parity", "art"}
+    for r in listed:
+        bag = releases / r["name"]
+        bagit.Bag(str(bag)).validate()  # the reference BagIt implementation
+        if shutil.which("sha256sum"):
+            check = subprocess.run(["sha256sum", "--quiet", "-c", "manifest-sha256.txt"], cwd=bag,
+                                   capture_output=True, text=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+        info = lt.torrent_info(str(releases / r["torrent"]) if not Path(r["torrent"]).is_absolute()
+                               else r["torrent"])
+        assert str(info.info_hash()) == r["infohash_v1"]
+        assert info.num_files() == r["files"]
+
+
+def test_rerun_adds_nothing_and_a_second_build_is_identical(built, tmp_path):
+    folder, first = built
+    again = steps(demo(folder))
+    assert again["scan"]["unchanged"] == 28 and again["encode"]["encoded"] == 0
+    for phase in ("release audio", "release art"):
+        assert again[phase]["published"] == [], phase
+    # the catalog now records the audio and art releases, so the metadata phase publishes that once
+    assert [p["name"] for p in again["release metadata"]["published"]] == ["soundark-metadata-0002"]
+    # a second build from scratch: the same audio, parity and art bytes, so the same infohashes
+    # (the metadata snapshot carries each catalog's own timestamps and row order, so it differs)
+    def payload(result: dict) -> list[tuple[str, str]]:
+        return [(r["name"], r["infohash_v1"]) for r in steps(result)["releases"]["releases"]
+                if r["phase"] != "metadata"]
+
+    assert payload(demo(tmp_path / "elsewhere")) == payload(first)
+    for name, _ in payload(first):
+        a = folder / "archive" / "releases" / name / "manifest-sha256.txt"
+        b = tmp_path / "elsewhere" / "archive" / "releases" / name / "manifest-sha256.txt"
+        assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
