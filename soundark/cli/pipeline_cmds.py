@@ -68,8 +68,16 @@ def archive(
     with BarProgress(quiet=as_json) as progress:
         steps = archive_steps(source.absolute(), catalog_file, listens_file)
         done = run_steps(paths, settings, steps, progress, _printer(as_json))
+    ok = all(s.ok for s in done)
     if as_json:
-        emit_json({"archive": str(paths.root), "steps": [s.as_dict() for s in done]})
+        emit_json({"archive": str(paths.root), "ok": ok, "steps": [s.as_dict() for s in done]})
+    else:
+        con = console(False)
+        con.print(f"\narchive:  {paths.root}", markup=False)
+        con.print(f"releases: {paths.releases / 'torrents.html'}", markup=False)
+        con.print(f"browse:   soundark serve {paths.root}", markup=False)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -92,8 +92,9 @@ def plan_step() -> StepFn:
         lines = [f"{result.recordings:,} recordings: {t['original']['recordings']:,} original, "
                  f"{t['opus75']['recordings']:,} opus75, {t['skip']['recordings']:,} skipped; "
                  f"{format_bytes(result.bytes)}{budget}",
-                 f"{100 * result.share_covered:.1f} % of listens kept "
-                 f"({result.tier_changes:,} tier changes since the last plan)"]
+                 (f"{100 * result.share_covered:.1f} % of listens kept" if result.listens_total
+                  else "no listen counts known: every recording weighs the same")
+                 + f" ({result.tier_changes:,} tier changes since the last plan)"]
         lines += ["  " + line for line in report.text.splitlines() if line.strip()][:16]
         lines.append(f"coverage curve: {report.png}")
         return Step("plan", lines, {"plan": result.as_dict(), "report": report.as_dict()})
