@@ -11,7 +11,7 @@ import pytest
 
 from soundark.errors import BadInput
 from soundark.fixity.bagit import parse_manifest
-from soundark.fixity.parity import read_index, write_parity
+from soundark.fixity.parity import read_index
 from soundark.fixity.paths import check_relpath, check_unique, resolve_inside
 from soundark.fixity.torrent import parse_magnet, parse_torrent
 from soundark.preserve.repair import repair_path

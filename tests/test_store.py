@@ -1,6 +1,5 @@
 """The catalog file: migrations, WAL, re-open, read-only, and errors a person can act on."""
 
-import sqlite3
 
 import pytest
 

@@ -10,7 +10,6 @@ published archive must not leak them, as in the metadata release).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable

@@ -11,15 +11,12 @@ from rich.table import Table
 from soundark.catalog import open_catalog
 from soundark.catalog.search import count_matches, search
 from soundark.catalog.stats import catalog_stats
-from soundark.cli.common import (
-    BarProgress, archive_paths, console, emit_json, load_settings,
-)
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+                                 load_settings)
 from soundark.config import Settings, write_settings
 from soundark.errors import BadInput
 from soundark.model import ImportReport
 
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
 RIGHTS_OPT = typer.Option(None, "--rights",
                           help="Rights of what is imported: owned, cc-by-4.0, public-domain, ... "
                                "(default: the archive's `rights` setting, itself 'unknown' by default).")

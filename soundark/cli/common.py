@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -21,6 +22,9 @@ from soundark.model import Progress
 # Progress bars, warnings and tables for people go to stderr when --json is given,
 # so stdout carries exactly one JSON object.
 out = Console(highlight=False)
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
+
 err = Console(stderr=True, highlight=False)
 
 
@@ -63,6 +67,8 @@ class BarProgress(Progress):
         )
         self.task: Any = None
         self.nbytes = 0
+        self.audio_seconds = 0.0
+        self.unit = "items"
         self.notes = 0
 
     def __enter__(self) -> "BarProgress":
@@ -76,8 +82,13 @@ class BarProgress(Progress):
         if self.task is not None:  # one bar at a time: the finished stage has printed its summary
             self.bar.remove_task(self.task)
         self.nbytes = 0
+        self.audio_seconds = 0.0
         self.unit = unit
         self.task = self.bar.add_task(description or "working", total=total, rate="")
+
+    def add_audio(self, seconds: float) -> None:
+        """Stages that handle audio report its duration; the bar then shows audio-hours/s."""
+        self.audio_seconds += seconds
 
     def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
         if self.task is None:
@@ -88,7 +99,10 @@ class BarProgress(Progress):
         rate = ""
         if elapsed > 0.5:
             rate = f"{(task.completed + n) / elapsed:,.1f} {self.unit}/s"
-            if self.nbytes:
+            if self.audio_seconds:
+                hours = self.audio_seconds / 3600 / elapsed
+                rate += f"  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
+            elif self.nbytes:
                 rate += f" {self.nbytes / elapsed / 1e6:,.1f} MB/s"
         self.bar.update(self.task, advance=n, rate=rate)
 

@@ -7,35 +7,10 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import BarProgress, archive_paths, console, emit_json, load_settings
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+                                 load_settings)
 from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
 
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
-
-
-class EncodeBar(BarProgress):
-    """The progress bar, with files/s and audio-hours/s (the stage reports audio via add_audio)."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        super().__init__(quiet)
-        self.audio_seconds = 0.0
-
-    def add_audio(self, seconds: float) -> None:
-        self.audio_seconds += seconds
-
-    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
-        if self.task is None:
-            self.start(None)
-        self.nbytes += nbytes
-        task = self.bar.tasks[-1]
-        elapsed = task.elapsed or 0.0
-        rate = ""
-        if elapsed > 0.5:
-            files = (task.completed + n) / elapsed
-            hours = self.audio_seconds / 3600 / elapsed
-            rate = f"{files:,.1f} files/s  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
-        self.bar.update(self.task, advance=n, rate=rate)
 
 
 def encode(
@@ -62,7 +37,7 @@ def encode(
     settings = load_settings(paths.root)
     options = EncodeOptions(retry_failed=retry_failed, dry_run=dry_run, limit=limit, workers=workers,
                             executor=executor, ray_address=address)
-    with EncodeBar(quiet=as_json or dry_run) as progress:
+    with BarProgress(quiet=as_json or dry_run) as progress:
         result = run_encode(paths, settings, progress, options=options)
     if as_json:
         emit_json(result.as_dict())

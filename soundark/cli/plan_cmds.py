@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import BarProgress, archive_paths, console, emit_json, load_settings
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+                                 load_settings)
 
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
 
 
 def plan(

@@ -8,10 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from soundark.cli.common import BarProgress, archive_paths, console, emit_json, load_settings
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+                                 load_settings)
 
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
 DATE_OPT = typer.Option(None, "--date",
                         help="Release date YYYY-MM-DD written into bags and torrents (default: the "
                              "`release_date` setting, else today in UTC). Same input + same date = same bytes.")
