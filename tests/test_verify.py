@@ -11,6 +11,8 @@ import pytest
 from soundark.cli import main
 from soundark.fixity.bagit import hash_files, write_bag_tags
 from soundark.media.synth import make_file
+from soundark.model import Progress
+from soundark.preserve import onepass
 from soundark.preserve.verify import verify_path
 from test_fixity_util import flip, make_release
 
@@ -128,3 +130,64 @@ def test_not_a_bag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         main(["verify", str(tmp_path)])
     assert e.value.code == 1
     assert "no BagIt bag" in capsys.readouterr().err
+
+
+def test_bags_share_one_pass_in_small_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several bags, each cut into many groups (pieces spanning groups): each piece checked once."""
+    root = tmp_path / "releases"
+    bags = [make_release(root, f"rel-{i:04d}", n=20, seed=i, parity=None, hybrid=i == 1)[0] for i in range(3)]
+    whole = verify_path(tmp_path)
+    monkeypatch.setattr(onepass, "GROUP_MIN", 1)
+    monkeypatch.setattr(onepass, "GROUP_MAX", 1)
+    assert len(onepass._groups(verify_entries(bags[0]), 16384, 2)) > 3
+    report = verify_path(tmp_path)
+    assert report.ok and whole.ok and len(report.bags) == 3 and "v2-roots" in report.checks
+    assert report.bytes == whole.bytes == sum(p.stat().st_size for b in bags for p in b.rglob("*") if p.is_file())
+    first = bags[0] / "data/audio/f000.bin"
+    flip(first, 0)
+    last = sorted((bags[2] / "data/audio").iterdir())[-1]
+    flip(last, last.stat().st_size - 1)
+    assert kinds(verify_path(tmp_path)) == {("altered", "releases/rel-0000/data/audio/f000.bin"),
+                                             ("altered", f"releases/rel-0002/data/audio/{last.name}")}
+    # a file altered and every manifest rewritten to match: only its pieces (across groups) tell
+    flip(first, 0)
+    flip(last, last.stat().st_size - 1)
+    middle = bags[1] / "data/audio/f010.bin"
+    flip(middle, middle.stat().st_size // 2)
+    rels = sorted(p.relative_to(bags[1]).as_posix() for p in (bags[1] / "data").rglob("*") if p.is_file())
+    write_bag_tags(bags[1], [(r, h.sha256, h.size) for r, h in zip(rels, hash_files([bags[1] / r for r in rels]))],
+                   {"Source-Organization": "soundark tests"})
+    report = verify_path(tmp_path)  # the rewritten tag files differ from the torrent too
+    named = {p.path: p.detail for p in report.problems if "/data/" in p.path}
+    assert list(named) == ["releases/rel-0001/data/audio/f010.bin"] and "v2 pieces root" in named[list(named)[0]]
+    assert all(p.path.startswith("releases/rel-0001/") for p in report.problems)
+
+
+def verify_entries(bag: Path) -> list[onepass.Entry]:
+    return [onepass.Entry(p.relative_to(bag).as_posix(), p.stat().st_size)
+            for p in sorted(bag.rglob("*")) if p.is_file()]
+
+
+class _CancelAfter(Progress):
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        self.left -= 1
+
+    def cancelled(self) -> bool:
+        return self.left <= 0
+
+
+def test_cancelled_verify_is_not_ok(tmp_path: Path) -> None:
+    root = tmp_path / "releases"
+    for i in range(3):
+        make_release(root, f"rel-{i:04d}", n=4, seed=i, parity=None)
+    (root / "rel-0002/data/audio/f000.bin").unlink()
+    report = verify_path(tmp_path, progress=_CancelAfter(1))
+    assert not report.ok
+    refused = [p for p in report.problems if p.kind == "refused"]
+    assert refused and all(p.detail == "verify cancelled before this bag" for p in refused)
+    assert ("missing", "releases/rel-0002/data/audio/f000.bin") not in kinds(report)
+    assert kinds(verify_path(tmp_path, progress=_CancelAfter(0))) == {
+        ("refused", f"releases/rel-{i:04d}") for i in range(3)}

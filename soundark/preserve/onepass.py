@@ -2,10 +2,13 @@
 (BEP 3) and the BEP 52 merkle root per file (hybrid torrents).
 
 The files, in torrent order (BEP 47 pad files included), are cut into groups of whole files of
-roughly equal bytes; a thread per core takes groups from a queue. A group hashes its own files
-and the v1 pieces that *start* inside it; for the last such piece it reads on into the next
-files (at most one piece more), so every piece is checked exactly once and each byte is read
-about once. hashlib releases the GIL, so threads use both cores.
+roughly equal bytes; a thread per core takes groups from one queue shared by every bag of the
+pass (:func:`hash_passes`), so small bags and the last group of a bag do not leave a core idle.
+A group hashes its own files and the v1 pieces that *start* inside it; for the last such piece
+it reads on into the next files (at most one piece more), so every piece is checked exactly once
+and each byte is hashed once per digest (SHA-256 and SHA-1 over the same 1 MiB buffer, read with
+``readinto`` into a buffer reused by the thread). hashlib releases the GIL for large updates,
+so the threads keep every core busy.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import math
 import os
 import stat
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,8 @@ from soundark.fixity.torrent import BLOCK_V2, merkle_root
 from soundark.model import NO_PROGRESS, Progress
 
 CHUNK = 1 << 20  # a multiple of 16 KiB, so v2 leaves never straddle reads
+GROUP_MIN = 16 << 20
+GROUP_MAX = 256 << 20  # bounds the idle tail at the end of a pass (a core's last group)
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
 _ZEROS = bytes(CHUNK)
 
@@ -50,13 +56,35 @@ class FileResult:
 class PassResult:
     files: dict[int, FileResult] = field(default_factory=dict)
     bad_pieces: list[int] = field(default_factory=list)
-    bytes_read: int = 0
+    bytes_read: int = 0        # every byte read, the few re-read for pieces that span groups included
+    complete: bool = True      # False when cancelled before every group was hashed
 
 
 @dataclass(frozen=True)
 class PieceSpec:
     hashes: Sequence[bytes]
     length: int
+
+
+@dataclass(frozen=True)
+class PassJob:
+    """One bag's part of a pass: its folder, its files in stream order, its v1 pieces if any."""
+
+    root: Path
+    entries: Sequence[Entry]
+    pieces: PieceSpec | None = None
+
+
+_local = threading.local()
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    """This thread's read buffer (one allocation per thread, not per file)."""
+    got = getattr(_local, "buf", None)
+    if got is None:
+        buf = bytearray(CHUNK)
+        got = _local.buf = (buf, memoryview(buf))
+    return got
 
 
 class _Pieces:
@@ -111,8 +139,7 @@ def _hash_file(path: Path, entry: Entry, pieces: _Pieces | None) -> tuple[FileRe
     leaves: list[bytes] | None = [] if entry.pieces_root else None
     done = 0
     if fd is not None:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+        buf, view = _buffer()
         try:
             with open(fd, "rb", buffering=0, closefd=True) as f:
                 while (n := f.readinto(buf)):
@@ -137,12 +164,13 @@ def _hash_file(path: Path, entry: Entry, pieces: _Pieces | None) -> tuple[FileRe
     return res, done
 
 
-def _group(root: Path, entries: Sequence[Entry], lo: int, hi: int, ctx: "_Context") -> PassResult:
+def _group(job: "_Job", lo: int, hi: int) -> PassResult:
+    root, entries = job.root, job.entries
     out = PassResult()
     pieces = None
-    if ctx.pieces is not None:
-        pieces = _Pieces(ctx.pieces, ctx.stream.total, ctx.stream.starts[lo],
-                         ctx.stream.starts[hi - 1] + ctx.stream.sizes[hi - 1])
+    if job.pieces is not None:
+        pieces = _Pieces(job.pieces, job.stream.total, job.stream.starts[lo],
+                         job.stream.starts[hi - 1] + job.stream.sizes[hi - 1])
     for i in range(lo, hi):
         e = entries[i]
         if e.rel is None:
@@ -152,7 +180,7 @@ def _group(root: Path, entries: Sequence[Entry], lo: int, hi: int, ctx: "_Contex
         out.files[i], n = _hash_file(root / e.rel, e, pieces)
         out.bytes_read += n
     if pieces is not None and pieces.pos < pieces.limit:
-        tail = ctx.stream.read(pieces.pos, pieces.limit - pieces.pos)
+        tail = job.stream.read(pieces.pos, pieces.limit - pieces.pos)
         pieces.feed(memoryview(tail))
         out.bytes_read += len(tail)
     if pieces is not None:
@@ -161,14 +189,17 @@ def _group(root: Path, entries: Sequence[Entry], lo: int, hi: int, ctx: "_Contex
 
 
 @dataclass(frozen=True)
-class _Context:
+class _Job:
+    root: Path
+    entries: Sequence[Entry]
     stream: ByteStream
     pieces: PieceSpec | None
 
 
 def _groups(entries: Sequence[Entry], piece_length: int, workers: int) -> list[tuple[int, int]]:
     total = sum(e.size or 0 for e in entries)
-    target = max(total // (workers * 8) if workers else total, 4 * piece_length, 16 << 20)
+    floor = max(4 * piece_length, GROUP_MIN)
+    target = max(min(total // (workers * 8), max(GROUP_MAX, 2 * floor)), floor)
     groups, lo, acc = [], 0, 0
     for i, e in enumerate(entries):
         acc += e.size or 0
@@ -183,27 +214,47 @@ def _groups(entries: Sequence[Entry], piece_length: int, workers: int) -> list[t
 def hash_pass(root: Path, entries: Sequence[Entry], pieces: PieceSpec | None = None, *,
               workers: int = 0, progress: Progress = NO_PROGRESS) -> PassResult:
     """Hash every entry under ``root`` once; check v1 pieces if ``pieces`` (sizes then required)."""
+    return hash_passes([PassJob(root, entries, pieces)], workers=workers, progress=progress)[0]
+
+
+def hash_passes(jobs: Sequence[PassJob], *, workers: int = 0,
+                progress: Progress = NO_PROGRESS) -> list[PassResult]:
+    """:func:`hash_pass` for several bags at once, their groups sharing one pool of threads.
+
+    Groups run in job order; on cancellation the jobs not fully hashed come back with
+    ``complete`` False (and whatever their finished groups found).
+    """
     workers = workers or cpu_count()
-    if pieces is not None and any(e.size is None for e in entries):
-        raise ValueError("piece checks need every entry's expected size")
-    stream = ByteStream(root, [(e.rel, e.size or 0) for e in entries])
-    ctx = _Context(stream, pieces)
-    # without pieces, files are independent: one group per file balances best
-    groups = (_groups(entries, pieces.length, workers) if pieces is not None
-              else [(i, i + 1) for i in range(len(entries))])
-    total = PassResult()
+    prepared: list[_Job] = []
+    for job in jobs:
+        if job.pieces is not None and any(e.size is None for e in job.entries):
+            raise ValueError("piece checks need every entry's expected size")
+        stream = ByteStream(job.root, [(e.rel, e.size or 0) for e in job.entries])
+        prepared.append(_Job(job.root, job.entries, stream, job.pieces))
+    results = [PassResult() for _ in jobs]
+    left = [0] * len(jobs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        futures = {pool.submit(_group, root, entries, lo, hi, ctx): (lo, hi) for lo, hi in groups}
+        futures = {}
+        for k, job in enumerate(prepared):
+            # without pieces, files are independent: one group per file balances best
+            groups = (_groups(job.entries, job.pieces.length, workers) if job.pieces is not None
+                      else [(i, i + 1) for i in range(len(job.entries))])
+            left[k] = len(groups)
+            for lo, hi in groups:
+                futures[pool.submit(_group, job, lo, hi)] = (k, lo, hi)
         for fut in as_completed(futures):
-            part = fut.result()
-            lo, hi = futures[fut]
+            k, lo, hi = futures[fut]
+            part, total = fut.result(), results[k]
             total.files.update(part.files)
             total.bad_pieces.extend(part.bad_pieces)
             total.bytes_read += part.bytes_read
+            left[k] -= 1
             progress.advance(hi - lo, nbytes=part.bytes_read)
             if progress.cancelled():
                 for f in futures:
                     f.cancel()
                 break
-    total.bad_pieces.sort()
-    return total
+    for total, n in zip(results, left):
+        total.complete = n == 0
+        total.bad_pieces.sort()
+    return results

@@ -3,7 +3,8 @@
 Every file is checked against ``manifest-sha256.txt`` (tag files against
 ``tagmanifest-sha256.txt``) and, when the release's .torrent is found, against its v1 piece
 hashes and, for hybrids, the v2 "pieces root" of each file, all in one read
-(:mod:`soundark.preserve.onepass`). Every missing, extra, truncated and altered file is named.
+(:mod:`soundark.preserve.onepass`; the files of every bag share one pool of threads, one per
+core). Every missing, extra, truncated and altered file is named.
 ``fast`` checks only presence, sizes (from the torrent or the parity index) and Payload-Oxum.
 
 Where the torrent is looked for: ``--torrent``; ``<releases>/torrents/<bag>.torrent`` (an
@@ -26,7 +27,7 @@ from soundark.fixity.paths import check_relpath
 from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
-from soundark.preserve.onepass import Entry, PieceSpec, hash_pass
+from soundark.preserve.onepass import Entry, PassJob, PassResult, PieceSpec, hash_passes
 
 TRACKS = "data/tracks.jsonl"
 KINDS = ("missing", "extra", "truncated", "altered", "refused")
@@ -106,11 +107,28 @@ def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGR
     plans = [_BagPlan.make(bag, path, torrent if torrent else find_torrent(bag), report) for bag in bags]
     total_files = sum(len(p.entries) for p in plans)
     progress.start(total_files, "verifying" if not fast else "checking sizes", "files")
+    if fast:
+        for plan in plans:
+            if progress.cancelled():
+                plan.cancelled()
+            else:
+                plan.run_fast(progress)
+            plan.commit()
+        return report
+    # every bag's listing first, then one pass over all their bytes (one pool, every core busy),
+    # then each bag's findings in bag order
+    jobs: list[tuple[_BagPlan, PassJob | None]] = []
     for plan in plans:
-        if progress.cancelled():
-            report.problems.append(Problem("refused", plan.prefix, "verify cancelled before this bag"))
-            continue
-        plan.run(fast, progress)
+        jobs.append((plan, None if progress.cancelled() else plan.prepare()))
+    live = [job for _, job in jobs if job is not None]
+    results = iter(hash_passes(live, progress=progress) if live else [])
+    for plan, job in jobs:
+        result = next(results) if job is not None else None
+        if result is None or not result.complete:
+            plan.cancelled()
+        else:
+            plan.conclude(result)
+        plan.commit()
     return report
 
 
@@ -125,6 +143,9 @@ class _BagPlan:
     entries: list[Entry]
     sizes: dict[str, int]
     oxum_problem: str = ""
+    found: list[Problem] | None = None    # this bag's problems while it runs (then committed)
+    missing: set[str] = field(default_factory=set)
+    extras: list[str] = field(default_factory=list)
 
     @classmethod
     def make(cls, bag: Path, top: Path, torrent_path: Path | None, report: VerifyReport) -> "_BagPlan":
@@ -152,7 +173,7 @@ class _BagPlan:
 
     def problem(self, kind: str, rel: str, detail: str = "") -> None:
         path = f"{self.prefix}/{rel}" if self.prefix else rel
-        self.report.problems.append(Problem(kind, path, detail))
+        (self.report.problems if self.found is None else self.found).append(Problem(kind, path, detail))
 
     def _build_entries(self) -> None:
         wanted = set(self.manifest) | set(self.tags)
@@ -182,33 +203,37 @@ class _BagPlan:
 
     # ---------------------------------------------------------- running
 
-    def run(self, fast: bool, progress: Progress) -> None:
-        before = len(self.report.problems)
-        self._run(fast, progress)
-        self._finish(before)
-
-    def _run(self, fast: bool, progress: Progress) -> None:
+    def _start(self) -> tuple[set[str], dict[str, int | None]]:
+        """Presence, extras and Payload-Oxum (problems from here on are this bag's run)."""
+        self.found = []
         present = self._listing()
         expected = {e.rel for e in self.entries if e.rel is not None} | set(self.manifest)
-        missing = {rel for rel in expected if rel not in present}
-        for rel in sorted(missing):
-            self.problem("missing", rel, "listed in the manifest" if rel in self.manifest else "listed in the torrent")
-        extras = sorted(rel for rel in present if rel not in expected and rel not in TAG_NAMES)
+        self.missing = {rel for rel in expected if rel not in present}
+        for rel in sorted(self.missing):
+            self.problem("missing", rel,
+                         "listed in the manifest" if rel in self.manifest else "listed in the torrent")
+        self.extras = sorted(rel for rel in present if rel not in expected and rel not in TAG_NAMES)
         self._check_oxum(present)
         self.report.files += len(expected)
-        if fast:
-            self.checks("sizes")
-            self.checks("payload-oxum")
-            for rel in sorted(expected - missing):
-                size, want = present[rel], self.sizes.get(rel)
-                if size is None:
-                    self.problem("altered", rel, "not a regular file (symlink or folder)")
-                elif want is not None and size != want:
-                    self._size_problem(rel, size, want)
-                self.report.bytes += size or 0
-            progress.advance(len(self.entries))
-            self._report_extras(extras)
-            return
+        return expected, present
+
+    def run_fast(self, progress: Progress) -> None:
+        expected, present = self._start()
+        self.checks("sizes")
+        self.checks("payload-oxum")
+        for rel in sorted(expected - self.missing):
+            size, want = present[rel], self.sizes.get(rel)
+            if size is None:
+                self.problem("altered", rel, "not a regular file (symlink or folder)")
+            elif want is not None and size != want:
+                self._size_problem(rel, size, want)
+            self.report.bytes += size or 0
+        progress.advance(len(self.entries))
+        self._report_extras(self.extras)
+
+    def prepare(self) -> PassJob:
+        """Everything before reading the bytes; returns this bag's share of the hash pass."""
+        self._start()
         self.checks("manifest-sha256")
         if self.tags:
             self.checks("tagmanifest-sha256")
@@ -217,13 +242,30 @@ class _BagPlan:
             if self.torrent.infohash_v2:
                 self.checks("v2-roots")
         pieces = PieceSpec(self.torrent.pieces, self.torrent.piece_length) if self.torrent else None
-        result = hash_pass(self.bag, self.entries, pieces, progress=progress)
-        self.report.bytes += result.bytes_read
-        self._classify(result, missing)
-        self._report_extras(extras)
-        self._renamed(extras, missing)
-        if TRACKS in self.manifest and TRACKS not in missing:
+        return PassJob(self.bag, self.entries, pieces)
+
+    def conclude(self, result: PassResult) -> None:
+        """Name what the hash pass found, then the extras, renames and tracks.jsonl."""
+        self.report.bytes += sum(r.actual_size or 0 for r in result.files.values())
+        self._classify(result, self.missing)
+        self._report_extras(self.extras)
+        self._renamed(self.extras, self.missing)
+        if TRACKS in self.manifest and TRACKS not in self.missing:
             self._check_tracks()
+
+    def cancelled(self) -> None:
+        """Cancelled before this bag was fully read: it is not verified (what was found is dropped)."""
+        self.found = [Problem("refused", self.prefix, "verify cancelled before this bag")]
+        self.oxum_problem = ""
+
+    def commit(self) -> None:
+        """Add this bag's problems to the report (a wrong Oxum only when nothing else explains it)."""
+        found = self.found or []
+        self.found = None
+        if self.oxum_problem and not found:
+            self.problem("altered", "data", self.oxum_problem)
+            return
+        self.report.problems.extend(found)
 
     def _listing(self) -> dict[str, int | None]:
         """Every file under the bag: {relative path: size, or None when not a regular file}."""
@@ -250,11 +292,6 @@ class _BagPlan:
         if (sum(data), len(data)) != parsed:
             self.oxum_problem = (f"Payload-Oxum says {parsed[0]} bytes in {parsed[1]} files; "
                                  f"found {sum(data)} bytes in {len(data)} files")
-
-    def _finish(self, before: int) -> None:
-        # a file-level problem already explains a wrong Oxum; alone, it is the only clue
-        if self.oxum_problem and len(self.report.problems) == before:
-            self.problem("altered", "data", self.oxum_problem)
 
     def _size_problem(self, rel: str, size: int, want: int) -> None:
         if size < want:
@@ -338,7 +375,7 @@ class _BagPlan:
         for rel, h in zip(extras, hash_files([self.bag / r for r in extras])):
             if h.sha256 in wanted:
                 old = wanted[h.sha256]
-                self.report.problems = [
+                self.found = [
                     Problem(p.kind, p.path, f"renamed to {rel}?") if p.kind == "missing" and
-                    p.path.endswith(old) and p.path == (f"{self.prefix}/{old}" if self.prefix else old)
-                    else p for p in self.report.problems]
+                    p.path == (f"{self.prefix}/{old}" if self.prefix else old)
+                    else p for p in self.found or []]
