@@ -95,3 +95,33 @@ def sized(seed: int, size: int) -> bytes:
 
 def jpeg(color: tuple[int, int, int]) -> bytes:
     return tiny_jpeg(color)
+
+
+def libtorrent_check(torrent: Path, save_path: Path, timeout: float = 120.0) -> float:
+    """Let libtorrent itself hash-check a payload against a .torrent: the share of pieces it accepts.
+
+    A private session on loopback with every discovery off: nothing leaves this machine.
+    """
+    import time
+
+    import libtorrent as lt
+
+    ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+                      "enable_upnp": False, "enable_natpmp": False,
+                      "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification})
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(str(torrent))
+    atp.save_path = str(save_path)
+    atp.flags = (atp.flags | lt.torrent_flags.upload_mode) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    atp.trackers = []
+    atp.url_seeds = []
+    handle = ses.add_torrent(atp)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(500)
+        for alert in ses.pop_alerts():
+            if isinstance(alert, lt.torrent_checked_alert):
+                return handle.status().num_pieces / atp.ti.num_pieces()
+            if isinstance(alert, lt.torrent_error_alert):
+                raise AssertionError(f"libtorrent: {alert.message()}")
+    raise TimeoutError(f"libtorrent did not finish checking {torrent}")

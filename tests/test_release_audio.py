@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import bagit
 import libtorrent as lt
 import pytest
 
@@ -18,7 +19,7 @@ from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import Conflict
 from soundark.release.stage import load_torrent_list, run_release_audio
 from soundark.release.torrent import piece_length_for
-from release_fixtures import Rec, add, opus_bytes, sized
+from release_fixtures import Rec, add, libtorrent_check, opus_bytes, sized
 
 DATE = "2024-05-01"
 NO_PARITY = Settings(parity_overhead=0.0)
@@ -78,6 +79,17 @@ def test_audio_release_is_a_valid_bag_with_hard_links(tmp_path: Path, opus_files
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == len(files) - 4
+    # and the reference BagIt implementation (Library of Congress' bagit-python) agrees
+    bagit.Bag(str(bag)).validate()
+    # libtorrent hash-checks the payload against the torrent: every piece good; one flipped byte is not
+    torrent = paths.releases / result.published[0].torrent
+    assert libtorrent_check(torrent, paths.releases) == 1.0
+    victim = bag / audio[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.unlink()  # a new file: the store's hard-linked copy stays intact
+    victim.write_bytes(bytes(data))
+    assert libtorrent_check(torrent, paths.releases) < 1.0
     info = (bag / "bag-info.txt").read_text(encoding="utf-8")
     assert "Bagging-Date: 2024-05-01" in info
     payload = sum((bag / f).stat().st_size for f in files if f.startswith("data/"))
@@ -287,6 +299,8 @@ def test_hybrid_torrents_have_pad_files_and_v2_infohash(tmp_path: Path, opus_fil
     assert meta[b"url-list"] in (b"http://127.0.0.1:2/", [b"http://127.0.0.1:2/"])
     listing = load_torrent_list(paths)
     assert listing["releases"][0]["infohash_v2"] == pub.infohash_v2
+    assert libtorrent_check(paths.releases / pub.torrent, paths.releases) == 1.0  # v1 pieces and v2 roots
+    bagit.Bag(str(paths.releases / pub.name)).validate()
 
 
 def test_parity_sidecar_release(tmp_path: Path, opus_files: list[bytes]) -> None:

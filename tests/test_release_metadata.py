@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bagit
 import libtorrent as lt
 import pyarrow.parquet as pq
 import pytest
@@ -18,7 +19,7 @@ from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import BadInput
 from soundark.release.stage import load_torrent_list, run_release_art, run_release_audio, run_release_metadata
-from release_fixtures import Rec, add, jpeg, sized
+from release_fixtures import Rec, add, jpeg, libtorrent_check, sized
 
 DATE = "2024-05-01"
 SETTINGS = Settings(parity_overhead=0.0)
@@ -55,6 +56,8 @@ def test_metadata_release_is_clean_and_complete(tmp_path: Path) -> None:
     assert pub.phase == "metadata" and pub.name == "soundark-metadata-0001"
     bag = paths.releases / pub.name
     assert subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=bag, capture_output=True).returncode == 0
+    bagit.Bag(str(bag)).validate()
+    assert libtorrent_check(paths.releases / pub.torrent, paths.releases) == 1.0
     db = snapshot_file(bag, tmp_path)
     assert b"SQLite format 3" in db.read_bytes()[:16]
     assert SECRET.encode() not in db.read_bytes(), "an operator path survived in a free page"
@@ -100,6 +103,8 @@ def test_art_release_maps_albums_to_distinct_images(tmp_path: Path) -> None:
     result = run_release_art(paths, SETTINGS, date=DATE)
     [pub] = result.published
     bag = paths.releases / pub.name
+    bagit.Bag(str(bag)).validate()
+    assert libtorrent_check(paths.releases / pub.torrent, paths.releases) == 1.0
     images = sorted(p.name for p in (bag / "data/art").iterdir())
     # K0..K2 are redistributable; K3's own cover is used by nothing else
     assert len(images) == 3

@@ -245,19 +245,25 @@ def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progres
     return result
 
 
+def _run_phase(phase: str, publish: Any, paths: ArchivePaths, settings: Settings, progress: Progress,
+               date: str | None) -> ReleaseResult:
+    """One single-bag phase (metadata, art): build in staging, publish, refresh the release list."""
+    ctx = make_context(paths, settings, date)
+    result = ReleaseResult(phase, ctx.date, str(paths.releases))
+    with open_catalog(paths.catalog) as catalog:
+        prepare_staging(ctx)
+        publish(catalog, ctx, result, progress)
+        write_torrent_list(catalog, paths)
+        shutil.rmtree(ctx.staging, ignore_errors=True)
+    return result
+
+
 def run_release_metadata(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
                          date: str | None = None) -> ReleaseResult:
     """Publish a clean catalog snapshot with Parquet exports, unless the latest one holds the same."""
     from soundark.release.metadata import publish_metadata
 
-    ctx = make_context(paths, settings, date)
-    result = ReleaseResult("metadata", ctx.date, str(paths.releases))
-    with open_catalog(paths.catalog) as catalog:
-        prepare_staging(ctx)
-        publish_metadata(catalog, ctx, result, progress)
-        write_torrent_list(catalog, paths)
-        shutil.rmtree(ctx.staging, ignore_errors=True)
-    return result
+    return _run_phase("metadata", publish_metadata, paths, settings, progress, date)
 
 
 def run_release_art(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
@@ -265,11 +271,4 @@ def run_release_art(paths: ArchivePaths, settings: Settings, progress: Progress 
     """Publish the cover images not yet released (content-addressed) and their album mapping."""
     from soundark.release.art import publish_art
 
-    ctx = make_context(paths, settings, date)
-    result = ReleaseResult("art", ctx.date, str(paths.releases))
-    with open_catalog(paths.catalog) as catalog:
-        prepare_staging(ctx)
-        publish_art(catalog, ctx, result, progress)
-        write_torrent_list(catalog, paths)
-        shutil.rmtree(ctx.staging, ignore_errors=True)
-    return result
+    return _run_phase("art", publish_art, paths, settings, progress, date)
