@@ -1,9 +1,12 @@
 """seed/fetch over libtorrent on 127.0.0.1 only (no DHT, LSD, PEX, UPnP, NAT-PMP, trackers);
-interop with Debian's aria2 (package `aria2`), skipped when aria2c is absent."""
+interop with Debian's aria2 (package `aria2`) and Transmission (package `transmission-cli`), each
+skipped when its program is absent."""
 
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import re
 import shutil
 import socket
@@ -81,6 +84,18 @@ def test_interrupted_fetch_resumes(release, tmp_path: Path) -> None:
     assert snapshot(tmp_path / "dl" / "rel-0001") == original
 
 
+def test_fetch_reaches_a_tcp_only_seeder(release, tmp_path: Path) -> None:
+    """Like aria2, this seeder does not speak uTP: the fetch must fall back to TCP and stay there."""
+    bag, original, torrent = release
+    with Seeder(LOOP) as seeder:
+        seeder.ses.apply_settings({"enable_incoming_utp": False})
+        seeder.add(torrent, bag.parent)
+        seeder.wait_ready()
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", seeder.port),), 60), LOOP)
+    assert got.complete, got.reason
+    assert snapshot(tmp_path / "dl" / "rel-0001") == original
+
+
 def test_fetch_refuses_hostile_magnet(tmp_path: Path) -> None:
     from soundark.errors import BadInput
     with pytest.raises(BadInput):
@@ -148,27 +163,102 @@ def test_aria2_fetches_what_soundark_seeds(release, tmp_path: Path) -> None:
     assert snapshot(tmp_path / "aria" / "rel-0001") == original
 
 
+class Client:
+    """An ordinary BitTorrent client run as a seeder; its output is read (and kept) as it comes."""
+
+    def __init__(self, argv: list[str], **kw) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # text mode: Transmission's \r status lines become lines too
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        """The first output line matching ``pattern``; fails with the output so far if none comes."""
+        deadline, seen = time.monotonic() + timeout, 0
+        with self.changed:
+            while True:
+                for line in self.lines[seen:]:
+                    m = re.search(pattern, line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and seen == len(self.lines)):
+                    pytest.fail(f"no {pattern!r} from {self.proc.args[0]}:\n{self.output()}")
+                self.changed.wait(min(left, 0.5))
+
+    def output(self) -> str:
+        return "".join(self.lines[-60:])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @needs_aria2
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open: aria2 1.36 seeding on loopback never sends data to libtorrent here "
-                          "(connects, 0 bytes); not yet diagnosed", strict=False)
 def test_soundark_fetches_what_aria2_seeds(release, tmp_path: Path) -> None:
+    """aria2 speaks TCP only: this needs the uTP-to-TCP fallback (see swarm.NAMED_PEER_FLAGS)."""
     bag, original, torrent = release
-    proc = subprocess.Popen([ARIA2, *ARIA2_SAFE, "--console-log-level=notice", "--check-integrity=true",
-                             "--seed-ratio=0.0", f"--listen-port={free_port()}", f"--dir={bag.parent}",
-                             str(torrent)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    info = read_torrent(torrent)
+    aria2 = Client([ARIA2, *ARIA2_SAFE, "--console-log-level=notice", "--check-integrity=true",
+                    "--seed-ratio=0.0", f"--listen-port={free_port()}", f"--dir={bag.parent}", str(torrent)])
     try:
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            # aria2 may not take the port it was given: read the one it says it listens on
-            m = re.search(r"listening on TCP port (\d+)", line)
-            port = int(m.group(1)) if m else None
-        assert port, "aria2c never said which port it listens on"
-        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", port),), 20), LOOP)
+        aria2.wait_for(r"Verification finished successfully")
+        # aria2 may not take the port it was given: read the one it says it listens on
+        port = int(aria2.wait_for(r"listening on TCP port (\d+)").group(1))
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", port),), 60), LOOP)
+        assert got.complete, f"{got.reason}\n{aria2.output()}"
+        magnet = f"magnet:?xt=urn:btih:{info.infohash_v1}&dn=rel-0001&x.pe=127.0.0.1:{port}"
+        got2 = fetch(FetchRequest(magnet, tmp_path / "dl2", (), 60), LOOP)  # metadata from aria2 too
+        assert got2.complete, f"{got2.reason}\n{aria2.output()}"
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-    assert got.complete
+        aria2.close()
+    assert snapshot(tmp_path / "dl" / "rel-0001") == original
+    assert snapshot(tmp_path / "dl2" / "rel-0001") == original
+
+
+TRANSMISSION = shutil.which("transmission-cli")
+needs_transmission = pytest.mark.skipif(TRANSMISSION is None,
+                                        reason="transmission-cli not installed (Debian package: transmission-cli)")
+
+
+def transmission_config(folder: Path, port: int) -> Path:
+    """settings.json for transmission-cli: loopback only; no DHT, LPD, PEX, port mapping, RPC, blocklist."""
+    folder.mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps({
+        "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1", "peer-port": port,
+        "peer-port-random-on-start": False, "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
+        "port-forwarding-enabled": False, "rpc-enabled": False, "blocklist-enabled": False,
+        "watch-dir-enabled": False, "message-level": 2}))
+    return folder
+
+
+@needs_transmission
+@pytest.mark.slow
+def test_soundark_fetches_what_transmission_seeds(release, tmp_path: Path) -> None:
+    bag, original, torrent = release
+    port = free_port()
+    conf = transmission_config(tmp_path / "transmission", port)
+    tr = Client([TRANSMISSION, "--config-dir", str(conf), "--no-portmap", "--port", str(port),
+                 "--download-dir", str(bag.parent), str(torrent)], env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        tr.wait_for(rf"Bound socket \d+ to port {port} on 127\.0\.0\.1")
+        tr.wait_for(r"^Seeding")  # it verifies the files first, then seeds
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", port),), 60), LOOP)
+        assert got.complete, f"{got.reason}\n{tr.output()}"
+    finally:
+        tr.close()
     assert snapshot(tmp_path / "dl" / "rel-0001") == original

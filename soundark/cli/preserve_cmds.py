@@ -177,11 +177,13 @@ def mirror_plan_cmd(
     if as_json:
         emit_json({**plan.as_dict(), "magnets_file": str(magnets)})
         return
-    table = Table(title=f"mirror plan: {plan.bytes / 1e9:,.2f} of {plan.budget / 1e9:,.2f} GB", title_justify="left")
-    for col in ("release", "phase", "GB", "listens %", "seeders", "at risk %"):
+    from soundark.release.listing import human_bytes
+
+    table = Table(title=f"mirror plan: {human_bytes(plan.bytes)} of {human_bytes(plan.budget)}", title_justify="left")
+    for col in ("release", "phase", "size", "listens %", "seeders", "at risk %"):
         table.add_column(col, justify="left" if col in ("release", "phase") else "right")
     for c in plan.chosen:
-        table.add_row(c.name, c.phase, f"{c.bytes / 1e9:,.2f}", f"{100 * c.listens_share:.2f}",
+        table.add_row(c.name, c.phase, human_bytes(c.bytes), f"{100 * c.listens_share:.2f}",
                       str(c.seeders), f"{100 * c.at_risk:.2f}")
     con = console(False)
     con.print(table)

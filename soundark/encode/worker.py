@@ -147,7 +147,6 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
     serial = int(source_sha[:8], 16) or 1  # deterministic, and not the 0 some tools warn about
     pcm = transcode.transcode_to_opus(source, tmp, task.opus, serial=serial)
     qa.check_source(path, pcm)
-    transcode.set_opus_input_rate(tmp, pcm.source_rate)
     file_tags = opus_tags.comments_from_tagset(_read_tags(path))
     provenance = {"SOUNDARK_SOURCE_SHA256": source_sha, "SOUNDARK_SOURCE_CODEC": pcm.codec,
                   "SOUNDARK_SOURCE_SAMPLE_RATE": pcm.source_rate,

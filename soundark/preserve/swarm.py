@@ -29,6 +29,21 @@ from soundark.model import NO_PROGRESS, Progress
 RESUME_DIR = ".soundark-fetch"
 _LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
 
+# pex_flags for the peers one names. libtorrent's default for connect_peer() is encryption | utp |
+# holepunch, and pex_utp marks the peer as speaking uTP. libtorrent tries uTP first with any peer
+# so marked and, when that fails, clears the mark and dials TCP. Passing pex_utp again on every
+# retry re-marked the peer each time, so the fetch loop kept timing out on uTP and never reached a
+# TCP-only client (aria2: it connected, then 0 bytes). Now the first dial may still try uTP (a
+# libtorrent default), but the fallback to TCP, which every client speaks, holds. Encryption stays
+# offered, and the peer may answer in plaintext.
+_PEX_ENCRYPTION = 0x01
+NAMED_PEER_FLAGS = _PEX_ENCRYPTION
+
+
+def connect_peer(handle: lt.torrent_handle, peer: tuple[str, int]) -> None:
+    """Dial a peer one named (``--peer``, a magnet's ``x.pe``); see NAMED_PEER_FLAGS."""
+    handle.connect_peer(peer, 0, NAMED_PEER_FLAGS)
+
 
 @dataclass(frozen=True)
 class SwarmConfig:
@@ -149,7 +164,7 @@ class Seeder:
 
     def connect(self, host: str, port: int) -> None:
         for _, h in self.handles:
-            h.connect_peer((host, port))
+            connect_peer(h, (host, port))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until every torrent has checked its files; a torrent that is not complete is an error."""
@@ -286,7 +301,7 @@ def _resume_file(to: Path, atp: lt.add_torrent_params) -> Path | None:
 def _await_metadata(ses: lt.session, handle: lt.torrent_handle, req: FetchRequest, peers: list) -> None:
     deadline = time.monotonic() + req.stall_timeout
     for peer in peers:
-        handle.connect_peer(peer)
+        connect_peer(handle, peer)
     while not handle.status().has_metadata:
         if time.monotonic() > deadline:
             raise EnvironmentProblem(req.source[:80], f"no metadata from any peer in {req.stall_timeout:.0f} s")
@@ -303,7 +318,7 @@ def _download(ses, handle, req: FetchRequest, peers: list, progress: Progress, t
     progress.start(st.total_wanted, f"fetching {st.name}", "bytes")
     progress.advance(st.total_wanted_done, nbytes=st.total_wanted_done)
     for peer in peers:
-        handle.connect_peer(peer)
+        connect_peer(handle, peer)
     done, last_change = st.total_wanted_done, time.monotonic()
     while True:
         st = handle.status()
@@ -324,7 +339,7 @@ def _download(ses, handle, req: FetchRequest, peers: list, progress: Progress, t
             break
         if st.num_peers == 0:
             for peer in peers:
-                handle.connect_peer(peer)
+                connect_peer(handle, peer)
         ses.pop_alerts()
         time.sleep(0.05)
     report.bytes_downloaded = st.total_wanted_done - report.bytes_already_had
