@@ -170,7 +170,8 @@ class Client:
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
         self.lines: list[str] = []
         self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:  # text mode: Transmission's \r status lines become lines too
@@ -205,6 +206,8 @@ class Client:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.reader.join(timeout=20)  # it ends at the end of the output
+        self.proc.stdout.close()
 
 
 @needs_aria2
@@ -242,7 +245,7 @@ def transmission_config(folder: Path, port: int) -> Path:
         "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1", "peer-port": port,
         "peer-port-random-on-start": False, "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
         "port-forwarding-enabled": False, "rpc-enabled": False, "blocklist-enabled": False,
-        "watch-dir-enabled": False, "message-level": 2}))
+        "watch-dir-enabled": False, "message-level": 3}))  # 3: debug, says which port it bound
     return folder
 
 
@@ -256,7 +259,8 @@ def test_soundark_fetches_what_transmission_seeds(release, tmp_path: Path) -> No
                  "--download-dir", str(bag.parent), str(torrent)], env={**os.environ, "HOME": str(tmp_path)})
     try:
         tr.wait_for(rf"Bound socket \d+ to port {port} on 127\.0\.0\.1")
-        tr.wait_for(r"^Seeding")  # it verifies the files first, then seeds
+        # it checks the files, then seeds (its "Seeding" status lines are block-buffered in a pipe)
+        tr.wait_for(r"rel-0001: Verification is done")
         got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", port),), 60), LOOP)
         assert got.complete, f"{got.reason}\n{tr.output()}"
     finally:
