@@ -1,15 +1,25 @@
 """Encode benchmark: `soundark encode` vs `ffmpeg -c:a libopus` per file, same parallelism.
 
-Input: FLAC files of music-like audio (three synthesised voices, a bass line and
-noise percussion, stereo, 44.1 kHz), each different. Ours runs the whole stage:
-SHA-256 check of the source, decode, resample, libopus, tags, QA (a second full
-decode of the output), hashing, fsync and the store rename. Theirs is
-``ffmpeg -c:a libopus -b:a 75k -vbr on -compression_level 10`` per file, as many
-at once as there are cores. Also printed: libopus alone on already-decoded PCM
-(the floor under any encoder), and the mean bit rate of both outputs.
+Corpus: generated music-like audio (three synthesised voices, a bass line and noise
+percussion, stereo, each file different) of mixed lengths and formats (FLAC, WAV,
+MP3, AAC, Vorbis, AIFF, 24-bit and 96 kHz among them), at least 30 minutes in all;
+or every audio file under ``--corpus DIR``.
 
-    python benchmarks/bench_encode.py            # 8 files x 90 s
-    python benchmarks/bench_encode.py --quick    # 4 files x 15 s
+Ours runs the whole stage with one worker per core: SHA-256 check of the source,
+decode, resample, libopus, tags, QA (a complete decode of the output), hashing,
+fsync and the store rename, including the start of its worker pool. Theirs is
+``ffmpeg -i IN -c:a libopus -b:a 75k -vbr on -compression_level 10 OUT``, one
+process per file (its process starts count: that is how ffmpeg is used), as many
+at once as there are cores. Both take the files longest first. The physical floor
+is libopus alone (the library both use: the one PyAV bundles) encoding PCM that
+was decoded and resampled beforehand, one thread per core.
+
+The machine is shared, so the sides alternate for ``--rounds`` rounds and each
+side's best round counts (every round is printed).
+
+    python benchmarks/bench_encode.py                  # >= 30 min generated corpus
+    python benchmarks/bench_encode.py --quick          # ~3 min, a smoke run
+    python benchmarks/bench_encode.py --corpus DIR     # your own music
 
 Ends with one JSON line; rates are audio seconds encoded per wall second.
 """
@@ -25,9 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from soundark.catalog import open_catalog
@@ -35,8 +46,24 @@ from soundark.catalog.store import utc_now
 from soundark.config import ArchivePaths, Settings, cpu_count, write_settings
 from soundark.encode.stage import EncodeOptions, run_encode
 from soundark.media import synth
+from soundark.media.transcode import OPUS_RATE, OpusEncoder, OpusSettings, output_channels
 
 FLOOR = 0.95
+AUDIO_EXT = {".flac", ".wav", ".aiff", ".aif", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus",
+             ".wv", ".ape", ".alac", ".mp4"}
+# (format, sample rate, seconds): 14 files, 31.8 minutes, longest not first
+MIX = [("flac", 44100, 95), ("mp3", 44100, 240), ("wav", 48000, 130), ("m4a", 44100, 185),
+       ("flac", 96000, 60), ("ogg", 44100, 150), ("wav24", 44100, 210), ("flac", 44100, 75),
+       ("aiff", 44100, 120), ("mp3", 44100, 165), ("flac", 48000, 200), ("m4a", 44100, 110),
+       ("wav", 44100, 90), ("flac", 44100, 78)]
+
+
+@dataclass
+class Source:
+    path: Path
+    seconds: float
+    pcm: np.ndarray  # 48 kHz interleaved float32, as fed to libopus
+    channels: int
 
 
 def music_like(seconds: float, seed: int, rate: int = 44100) -> np.ndarray:
@@ -60,133 +87,158 @@ def music_like(seconds: float, seed: int, rate: int = 44100) -> np.ndarray:
     return out / np.max(np.abs(out)) * 0.8
 
 
-def make_sources(folder: Path, count: int, seconds: float) -> list[Path]:
+def make_corpus(folder: Path, scale: float) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(count):
-        path = folder / f"track{i:02d}.flac"
-        synth.encode_file(path, music_like(seconds, seed=i), 44100, "flac")
+    for i, (fmt, rate, seconds) in enumerate(MIX):
+        path = folder / f"track{i:02d}{synth.FORMATS[fmt][3]}"
+        bitrate = {"mp3": 256_000, "m4a": 256_000}.get(fmt)
+        synth.encode_file(path, music_like(seconds * scale, seed=i, rate=rate), rate, fmt, bitrate)
         paths.append(path)
     return paths
 
 
-def make_archive(root: Path, sources: list[Path]) -> ArchivePaths:
+def find_corpus(folder: Path) -> list[Path]:
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXT)
+    if not paths:
+        sys.exit(f"{folder}: no audio files ({', '.join(sorted(AUDIO_EXT))})")
+    return paths
+
+
+def decode_48k(path: Path) -> Source:
+    """Decode and resample like the encoder's input (untimed): the floor's PCM and the length."""
+    chunks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        channels = output_channels(stream.codec_context.channels or 2)
+        resampler = av.AudioResampler(format="flt", layout="mono" if channels == 1 else "stereo",
+                                      rate=OPUS_RATE)
+        for frame in container.decode(stream):
+            frame.pts = None
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    pcm = np.concatenate(chunks).astype(np.float32, copy=False)
+    return Source(path, pcm.size / channels / OPUS_RATE, pcm, channels)
+
+
+def make_archive(root: Path, sources: list[Source]) -> ArchivePaths:
+    """A catalog with every source planned as opus75, as `soundark scan` + `plan` would leave it."""
     paths = ArchivePaths(root)
     root.mkdir(parents=True)
     write_settings(root, Settings())
     with open_catalog(paths.catalog) as catalog, catalog.transaction() as conn:
         for rank, src in enumerate(sources, start=1):
-            digest = hashlib.sha256(src.read_bytes()).hexdigest()
+            digest = hashlib.sha256(src.path.read_bytes()).hexdigest()
             rid = conn.execute("INSERT INTO recording(key, title, artist) VALUES (?, ?, 'Bench') "
-                               "RETURNING id", (f"bench{rank}", src.stem)).fetchone()[0]
+                               "RETURNING id", (f"bench{rank}", src.path.stem)).fetchone()[0]
+            stat = src.path.stat()
             sid = conn.execute(
-                "INSERT INTO source_file(path, size, mtime_ns, sha256, status, codec, recording_id, "
-                "scanned_at) VALUES (?, ?, ?, ?, 'ok', 'flac', ?, ?) RETURNING id",
-                (str(src), src.stat().st_size, src.stat().st_mtime_ns, digest, rid, utc_now())
-            ).fetchone()[0]
+                "INSERT INTO source_file(path, size, mtime_ns, sha256, status, recording_id, "
+                "duration_ms, scanned_at) VALUES (?, ?, ?, ?, 'ok', ?, ?, ?) RETURNING id",
+                (str(src.path), stat.st_size, stat.st_mtime_ns, digest, rid,
+                 int(src.seconds * 1000), utc_now())).fetchone()[0]
             conn.execute("INSERT INTO plan(recording_id, tier, est_bytes, rank, weight, source_id, "
                          "planned_at) VALUES (?, 'opus75', 0, ?, 1, ?, ?)", (rid, rank, sid, utc_now()))
     return paths
 
 
-def run_ours(root: Path, sources: list[Path], workers: int) -> tuple[float, int]:
+def run_ours(root: Path, sources: list[Source], workers: int) -> tuple[float, int]:
     paths = make_archive(root, sources)
     started = time.perf_counter()
     result = run_encode(paths, Settings(), options=EncodeOptions(workers=workers))
     elapsed = time.perf_counter() - started
     assert result.failed == 0 and result.encoded == len(sources), result.failures
+    shutil.rmtree(root)
     return elapsed, result.bytes_out
 
 
-def run_ffmpeg(out_dir: Path, sources: list[Path], workers: int) -> tuple[float, int]:
+def run_ffmpeg(out_dir: Path, sources: list[Source], workers: int) -> tuple[float, int]:
     out_dir.mkdir()
 
-    def one(src: Path) -> int:
-        dest = out_dir / (src.stem + ".opus")
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-c:a", "libopus",
-                        "-b:a", "75k", "-vbr", "on", "-compression_level", "10", str(dest)],
-                       check=True)
+    def one(i_src: tuple[int, Source]) -> int:
+        dest = out_dir / f"{i_src[0]}.opus"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(i_src[1].path),
+                        "-c:a", "libopus", "-b:a", "75k", "-vbr", "on", "-compression_level", "10",
+                        str(dest)], check=True)
         return dest.stat().st_size
 
     started = time.perf_counter()
     with cf.ThreadPoolExecutor(workers) as pool:
-        total = sum(pool.map(one, sources))
-    return time.perf_counter() - started, total
+        total = sum(pool.map(one, enumerate(longest_first(sources))))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(out_dir)
+    return elapsed, total
 
 
-def _libopus_only(pcm: np.ndarray) -> int:
-    """Encode already-decoded 48 kHz stereo float PCM with libopus; nothing else."""
-    import io
-
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48000, layout="stereo")
-        stream.codec_context.bit_rate = 75000
-        stream.codec_context.options = {"vbr": "on", "compression_level": "10",
-                                        "application": "audio", "frame_duration": "20"}
-        for i, start in enumerate(range(0, pcm.shape[1], 960)):
-            chunk = np.ascontiguousarray(pcm[:, start:start + 960].T).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = 48000, start, Fraction(1, 48000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return len(buf.getvalue())
+def _libopus_only(src: Source) -> int:
+    """Encode PCM already at 48 kHz with libopus, our settings; no decode, no Ogg, no QA."""
+    encoder = OpusEncoder(src.channels, OpusSettings())
+    step = encoder.frame_samples * src.channels
+    total = (src.pcm.size // src.channels + encoder.pre_skip + encoder.frame_samples - 1)
+    frames = total // encoder.frame_samples
+    pcm = np.zeros(frames * step, dtype=np.float32)
+    pcm[:src.pcm.size] = src.pcm  # padded with silence as the encoder pads the end
+    base, size = pcm.ctypes.data, 0
+    try:
+        for i in range(frames):
+            size += len(encoder.encode(base + 4 * i * step))
+    finally:
+        encoder.close()
+    return size
 
 
-def _decode_48k(path: Path) -> np.ndarray:
-    import av
-
-    chunks = []
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
-        for frame in container.decode(audio=0):
-            for f in resampler.resample(frame):
-                chunks.append(f.to_ndarray())
-        for f in resampler.resample(None):
-            chunks.append(f.to_ndarray())
-    return np.concatenate(chunks, axis=1)
-
-
-def run_libopus_only(sources: list[Path], workers: int) -> float:
-    pcms = [_decode_48k(s) for s in sources]
+def run_floor(sources: list[Source], workers: int) -> float:
     started = time.perf_counter()
-    with cf.ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_libopus_only, pcms))
+    with cf.ThreadPoolExecutor(workers) as pool:  # ctypes lets go of the GIL inside libopus
+        list(pool.map(_libopus_only, longest_first(sources)))
     return time.perf_counter() - started
+
+
+def longest_first(sources: list[Source]) -> list[Source]:
+    return sorted(sources, key=lambda s: -s.seconds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--files", type=int, default=None)
-    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--quick", action="store_true", help="a 3-minute corpus, smoke run")
+    parser.add_argument("--corpus", type=Path, help="encode every audio file under DIR instead")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best counts")
     args = parser.parse_args()
-    count = args.files or (4 if args.quick else 8)
-    seconds = args.seconds or (15.0 if args.quick else 90.0)
     workers = cpu_count()
     if shutil.which("ffmpeg") is None:
         sys.exit("ffmpeg is needed as the comparison baseline")
-    audio = count * seconds
     with tempfile.TemporaryDirectory(prefix="bench_encode_") as tmp:
         tmp_path = Path(tmp)
-        sources = make_sources(tmp_path / "src", count, seconds)
-        mb_in = sum(s.stat().st_size for s in sources) / 1e6
-        print(f"{count} FLAC files x {seconds:.0f} s = {audio / 60:.1f} min of audio, "
-              f"{mb_in:.1f} MB, {workers} worker(s)")
-        t_ff, b_ff = run_ffmpeg(tmp_path / "ffmpeg", sources, workers)
-        t_ours, b_ours = run_ours(tmp_path / "archive", sources, workers)
-        t_raw = run_libopus_only(sources, workers)
-    ours, theirs, raw = audio / t_ours, audio / t_ff, audio / t_raw
-    print(f"soundark encode (QA, tags, hashing, fsync): {t_ours:6.2f} s  {ours:7.1f}x realtime  "
-          f"mean {b_ours * 8 / audio / 1000:.1f} kbit/s")
-    print(f"ffmpeg -c:a libopus per file:                {t_ff:6.2f} s  {theirs:7.1f}x realtime  "
-          f"mean {b_ff * 8 / audio / 1000:.1f} kbit/s")
-    print(f"libopus alone on decoded PCM:                {t_raw:6.2f} s  {raw:7.1f}x realtime")
-    print(f"ratio vs ffmpeg {ours / theirs:.3f} (floor {FLOOR}); vs libopus alone {ours / raw:.3f}")
+        paths = (find_corpus(args.corpus) if args.corpus
+                 else make_corpus(tmp_path / "src", 0.1 if args.quick else 1.0))
+        sources = [decode_48k(p) for p in paths]
+        audio = sum(s.seconds for s in sources)
+        bytes_in = sum(p.stat().st_size for p in paths)
+        kinds = sorted({p.suffix.lower() for p in paths})
+        print(f"{len(paths)} files ({' '.join(kinds)}), {audio / 60:.1f} min of audio, "
+              f"{bytes_in / 1e6:.1f} MB, {workers} worker(s), {args.rounds} round(s)")
+        t_ours, t_ff, t_raw = [], [], []
+        b_ours = b_ff = 0
+        for r in range(args.rounds):
+            order = ("ffmpeg", "ours") if r % 2 == 0 else ("ours", "ffmpeg")
+            for side in order:
+                if side == "ours":
+                    t, b_ours = run_ours(tmp_path / f"archive{r}", sources, workers)
+                    t_ours.append(t)
+                else:
+                    t, b_ff = run_ffmpeg(tmp_path / f"ffmpeg{r}", sources, workers)
+                    t_ff.append(t)
+            t_raw.append(run_floor(sources, workers))
+            print(f"  round {r + 1}: ours {t_ours[-1]:.2f} s, ffmpeg {t_ff[-1]:.2f} s, "
+                  f"libopus alone {t_raw[-1]:.2f} s")
+    ours, theirs, raw = audio / min(t_ours), audio / min(t_ff), audio / min(t_raw)
+    print(f"soundark encode (QA, tags, hashing, fsync): {min(t_ours):6.2f} s  {ours:7.1f}x realtime  "
+          f"mean {b_ours * 8 / audio / 1000:.1f} kbit/s  bytes out/in {b_ours / bytes_in:.4f}")
+    print(f"ffmpeg -c:a libopus per file:                {min(t_ff):6.2f} s  {theirs:7.1f}x realtime  "
+          f"mean {b_ff * 8 / audio / 1000:.1f} kbit/s  bytes out/in {b_ff / bytes_in:.4f}")
+    print(f"libopus alone on decoded PCM (floor):        {min(t_raw):6.2f} s  {raw:7.1f}x realtime")
+    print(f"ratio vs ffmpeg {ours / theirs:.3f} (floor {FLOOR}, aim > 1.0); "
+          f"vs libopus alone {ours / raw:.3f}")
     print(json.dumps({"benchmark": "encode", "ours": round(ours, 2), "theirs": round(theirs, 2),
                       "unit": "audio seconds per second", "ratio": round(ours / theirs, 3),
                       "floor": FLOOR}))

@@ -155,6 +155,7 @@ class _Run:
         self.limit = options.limit
         self.leased = 0
         self.inflight: dict[cf.Future[EncodeOutcome], tuple[Job, str]] = {}
+        self.waiting: list[tuple[float, EncodeTask, Job, str]] = []  # leased, not yet submitted
         self.executor: Executor | None = None
 
     def go(self, total: int) -> None:
@@ -165,7 +166,9 @@ class _Run:
         renew_at = time.monotonic() + self.lease_seconds / 3
         try:
             while True:
-                if not self.progress.cancelled():
+                if self.progress.cancelled():
+                    self.waiting.clear()  # their leases go back with release() below
+                else:
                     self._fill()
                 if not self.inflight:
                     break
@@ -183,24 +186,32 @@ class _Run:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _fill(self) -> None:
+        """Lease a window of jobs in rank order; start the longest of them first.
+
+        The pool runs tasks in submission order, so only one task per worker waits in
+        it; the rest wait here, longest (by scanned duration, else size) first, so the
+        last tasks of a run are short ones and no core idles while one long file ends.
+        """
         assert self.executor is not None
-        room = 2 * self.executor.workers - len(self.inflight)
+        window = 4 * self.executor.workers
+        room = window - len(self.inflight) - len(self.waiting)
         if self.limit is not None:
             room = min(room, self.limit - self.leased)
-        if room <= 0:
-            return
-        for job in jobs.lease(self.catalog, self.owner, room, self.lease_seconds):
-            self.leased += 1
-            try:
-                task, path = self._task(job)
-            except BadInput as e:
-                self._failed(job, "", e.reason)
-                continue
+        if room > 0:
+            for job in jobs.lease(self.catalog, self.owner, room, self.lease_seconds):
+                self.leased += 1
+                try:
+                    self.waiting.append(self._task(job))
+                except BadInput as e:
+                    self._failed(job, "", e.reason)
+            self.waiting.sort(key=lambda w: w[0])
+        while self.waiting and len(self.inflight) < self.executor.workers + 1:
+            _, task, job, path = self.waiting.pop()
             self.inflight[self.executor.submit(task)] = (job, path)
 
-    def _task(self, job: Job) -> tuple[EncodeTask, str]:
+    def _task(self, job: Job) -> tuple[float, EncodeTask, Job, str]:
         row = self.catalog.execute(
-            "SELECT path, sha256, codec, bitrate, sample_rate, rights FROM source_file WHERE id = ?",
+            "SELECT path, sha256, size, duration_ms FROM source_file WHERE id = ?",
             (job.source_id,)).fetchone()
         if row is None:
             raise BadInput(f"source {job.source_id}", "source file row is gone from the catalog")
@@ -209,7 +220,9 @@ class _Run:
         task = EncodeTask(recording_id=job.recording_id, tier=job.tier, source_path=row["path"],
                           source_sha256=row["sha256"], tmp_dir=str(self.tmp), comments=comments,
                           opus=self.opus)
-        return task, row["path"]
+        # Expected cost: audio length (a kept original costs one decode, a tenth of an encode).
+        cost = float(row["duration_ms"] or (row["size"] or 0) / 16)  # else: as if 128 kbit/s
+        return (cost if job.tier == "opus75" else cost / 10), task, job, row["path"]
 
     def _finish(self, future: cf.Future[EncodeOutcome]) -> None:
         job, path = self.inflight.pop(future)

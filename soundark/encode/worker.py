@@ -155,9 +155,10 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
         provenance["SOUNDARK_SOURCE_BITRATE"] = pcm.bitrate
     comments = opus_tags.merge_comments(file_tags, task.comments, provenance)
     opus_tags.write_opus_comments(tmp, comments)
-    qa.check_opus(tmp, pcm)
-    sha, size = _hash_and_sync(tmp)
-    return pcm, sha, size
+    # One read: QA walks and decodes these bytes, and they are what is hashed.
+    data, sha = _read_hash_and_sync(tmp)
+    qa.check_opus(tmp, pcm, data)
+    return pcm, sha, len(data)
 
 
 def _keep_original(path: Path, source: object, data: bytes | None,
@@ -216,6 +217,14 @@ def _hash_and_sync(path: Path) -> tuple[str, int]:
             size += len(chunk)
         os.fsync(f.fileno())
     return h.hexdigest(), size
+
+
+def _read_hash_and_sync(path: Path) -> tuple[bytes, str]:
+    """The bytes of *path* and their SHA-256, after they are on disk (fsync)."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        os.fsync(f.fileno())
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def _write_synced(path: Path, data: bytes) -> None:

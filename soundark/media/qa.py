@@ -6,7 +6,10 @@ An Ogg Opus file (RFC 7845) is read twice, independently of how it was written:
   (version, channels, pre-skip, input rate, output gain), granule positions never
   decreasing, the last page flagged end-of-stream. The playable length is
   ``last granule - pre-skip`` (RFC 7845 section 4).
-* its audio is decoded completely with PyAV, measuring samples, peak and RMS.
+* its audio is decoded completely, every packet, with the libopus PyAV bundles
+  (downmixed to mono at 48 kHz: the whole band), measuring samples, peak and RMS;
+  FFmpeg's stereo decode is the fallback, and the second opinion when the mono
+  level looks too low (out-of-phase stereo cancels in a mono downmix).
 
 The checks (:func:`check_opus`): it decodes completely; its duration matches what
 was fed to the encoder within one frame plus pre-skip; it is not silent where the
@@ -36,7 +39,9 @@ SILENCE_DB = -60.0
 # within a fraction of a dB, so a larger drop means lost or zeroed audio.
 MAX_LEVEL_DROP_DB = 10.0
 
-QUICK_RATE = 16_000  # QA decode rate (libopus decodes at 8, 12, 16, 24 or 48 kHz)
+# QA decode rate. libopus decodes at 8-48 kHz, but its CELT decoder synthesises at 48 kHz
+# and then decimates: a lower rate saves almost nothing and would hear less of the band.
+QUICK_RATE = 48_000
 _PAGE = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, seq, crc, nsegs
 
 
@@ -74,9 +79,10 @@ def read_ogg_opus(path: Path) -> OpusFileFacts:
     return _walk(Path(path), None)
 
 
-def _walk(path: Path, packets: list[bytes] | None) -> OpusFileFacts:
-    """The page walk; with *packets*, also collect every packet (RFC 3533 lacing)."""
-    data = path.read_bytes()
+def _walk(path: Path, packets: list[bytes] | None, data: bytes | None = None) -> OpusFileFacts:
+    """The page walk over *data* (else the file's bytes); with *packets*, also collect them."""
+    if data is None:
+        data = path.read_bytes()
     pos, pages, serial, last_granule, head, eos = 0, 0, None, -1, b"", False
     partial = b""
     while pos < len(data):
@@ -132,15 +138,16 @@ def _facts_from_head(path: Path, head: bytes, size: int, last_granule: int, page
                          output_gain=gain, last_granule=max(last_granule, 0), pages=pages)
 
 
-def inspect_opus(path: Path, quick: bool = True) -> OpusFileFacts:
+def inspect_opus(path: Path, quick: bool = True, data: bytes | None = None) -> OpusFileFacts:
     """Page facts plus a complete decode (samples, peak, RMS) of the Ogg Opus file *path*.
 
-    *quick* decodes every packet with libopus directly at 16 kHz mono (the range
-    decoder still reads every bit; only the synthesis is smaller), about four times
-    cheaper than a full-rate decode; levels then cover 0-8 kHz only.
+    *data*, when given, is the file's bytes already read (the caller hashes the same
+    bytes). *quick* decodes every packet with libopus directly, downmixed to mono
+    (the range decoder still reads every bit of both channels); otherwise FFmpeg's
+    decoder decodes the file in stereo.
     """
     packets: list[bytes] = []
-    facts = _walk(Path(path), packets)
+    facts = _walk(Path(path), packets, data)
     if quick and load_libopus() is not None:
         return _decode_libopus(path, facts, packets[2:])  # after OpusHead and OpusTags
     peak, sumsq, values, samples = 0.0, 0.0, 0, 0
@@ -162,32 +169,37 @@ def inspect_opus(path: Path, quick: bool = True) -> OpusFileFacts:
 
 
 def _decode_libopus(path: Path, facts: OpusFileFacts, packets: list[bytes]) -> OpusFileFacts:
+    """Decode every packet, measuring a chunk of packets at a time in one reused buffer."""
     lib = load_libopus()
     error = ctypes.c_int(0)
     decoder = lib.opus_decoder_create(QUICK_RATE, 1, ctypes.byref(error))
     if not decoder or error.value != 0:
         raise BadInput(path, f"libopus cannot create a decoder (error {error.value})")
     most = QUICK_RATE * 120 // 1000  # the longest Opus packet is 120 ms
-    out = np.empty(most * (len(packets) + 1), dtype=np.float32)
-    total = 0
+    chunk = 64
+    out = np.empty(most * chunk, dtype=np.float32)
     base = out.ctypes.data
     decode = lib.opus_decode_float
+    total, peak, sumsq = 0, 0.0, 0.0
     try:
-        for i, packet in enumerate(packets):
-            n = decode(decoder, packet, len(packet), base + 4 * total, most, 0)
-            if n < 0:
-                raise BadInput(path, f"output does not decode: packet {i} (libopus error {n})")
+        for start in range(0, len(packets), chunk):
+            n = 0
+            for i, packet in enumerate(packets[start:start + chunk], start):
+                got = decode(decoder, packet, len(packet), base + 4 * n, most, 0)
+                if got < 0:
+                    raise BadInput(path, f"output does not decode: packet {i} (libopus error {got})")
+                n += got
+            pcm = out[:n]
+            if n:
+                peak = max(peak, float(pcm.max()), -float(pcm.min()))
+                sumsq += float(np.dot(pcm, pcm))
             total += n
     finally:
         lib.opus_decoder_destroy(decoder)
-    pcm = out[:total]
-    sumsq = float(np.dot(pcm, pcm)) if total else 0.0
     scale = OPUS_RATE // QUICK_RATE
     return OpusFileFacts(**{**asdict(facts),
-                            "decoded_samples": max(0, total * scale - facts.pre_skip),
-                            "peak": float(np.max(np.abs(pcm))) if total else 0.0,
+                            "decoded_samples": max(0, total * scale - facts.pre_skip), "peak": peak,
                             "rms_db": 10.0 * math.log10(sumsq / total) if sumsq > 0 else -math.inf})
-
 
 def check_source(subject: object, pcm: PcmFacts) -> None:
     """Refuse a source that decoded to nothing or to less than its container declares."""
@@ -202,13 +214,13 @@ def check_source(subject: object, pcm: PcmFacts) -> None:
                                     f"the {declared / 1000:.2f} s its header declares")
 
 
-def check_opus(path: Path, pcm: PcmFacts) -> OpusFileFacts:
-    """Check the Ogg Opus file *path* against the PCM that was fed to the encoder.
+def check_opus(path: Path, pcm: PcmFacts, data: bytes | None = None) -> OpusFileFacts:
+    """Check the Ogg Opus file *path* (or its bytes, *data*) against the PCM fed to the encoder.
 
     Raises BadInput with a one-line reason on the first failed check; returns the
     facts when every check passes.
     """
-    facts = inspect_opus(path)
+    facts = inspect_opus(path, data=data)
     tolerance = FRAME_SAMPLES + facts.pre_skip
     expected = pcm.out_samples
     if abs(facts.samples - expected) > tolerance:
@@ -224,7 +236,8 @@ def check_opus(path: Path, pcm: PcmFacts) -> OpusFileFacts:
     if facts.channels != pcm.out_channels:
         raise BadInput(path, f"{facts.channels} channels, expected {pcm.out_channels}")
     if pcm.rms_db > SILENCE_DB and facts.rms_db < pcm.rms_db - MAX_LEVEL_DROP_DB:
-        # the quick decode hears only 0-8 kHz: make sure with a full-band decode first
+        # the quick decode is a mono downmix, where out-of-phase stereo cancels: ask
+        # FFmpeg's stereo decode before calling the output silent
         facts = inspect_opus(path, quick=False)
     if pcm.rms_db > SILENCE_DB and facts.rms_db < pcm.rms_db - MAX_LEVEL_DROP_DB:
         raise BadInput(path, f"output is silent or too quiet ({_db(facts.rms_db)} dBFS RMS, "

@@ -55,6 +55,7 @@ _GET_LOOKAHEAD = 4027
 _MAX_PACKET = 4000  # bytes; a 120 ms packet holds at most 6 x 1275 + 7
 _OGG_PAGE = struct.Struct("<4sBBqIIIB")
 _PAGE_PACKETS = 50  # about one second per Ogg page, as FFmpeg's muxer does
+_BATCH_FRAMES = 25  # Opus frames measured and encoded per batch of decoded audio
 
 
 @dataclass(frozen=True)
@@ -127,12 +128,12 @@ class _Meter:
             self.values += data.size
         self.samples += frame.samples
 
-    def add_array(self, data: np.ndarray, samples: int) -> None:
+    def add_array(self, data: np.ndarray) -> None:
+        """Measure float samples; the caller counts ``samples`` (frames, not values)."""
         if data.size:
             self.peak = max(self.peak, float(data.max()), -float(data.min()))
             self.sumsq += float(np.dot(data, data))
             self.values += data.size
-        self.samples += samples
 
     def rms_db(self) -> float:
         if not self.values or self.sumsq <= 0.0:
@@ -436,45 +437,50 @@ def _encode_direct(container: Any, dest: Path, subject: str, layout: str, settin
 
 def _encode_stream(container: Any, encoder: OpusEncoder, ogg: OggWriter, subject: str, layout: str,
                    state: _Decoded) -> _Meter:
-    """Decode, measure, cut into frames and encode; the OpusHead waits for the source rate."""
+    """Decode, measure, cut into frames and encode; the OpusHead waits for the source rate.
+
+    Decoded frames are copied into one buffer and measured and encoded a batch at a
+    time (about half a second), so numpy is called per batch, not per decoded frame.
+    """
     meter = _Meter()
-    step = encoder.frame_samples * encoder.channels  # floats per frame
-    pending = np.zeros(step * 64, dtype=np.float32)
-    filled = packets = 0
-    head_done = False
+    channels = encoder.channels
+    step = encoder.frame_samples * channels  # floats per Opus frame
+    batch = step * _BATCH_FRAMES
+    pending = np.zeros(batch + step * 8, dtype=np.float32)
+    filled = metered = packets = 0
     for frame in _decode_resampled(container, subject, layout, OPUS_RATE, state):
-        if not head_done:
-            ogg.page([opus_head(encoder.channels, encoder.pre_skip, state.source_rate)], 0, 0x02)
+        if not packets and not filled:
+            ogg.page([opus_head(channels, encoder.pre_skip, state.source_rate)], 0, 0x02)
             ogg.page([opus_tags(libopus_version())], 0)
-            head_done = True
-        data = np.frombuffer(frame.planes[0], dtype=np.float32,
-                             count=frame.samples * encoder.channels)
-        meter.add_array(data, frame.samples)
-        if filled + data.size > pending.size:
-            pending = np.concatenate([pending[:filled], np.zeros(data.size + step, np.float32)])
-        pending[filled:filled + data.size] = data
-        filled += data.size
-        done = 0
-        base = pending.ctypes.data
-        while filled - done >= step:
-            packets += 1
-            ogg.audio(encoder.encode(base + 4 * done), packets * encoder.frame_samples)
-            done += step
-        if done:
+        n = frame.samples * channels
+        if filled + n > pending.size:
+            pending = np.concatenate([pending[:filled], np.zeros(n + batch, np.float32)])
+        pending[filled:filled + n] = np.frombuffer(frame.planes[0], dtype=np.float32, count=n)
+        filled += n
+        meter.samples += frame.samples
+        if filled >= batch:
+            meter.add_array(pending[metered:filled])
+            done = 0
+            base = pending.ctypes.data
+            while filled - done >= step:
+                packets += 1
+                ogg.audio(encoder.encode(base + 4 * done), packets * encoder.frame_samples)
+                done += step
             pending[:filled - done] = pending[done:filled]
-            filled -= done
-    if not head_done:
+            filled = metered = filled - done
+    if not packets and not filled:
         raise BadInput(subject, "decodes to no audio at all")
+    meter.add_array(pending[metered:filled])
     # Pad with silence until the decoder has put out pre-skip + every sample (RFC 7845 4.4).
     end = encoder.pre_skip + meter.samples
-    pending[filled:] = 0.0
-    while packets * encoder.frame_samples < end:
+    left = -(-end // encoder.frame_samples) - packets  # frames still to encode, >= filled / step
+    tail = np.zeros(left * step, dtype=np.float32)
+    tail[:filled] = pending[:filled]
+    for i in range(left):
         packets += 1
-        ogg.audio(encoder.encode(pending.ctypes.data), packets * encoder.frame_samples)
-        pending[:] = 0.0
+        ogg.audio(encoder.encode(tail.ctypes.data + 4 * i * step), packets * encoder.frame_samples)
     ogg.end(end)
     return meter
-
 
 def measure_source(source: Any) -> PcmFacts:
     """Decode *source* completely (no encoding) and measure it: QA of a kept original."""
