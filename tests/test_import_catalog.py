@@ -440,3 +440,30 @@ def test_cancel_keeps_finished_batches(catalog, tmp_path, monkeypatch):
     assert progress.notes == ["r.jsonl: import cancelled; finished batches are kept"]
     again = import_catalog_file(catalog, tmp_path / "r.jsonl")  # a re-run finishes the job
     assert (again.unchanged, again.new, count(catalog, "recording")) == (report.new, 400 - report.new, 400)
+
+
+def test_counts_with_a_track_twice_in_one_batch(catalog, tmp_path):
+    # the same track key twice: the first row makes it, the second (more listens) is not a new track
+    row = dict(ROWS[0])
+    twice = [row, dict(row, listens=2000), ROWS[2]]
+    report = import_catalog_file(catalog, write_jsonl(tmp_path / "a.jsonl", twice))
+    assert (report.new, report.updated, report.unchanged) == (2, 0, 1)
+    assert count(catalog, "track") == 2 and count(catalog, "recording") == 2
+    assert catalog.scalar("SELECT listens FROM recording WHERE isrc = 'USRE10000001'") == 2000
+    again = import_catalog_file(catalog, write_jsonl(tmp_path / "a.jsonl", twice))
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 3)
+    # an older track whose recording gains something counts as updated, once per track
+    more = [dict(row, listens=3000), dict(row, listens=2500)]
+    report = import_catalog_file(catalog, write_jsonl(tmp_path / "b.jsonl", more))
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 1)
+    assert catalog.scalar("SELECT listens FROM recording WHERE isrc = 'USRE10000001'") == 3000
+
+
+def test_new_rows_join_each_other_by_key_within_a_batch(catalog, tmp_path):
+    # two anonymous rows with the same derived recording key: one recording, two tracks
+    rows = [{"title": "Same", "artists": ["Duo"], "album": "One", "duration_ms": 100200},
+            {"title": "Same", "artists": ["Duo"], "album": "Two", "duration_ms": 100900}]
+    report = import_catalog_file(catalog, write_jsonl(tmp_path / "r.jsonl", rows))
+    assert report.new == 2 and count(catalog, "recording") == 1 and count(catalog, "track") == 2
+    ids = [r[0] for r in catalog.execute("SELECT recording_id FROM track")]
+    assert ids[0] == ids[1] == catalog.scalar("SELECT id FROM recording")

@@ -34,7 +34,7 @@ STAGE_COLUMNS = (
     "seq", "title", "artist", "artists", "album", "album_key", "album_first", "album_mbid",
     "upc", "date", "label", "isrc", "mbid", "duration_ms", "track_number", "disc_number", "listens",
     "popularity", "rights", "match_key", "cand_key", "track_key", "track_derived", "leader_seq",
-    "track_first",
+    "track_first", "album_seq",
 )
 
 _CREATE = [
@@ -43,7 +43,7 @@ _CREATE = [
     " album_key TEXT, album_first INTEGER, album_mbid TEXT, upc TEXT, date TEXT, label TEXT,"
     " isrc TEXT, mbid TEXT, duration_ms INTEGER, track_number INTEGER, disc_number INTEGER,"
     " listens INTEGER, popularity REAL, rights TEXT, match_key TEXT, cand_key TEXT, track_key TEXT,"
-    " track_derived INTEGER, leader_seq INTEGER, track_first INTEGER,"
+    " track_derived INTEGER, leader_seq INTEGER, track_first INTEGER, album_seq INTEGER,"
     " rec_id INTEGER, album_id INTEGER, via_key INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS temp.stage_mbid ON stage(mbid) WHERE mbid IS NOT NULL",
     "CREATE TEMP TABLE IF NOT EXISTS stage_artist (key TEXT PRIMARY KEY, name TEXT, mbid TEXT)",
@@ -61,12 +61,17 @@ _LEADER = "seq = leader_seq AND rec_id IS NULL"
 # a title alone is too weak to call two things the same recording: both halves of the key must exist
 _NAMED = "match_key != '' AND substr(match_key, 1, 1) != char(31) AND substr(match_key, -1, 1) != char(31)"
 _IDENTIFIED = "(isrc IS NOT NULL OR mbid IS NOT NULL)"
+# A new recording gets the id :base + seq (:base = the largest id before this batch + 1), so its
+# row learns the id by a rowid look-up instead of a search by key; a row whose key turned out to
+# be taken (ON CONFLICT) finds no recording under its id and falls back to the key.
 _NEW_RECORDING = (
-    "INSERT INTO recording(key, isrc, mbid, title, artist, album, duration_ms, date, listens,"
+    "INSERT INTO recording(id, key, isrc, mbid, title, artist, album, duration_ms, date, listens,"
     " popularity, rights, match_key)"
-    " SELECT cand_key, isrc, {mbid}, title, artist, coalesce(album, ''), duration_ms, date, listens,"
-    " popularity, rights, match_key FROM stage WHERE {where} ORDER BY seq ON CONFLICT DO NOTHING"
+    " SELECT :base + seq, cand_key, isrc, {mbid}, title, artist, coalesce(album, ''), duration_ms, date,"
+    " listens, popularity, rights, match_key FROM stage WHERE {where} ORDER BY seq ON CONFLICT DO NOTHING"
 )
+_BY_NEW_ID = ("UPDATE stage SET rec_id = r.id FROM recording AS r"
+              " WHERE r.id = :base + stage.seq AND " + "stage.seq = stage.leader_seq AND stage.rec_id IS NULL")
 _MBID_IF_FREE = (
     "CASE WHEN mbid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recording x WHERE x.mbid = stage.mbid)"
     " AND seq = (SELECT min(s2.seq) FROM stage s2 WHERE s2.mbid = stage.mbid"
@@ -96,21 +101,26 @@ RESOLVE = [
     " WHERE s.rec_id = recording.id AND +recording.mbid IS NULL",  # "+": no index on NULLs
     # 4: new recordings keyed by ISRC or MBID
     _NEW_RECORDING.format(mbid=_MBID_IF_FREE, where=f"{_LEADER} AND {_IDENTIFIED}"),
+    _BY_NEW_ID,
     _BY_CAND_KEY.format(extra=f" AND {_JOIN_IDENTIFIED}"),
     # 5-6: anonymous rows by match key (now also onto this batch's new recordings), else new
     "UPDATE stage SET rec_id = " + _BY_KEY.format(extra="") + f" WHERE {_LEADER} AND {_NAMED} AND "
     + _KEY_EXISTS.format(extra=""),
     _NEW_RECORDING.format(mbid="NULL", where=_LEADER),
+    _BY_NEW_ID,
     _BY_CAND_KEY.format(extra=""),
     # 7: followers take their leader's recording
     "UPDATE stage SET rec_id = l.rec_id FROM stage AS l"
     " WHERE l.seq = stage.leader_seq AND stage.seq != stage.leader_seq",
 ]
 
+# Albums: only the first row of each album in the batch looks the album up or makes it (new ones
+# get the id :abase + seq, as recordings do); the other rows find it through album_seq.
 ALBUMS = [
-    "INSERT INTO album(key, title, artist, date, label, upc, mbid)"
-    " SELECT album_key, coalesce(album, ''), artist, date, label, upc, album_mbid FROM stage"
-    " WHERE album_first = 1 ORDER BY seq"
+    "UPDATE stage SET album_id = a.id FROM album AS a WHERE a.key = stage.album_key AND stage.album_first = 1",
+    "INSERT INTO album(id, key, title, artist, date, label, upc, mbid)"
+    " SELECT CASE WHEN album_id IS NULL THEN :abase + seq END, album_key, coalesce(album, ''), artist, date,"
+    " label, upc, album_mbid FROM stage WHERE album_first = 1 ORDER BY seq"
     " ON CONFLICT(key) DO UPDATE SET title = CASE WHEN album.title = '' THEN excluded.title"
     " ELSE album.title END, artist = CASE WHEN album.artist = '' THEN excluded.artist ELSE album.artist END,"
     " date = coalesce(album.date, excluded.date),"
@@ -120,11 +130,16 @@ ALBUMS = [
     " OR (album.date IS NULL AND excluded.date IS NOT NULL)"
     " OR (album.label IS NULL AND excluded.label IS NOT NULL) OR (album.upc IS NULL AND excluded.upc IS NOT NULL)"
     " OR (album.mbid IS NULL AND excluded.mbid IS NOT NULL)",
-    "UPDATE stage SET album_id = a.id FROM album AS a WHERE a.key = stage.album_key",
+    "UPDATE stage SET album_id = a.id FROM album AS a"
+    " WHERE a.id = :abase + stage.seq AND stage.album_first = 1 AND stage.album_id IS NULL",
+    "UPDATE stage SET album_id = a.id FROM album AS a"
+    " WHERE a.key = stage.album_key AND stage.album_first = 1 AND stage.album_id IS NULL",
 ]
+# A row's album: the album_id of its album's first row (itself, for that row).
+_ALBUM_OF_S = "(SELECT f.album_id FROM stage f WHERE f.seq = s.album_seq)"
 
 _TRACK_DIFFERS = (
-    "t.recording_id IS NOT s.rec_id OR t.album_id IS NOT s.album_id OR t.title IS NOT s.title"
+    f"t.recording_id IS NOT s.rec_id OR t.album_id IS NOT {_ALBUM_OF_S} OR t.title IS NOT s.title"
     " OR t.artist IS NOT s.artist OR t.track_number IS NOT s.track_number"
     " OR t.disc_number IS NOT s.disc_number"
 )
@@ -136,11 +151,14 @@ _RECORDING_GAINS = (
     " OR (s.isrc IS NOT NULL AND r.isrc IS NULL)"
     " OR (s.mbid IS NOT NULL AND r.mbid IS NULL AND NOT EXISTS (SELECT 1 FROM recording x WHERE x.mbid = s.mbid))"
 )
-COUNT = (
-    "SELECT coalesce(sum(t.id IS NULL), 0),"
-    f" coalesce(sum(t.id IS NOT NULL AND ({_TRACK_DIFFERS} OR EXISTS (SELECT 1 FROM recording r"
-    f" WHERE r.id = s.rec_id AND ({_RECORDING_GAINS})))), 0)"
-    " FROM stage s LEFT JOIN track t ON t.key = s.track_key WHERE s.track_first"
+# Counting (each row is new, updated or unchanged; a row counts by its batch's first row with the
+# same track key). New and changed tracks are counted by the track upsert itself (see write); here
+# only rows whose track stays the same but whose older recording gains something. CROSS JOIN keeps
+# SQLite's order: the cheap rowid probe of recording first, the track key probe only for gainers.
+GAINS = (
+    "SELECT count(*) FROM stage s CROSS JOIN recording r CROSS JOIN track t"
+    " WHERE s.track_first AND s.rec_id <= :last AND r.id = s.rec_id"
+    f" AND ({_RECORDING_GAINS}) AND t.key = s.track_key AND NOT ({_TRACK_DIFFERS})"
 )
 
 MERGE = [
@@ -164,7 +182,9 @@ MERGE = [
     " rights = CASE WHEN recording.rights = 'unknown' THEN coalesce(a.rights, 'unknown') ELSE recording.rights END"
     " FROM (SELECT rec_id, max(listens) AS listens, max(popularity) AS popularity,"
     " min(duration_ms) AS duration_ms, min(date) AS date,"
-    " max(CASE WHEN rights != 'unknown' THEN rights END) AS rights FROM stage GROUP BY rec_id) AS a"
+    " max(CASE WHEN rights != 'unknown' THEN rights END) AS rights FROM stage GROUP BY rec_id"
+    # a recording made in this batch holds its first row's facts: only its other rows can add any
+    " HAVING rec_id <= :last OR count(*) > 1) AS a"
     " WHERE recording.id = a.rec_id AND (a.listens > coalesce(recording.listens, -1)"
     " OR a.popularity > coalesce(recording.popularity, -1)"
     " OR (recording.duration_ms IS NULL AND a.duration_ms IS NOT NULL)"
@@ -185,23 +205,28 @@ MERGE = [
     " SELECT s.rec_id, j.key, a.id FROM (SELECT rec_id, min(seq), artists FROM stage"
     " WHERE artists != '[]' GROUP BY rec_id) AS s, json_each(s.artists) AS j JOIN artist a ON a.key = j.value"
     " WHERE s.rec_id > :last OR NOT EXISTS (SELECT 1 FROM recording_artist x WHERE x.recording_id = s.rec_id)",
+]
+# {first} = 1: each track key's first row (counted); then 0: later rows with the same key.
+UPSERT_TRACKS = (
     "INSERT INTO track(key, recording_id, album_id, title, artist, track_number, disc_number)"
-    " SELECT track_key, rec_id, album_id, title, artist, track_number, disc_number FROM stage"
-    " WHERE true ORDER BY seq"
+    f" SELECT track_key, rec_id, {_ALBUM_OF_S}, title, artist, track_number, disc_number FROM stage s"
+    " WHERE track_first = {first} ORDER BY seq"
     " ON CONFLICT(key) DO UPDATE SET recording_id = excluded.recording_id, album_id = excluded.album_id,"
     " title = excluded.title, artist = excluded.artist, track_number = excluded.track_number,"
     " disc_number = excluded.disc_number"
     " WHERE track.recording_id IS NOT excluded.recording_id OR track.album_id IS NOT excluded.album_id"
     " OR track.title IS NOT excluded.title OR track.artist IS NOT excluded.artist"
-    " OR track.track_number IS NOT excluded.track_number OR track.disc_number IS NOT excluded.disc_number",
-]
+    " OR track.track_number IS NOT excluded.track_number OR track.disc_number IS NOT excluded.disc_number"
+)
 
 _INSERT_STAGE = f"INSERT INTO stage({', '.join(STAGE_COLUMNS)}) VALUES ({', '.join('?' * len(STAGE_COLUMNS))})"
 _INDEX_NEW = ("INSERT INTO recording_fts(rowid, title, artist, album)"
               " SELECT id, title, artist, album FROM recording WHERE id > ?")
+# Rows on the recording their leader made (id :base + leader_seq) share its key: no need to look.
 _KEY_FIXES = (
     "SELECT s.seq, r.key, s.album_key, s.disc_number, s.track_number FROM stage s"
-    " JOIN recording r ON r.id = s.rec_id WHERE s.track_derived = 1 AND r.key != s.cand_key"
+    " JOIN recording r ON r.id = s.rec_id WHERE s.track_derived = 1 AND s.rec_id != :base + s.leader_seq"
+    " AND r.key != s.cand_key"
 )
 
 
@@ -220,6 +245,11 @@ class BulkWriter:
         self.catalog = catalog
         self.report = report
         self.source = source
+        # One thread runs Python at a time anyway (the GIL); this lock decides whose turn it is.
+        # executemany gives up the GIL around every row's sqlite3_step, and if the reader thread
+        # is busy in Python, each row then waits for the GIL to come back: 10x slower staging.
+        # The reader takes the lock for each slice of rows it prepares (RowPreparer.turn).
+        self.turn = threading.Lock()
         self._cache_size = catalog.scalar("PRAGMA cache_size")
         with catalog.transaction() as conn:
             for sql in _CREATE:
@@ -238,30 +268,49 @@ class BulkWriter:
         with self.catalog.transaction() as conn:
             conn.execute("DELETE FROM stage")
             conn.execute("DELETE FROM stage_artist")
-            conn.executemany(_INSERT_STAGE, batch.rows)
-            conn.executemany("INSERT OR IGNORE INTO stage_artist(key, name, mbid) VALUES (?, ?, ?)",
-                             batch.artists)
+            with self.turn:
+                conn.executemany(_INSERT_STAGE, batch.rows)
+                conn.executemany("INSERT OR IGNORE INTO stage_artist(key, name, mbid) VALUES (?, ?, ?)",
+                                 batch.artists)
             # migration 0005: index this batch's new recordings in one statement, not per row
             last_id = conn.execute("SELECT coalesce(max(id), 0) FROM recording").fetchone()[0]
+            ids = {"last": last_id, "base": last_id + 1,
+                   "abase": conn.execute("SELECT coalesce(max(id), 0) + 1 FROM album").fetchone()[0]}
             conn.execute("INSERT INTO fts_deferred(id) VALUES (1)")
             for sql in RESOLVE:
-                conn.execute(sql)
+                conn.execute(sql, ids)
             conn.execute("DELETE FROM fts_deferred")
             conn.execute(_INDEX_NEW, (last_id,))
-            self._fix_track_keys(conn, batch)
+            self._fix_track_keys(conn, batch, ids)
             for sql in ALBUMS:
-                conn.execute(sql)
-            new, updated = conn.execute(COUNT).fetchone()
+                conn.execute(sql, ids)
+            gains = conn.execute(GAINS, ids).fetchone()[0]
             for sql in MERGE:
-                conn.execute(sql, {"last": last_id} if ":last" in sql else ())
+                conn.execute(sql, ids)
+            new, changed = self._upsert_tracks(conn)
             conn.execute("DELETE FROM stage")
+        updated = changed + gains
         self.report.new += new
         self.report.updated += updated
         self.report.unchanged += len(batch.rows) - new - updated
 
-    def _fix_track_keys(self, conn, batch: StagedBatch) -> None:
+    @staticmethod
+    def _upsert_tracks(conn) -> tuple[int, int]:
+        """Write the tracks; (new, changed) among each key's first row in the batch.
+
+        New tracks take ids max(id) + 1, + 2, ...: the growth of max(id) counts them, and the
+        statement's other changes are updates of tracks that differed.
+        """
+        before = conn.execute("SELECT coalesce(max(id), 0) FROM track").fetchone()[0]
+        conn.execute(UPSERT_TRACKS.format(first=1))
+        written = conn.execute("SELECT changes()").fetchone()[0]
+        new = conn.execute("SELECT coalesce(max(id), 0) FROM track").fetchone()[0] - before
+        conn.execute(UPSERT_TRACKS.format(first=0))
+        return new, written - new
+
+    def _fix_track_keys(self, conn, batch: StagedBatch, ids: dict) -> None:
         """Derived track keys name the *matched* recording's key, known only now."""
-        fixes = conn.execute(_KEY_FIXES).fetchall()
+        fixes = conn.execute(_KEY_FIXES, ids).fetchall()
         if not fixes:
             return
         key_at, first_at = STAGE_COLUMNS.index("track_key"), STAGE_COLUMNS.index("track_first")

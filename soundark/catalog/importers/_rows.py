@@ -22,13 +22,17 @@ exactly) and the SHA-256 derived keys. Keys follow docs/formats.md:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import hashlib
+from hashlib import sha256
 import json
 import re
 import unicodedata
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import polars as pl
 
@@ -43,6 +47,8 @@ FIELDS = (
 INT_FIELDS = ("duration_ms", "track_number", "disc_number", "listens")
 ARTIST_SEPARATOR = "; "
 _CACHE_LIMIT = 200_000
+_NO_ALBUM: tuple[None, None] = (None, None)
+TURN_ROWS = 8192
 
 _CLEAN_ISRC = r"^[A-Za-z]{2}[A-Za-z0-9]{3}[0-9]{7}$"
 _CLEAN_MBID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -159,8 +165,10 @@ def _checks(df: pl.DataFrame) -> pl.DataFrame:
 class RowPreparer:
     """Turns DataFrame batches into staged tuples; remembers artists across batches."""
 
-    def __init__(self, rights: str) -> None:
+    def __init__(self, rights: str, turn: AbstractContextManager = contextlib.nullcontext()) -> None:
         self.rights = rights
+        # Held while this thread runs Python row by row (see _bulk.BulkWriter.turn).
+        self.turn = turn
         self.credits: dict[Any, Credit] = {}
         self.sent_artists: set[str] = set()
 
@@ -227,14 +235,24 @@ class RowPreparer:
         names = ("_line", "title", "_tnorm", "artists", "album", "isrc", "_isrc", "recording_mbid", "_mbid",
                  "release_mbid", "_rel", "track_id", "duration_ms", "date", "label", "upc",
                  "track_number", "disc_number", "listens", "popularity", "rights")
-        columns = [df[n].to_list() for n in names]
-        columns.append(df["_artist_mbids"].to_list() if "_artist_mbids" in df.columns else [None] * df.height)
-        leaders: dict[str, int] = {}
-        albums: dict[tuple, str | None] = {}
-        tracks: set[str] = set()
+        state: tuple = ({}, {}, set())  # leaders by identifier, album keys, track keys
+        with self.turn:
+            columns = [df[n].to_list() for n in names]
+            columns.append(df["_artist_mbids"].to_list() if "_artist_mbids" in df.columns else [None] * df.height)
+        rest = zip(*columns)
+        while True:
+            with self.turn:  # in slices, so the writer never waits long for its turn
+                if not self._rows_slice(itertools.islice(rest, TURN_ROWS), batch, state):
+                    return
+
+    def _rows_slice(self, part: Iterable[tuple], batch: StagedBatch, state: tuple) -> bool:
+        """Stage rows of one slice; False when the slice was empty."""
+        leaders, albums, tracks = state
+        seen = False
         rows, rejections, credits, default_rights = batch.rows, batch.rejections, self.credits, self.rights
         for (line, title, tnorm, raw_artists, album, isrc_raw, isrc, mbid_raw, mbid, rel_raw, rel, tid, dur,
-             date, label, upc, tno, disc, listens, pop, rights, artist_mbids) in zip(*columns):
+             date, label, upc, tno, disc, listens, pop, rights, artist_mbids) in part:
+            seen = True
             if (isrc is None and isrc_raw is not None) or (mbid is None and mbid_raw is not None) or (
                     rel is None and rel_raw is not None):
                 fixed = self._identifiers(line, isrc_raw, mbid_raw, rel_raw, rejections)
@@ -248,25 +266,29 @@ class RowPreparer:
             mkey = f"{credit.norm}\x1f{tnorm}" if (credit.norm or tnorm) else ""
             rec_key = isrc or (mbid_key(mbid) if mbid else
                                _derived_key("cat", mkey, None if dur is None else dur // 1000))
+            seq = len(rows)
             akey = (rel, upc, credit.first, album)
-            album_key = albums.get(akey, False)
-            album_first = album_key is False
+            album_key, album_seq = albums.get(akey, _NO_ALBUM)
+            album_first = album_seq is None
             if album_first:
                 album_key = ("mb" + rel.replace("-", "") if rel else f"upc:{upc}" if upc else
                              _derived_key("album", credit.first, album) if album else None)
-                albums[akey] = album_key
+                album_seq = seq if album_key is not None else None
+                albums[akey] = (album_key, album_seq)
             album_first = album_first and album_key is not None
-            track_key = tid or _derived_key("track", rec_key, album_key, disc, tno)
+            track_key = tid or "sa" + sha256(  # _derived_key("track", rec_key, album_key, disc, tno)
+                f"track\x1f{rec_key}\x1f{album_key or ''}\x1f{'' if disc is None else disc}"
+                f"\x1f{'' if tno is None else tno}".encode()).hexdigest()[:16]
             ident = isrc or (("m" + mbid) if mbid else None)
-            seq = len(rows)
             leader = leaders.setdefault(ident, seq) if ident else seq
             track_first = track_key not in tracks
             tracks.add(track_key)
             rows.append((
                 seq, title, credit.display, credit.keys_json, album, album_key, album_first, rel, upc, date,
                 label, isrc, mbid, dur, tno, disc, listens, pop, rights or default_rights, mkey, rec_key,
-                track_key, tid is None, leader, track_first,
+                track_key, tid is None, leader, track_first, album_seq,
             ))
+        return seen
 
 
 def _artist_names(raw: Any) -> list[str]:

@@ -154,6 +154,6 @@ def import_musicbrainz(catalog: Catalog, path: Path, *, rights: str = "unknown",
         raise NotFound(path, "no such file")
     report = ImportReport(source=str(path))
     writer = BulkWriter(catalog, report, ImportSource(path.name, "recordings"))
-    preparer = RowPreparer(rights)
+    preparer = RowPreparer(rights, writer.turn)
     frames = _tar_frames(path) if _is_tarball(path) else _plain_frames(path)
     return run_import(writer, frames, lambda f: prepare_frame(preparer, f), progress)

@@ -31,7 +31,7 @@ from soundark.errors import BadInput, EnvironmentProblem, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress
 
 BATCH_ROWS = 50_000
-CHUNK_BYTES = 8 << 20  # ~30-50k JSONL rows of a typical catalog
+CHUNK_BYTES = 16 << 20  # ~55k JSONL rows of a typical catalog
 FORMATS = (".jsonl", ".ndjson", ".csv", ".parquet")
 COMPRESSIONS = (".gz", ".xz", ".zst")
 
@@ -307,7 +307,7 @@ def import_catalog_file(catalog: Catalog, path: Path, *, rights: str = "unknown"
         raise NotFound(path, "no such file")
     report = ImportReport(source=str(path))
     writer = BulkWriter(catalog, report, ImportSource(path.name))
-    preparer = RowPreparer(rights)
+    preparer = RowPreparer(rights, writer.turn)
 
     def on_unknown(names: list[str]) -> None:
         progress.note(f"{path.name}: ignoring unknown column(s): {', '.join(names)}")
