@@ -249,3 +249,30 @@ def test_cli_dry_run_and_summary(archive, catalog, tmp_path):
     assert json.loads(as_json.stdout)["encoded"] == 0  # nothing left: one JSON object on stdout
     bad = subprocess.run(base + ["--executor", "cloud"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: executor: unknown executor")
+
+
+def test_longest_files_start_first(archive, catalog, tmp_path, monkeypatch):
+    """Within the leased window the longest file goes first, so a run ends on short ones."""
+    from soundark.encode import stage
+    from soundark.encode.executors import ThreadExecutor
+
+    seconds = [0.5, 2.0, 1.0, 1.5]
+    ids = []
+    for rank, length in enumerate(seconds, start=1):
+        path = synth.make_file(tmp_path / f"t{rank}", "flac", length)
+        ids.append(add_source(catalog, path, rank=rank))
+    with catalog.transaction() as conn:  # as the scan records it
+        for rid, length in zip(ids, seconds):
+            conn.execute("UPDATE source_file SET duration_ms = ? WHERE recording_id = ?",
+                         (int(length * 1000), rid))
+    submitted: list[int] = []
+
+    class Recording(ThreadExecutor):
+        def submit(self, task):
+            submitted.append(task.recording_id)
+            return super().submit(task)
+
+    monkeypatch.setattr(stage, "make_executor", lambda kind, workers, address: Recording(1))
+    result = run_encode(archive, Settings(), options=opts(workers=1))
+    assert result.encoded == 4
+    assert submitted == [ids[1], ids[3], ids[2], ids[0]]

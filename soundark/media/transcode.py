@@ -5,9 +5,11 @@ The encoder is libopus: constrained VBR, complexity 10, application ``audio``,
 called directly through ctypes and its packets are paged into Ogg here (RFC 3533,
 RFC 7845 section 3): PyAV's own encode path pushes every 20 ms frame through a
 filter graph and costs about a tenth more CPU for the same bytes from the same
-library. When that libopus cannot be loaded, PyAV's encoder and Ogg muxer are used. Mono stays mono (at 5/8 of the stereo rate), stereo stays stereo and
-anything wider is downmixed to stereo by libswresample's standard matrix: Opus
-at 75 kbit/s has no bits to spare for surround, and almost all music is stereo.
+library. When that libopus cannot be loaded, PyAV's encoder and Ogg muxer are used.
+
+Mono stays mono (at 5/8 of the stereo rate), stereo stays stereo and anything
+wider is downmixed to stereo by libswresample's standard matrix: Opus at 75 kbit/s
+has no bits to spare for surround, and almost all music is stereo.
 
 Granule positions are a running count of 48 kHz samples including pre-skip, and
 the last page's granule trims the padding of the last packet (RFC 7845 section 4).
@@ -425,14 +427,17 @@ def _encode_direct(container: Any, dest: Path, subject: str, layout: str, settin
     channels = 1 if layout == "mono" else 2
     encoder = OpusEncoder(channels, settings)
     try:
-        try:
-            f = open(dest, "wb")
-        except OSError as e:
-            raise EnvironmentProblem(dest, f"cannot write ({e.strerror or e})") from e
-        with f:
+        with _open_output(dest) as f:
             return _encode_stream(container, encoder, OggWriter(f, serial), subject, layout, state)
     finally:
         encoder.close()
+
+
+def _open_output(dest: Path) -> Any:
+    try:
+        return open(dest, "wb")  # the caller's with-block closes it
+    except OSError as e:
+        raise EnvironmentProblem(dest, f"cannot write ({e.strerror or e})") from e
 
 
 def _encode_stream(container: Any, encoder: OpusEncoder, ogg: OggWriter, subject: str, layout: str,
