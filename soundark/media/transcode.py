@@ -554,10 +554,35 @@ def load_libopus() -> Any:
                                                   ctypes.c_char_p, ctypes.c_int32]
                 lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
                 lib.opus_encoder_ctl.restype = ctypes.c_int  # variadic: no argtypes
-                return lib
+                if _ctl_round_trip(lib):
+                    return lib
             except (OSError, AttributeError):
                 continue
     return None
+
+
+def _ctl_round_trip(lib: Any) -> bool:
+    """Whether variadic ``opus_encoder_ctl`` calls work through ctypes on this platform.
+
+    Where the C calling convention passes variadic arguments differently (e.g. Apple
+    arm64), a set value does not read back; then PyAV's encoder is used instead.
+    """
+    error = ctypes.c_int(0)
+    enc = lib.opus_encoder_create(OPUS_RATE, 2, _APPLICATION_AUDIO, ctypes.byref(error))
+    if not enc or error.value != 0:
+        return False
+    try:
+        for set_request, get_request, value in ((_SET_BITRATE, _GET_BITRATE, 75_000),
+                                                (_SET_COMPLEXITY, _GET_COMPLEXITY, 7)):
+            out = ctypes.c_int32(0)
+            if (lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(set_request), ctypes.c_int(value)) != 0
+                    or lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(get_request),
+                                            ctypes.byref(out)) != 0
+                    or out.value != value):
+                return False
+        return True
+    finally:
+        lib.opus_encoder_destroy(ctypes.c_void_p(enc))
 
 
 @functools.lru_cache(maxsize=1)
