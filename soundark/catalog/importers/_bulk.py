@@ -90,7 +90,7 @@ RESOLVE = [
     f"UPDATE stage SET rec_id = r.id FROM recording AS r WHERE r.isrc = stage.isrc AND {_JOIN_LEADER}",
     f"UPDATE stage SET rec_id = r.id FROM recording AS r WHERE r.mbid = stage.mbid AND {_JOIN_LEADER}",
     # 3: identified rows onto anonymous recordings by match key; one row per recording
-    f"UPDATE stage SET via_key = 1, rec_id = "
+    "UPDATE stage SET via_key = 1, rec_id = "
     + _BY_KEY.format(extra="AND +r.isrc IS NULL AND +r.mbid IS NULL")
     + f" WHERE {_LEADER} AND {_IDENTIFIED} AND {_NAMED} AND "
     + _KEY_EXISTS.format(extra="AND +r.isrc IS NULL AND +r.mbid IS NULL"),

@@ -37,7 +37,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from soundark import isrc as isrc_codes
-from soundark.model import mbid_key, normalise_mbid, normalise_text
+from soundark.model import mbid_key, normalise_mbid
 
 FIELDS = (
     "title", "artists", "album", "isrc", "recording_mbid", "release_mbid", "track_id",
