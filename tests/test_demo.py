@@ -55,8 +55,12 @@ def test_damage_is_named_then_repaired(built):
     cycle = steps(built[1])["verify, damage, repair"]
     assert cycle["before"]["ok"] and cycle["after"]["ok"]
     problems = cycle["damaged"]["problems"]
-    assert [p["kind"] for p in problems] == ["altered"] and problems[0]["path"].startswith("data/audio/")
-    assert cycle["repair"]["repaired"] == 1 and cycle["repair"]["unrecoverable"] == 0
+    # the bag file and its hard-linked store copy rot together; both are named, both restored
+    assert [p["kind"] for p in problems] == ["altered", "altered"]
+    assert problems[0]["path"].startswith("releases/soundark-audio-0001/data/audio/")
+    assert problems[1]["path"].startswith("store/") and "hard-linked" in problems[1]["detail"]
+    assert cycle["repair"]["repaired"] == 2 and cycle["repair"]["unrecoverable"] == 0
+    assert "store sha256" in cycle["after"]["checks"]
 
 
 def test_releases_check_out_with_independent_tools(built):

@@ -42,12 +42,13 @@ def _first_audio_file(paths: ArchivePaths) -> tuple[Path, str]:
 
 
 def flip_byte(path: Path, offset: int) -> None:
-    """Damage a copy: one byte inverted, written as a new file (the store's hard link stays intact)."""
-    data = bytearray(path.read_bytes())
-    data[offset % len(data)] ^= 0xFF
-    tmp = path.with_name(path.name + ".damage")
-    tmp.write_bytes(bytes(data))
-    os.replace(tmp, path)
+    """Bit rot: one byte inverted in place (the store's hard link to this file rots with it)."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(offset % size)
+        byte = f.read(1)[0]
+        f.seek(offset % size)
+        f.write(bytes([byte ^ 0xFF]))
 
 
 def damage_step() -> StepFn:
@@ -58,20 +59,21 @@ def damage_step() -> StepFn:
 
         bag, rel = _first_audio_file(paths)
         lines = []
-        before = verify_path(paths.releases, progress=progress)
-        lines.append(f"verify {paths.releases}: {before.files} files in {len(before.bags)} bags, "
+        before = verify_path(paths.root, progress=progress)
+        lines.append(f"verify {paths.root}: {before.files} files in {len(before.bags)} bags and the store, "
                      + ("intact" if before.ok else f"{len(before.problems)} problem(s)"))
         if not before.ok:  # a demo stopped mid-cycle: repair first
-            repair_path(paths.releases, progress)
+            repair_path(paths.root, progress)
         flip_byte(bag / rel, offset=4096)
-        lines.append(f"flipped one byte of {bag.name}/{rel}")
-        damaged = verify_path(bag, progress=progress)
+        lines.append(f"flipped one byte of {bag.name}/{rel} (bit rot: its store copy is the same file)")
+        damaged = verify_path(paths.root, progress=progress)
         lines += [f"verify: {p.kind} {p.path}" + (f" ({p.detail})" if p.detail else "")
                   for p in damaged.problems]
-        fixed = repair_path(bag, progress)
+        fixed = repair_path(paths.root, progress)
         repaired = [r for b in fixed.bags for r in b.repaired]
-        lines.append(f"repair from parity: {', '.join(repaired) or 'nothing'} restored, no network used")
-        after = verify_path(paths.releases, progress=progress)
+        lines += [f"repaired {r}" for r in repaired]
+        lines.append("from the parity sidecar and the repaired release copy, no network used")
+        after = fixed.after
         lines.append(f"verify again: {'intact' if after.ok else f'{len(after.problems)} problem(s)'}")
         ok = before.ok and not damaged.ok and fixed.ok and after.ok
         return Step("verify, damage, repair", lines,

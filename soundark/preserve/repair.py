@@ -4,7 +4,9 @@ For each bag at the path (as :func:`soundark.preserve.verify.find_bags` finds th
 verify; a missing file whose bytes turn up under another name in the bag (same SHA-256) is
 moved back; everything else missing, truncated or altered is rebuilt from
 ``<bag>.parity/`` when the damage is within the parity's reach; then the bag is verified again.
-Extra files are never deleted: they are named and left for the operator.
+Extra files are never deleted: they are named and left for the operator. On a whole
+archive, store files damaged with their hard-linked bag copies (or alone) are then re-linked
+to an intact release copy with the same SHA-256 (:mod:`soundark.preserve.store`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from soundark.fixity.bagit import read_manifest, sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX, repair_bag
 from soundark.fixity.paths import resolve_inside
 from soundark.model import NO_PROGRESS, Progress
+from soundark.preserve.store import FOLDERS as STORE_FOLDERS, is_archive, restore_store
 from soundark.preserve.verify import VerifyReport, find_bags, verify_path
 
 
@@ -73,8 +76,20 @@ def repair_path(path: Path, progress: Progress = NO_PROGRESS) -> RepairReport:
     report = RepairReport(str(path))
     for bag in bags:
         report.bags.append(_repair_one(bag, progress))
+    if is_archive(path):
+        report.bags.append(_repair_store(path, bags, progress))
     report.after = verify_path(path, progress=progress)
     return report
+
+
+def _repair_store(root: Path, bags: list[Path], progress: Progress) -> BagRepair:
+    """Store files damaged with (or apart from) their hard-linked bag copies: re-link intact copies."""
+    check = verify_path(root, progress=progress)
+    damaged = [p.path for p in check.problems if p.path.split("/", 1)[0] in STORE_FOLDERS]
+    result = BagRepair("store", None, len(damaged))
+    result.repaired, result.unrecoverable = restore_store(root, bags, damaged)
+    result.ok_after = not result.unrecoverable
+    return result
 
 
 def _repair_one(bag: Path, progress: Progress) -> BagRepair:

@@ -28,6 +28,7 @@ from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
 from soundark.preserve.onepass import Entry, PassJob, PassResult, PieceSpec, hash_passes
+from soundark.preserve.store import bag_inodes, check_store, is_archive
 
 TRACKS = "data/tracks.jsonl"
 KINDS = ("missing", "extra", "truncated", "altered", "refused")
@@ -129,7 +130,19 @@ def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGR
         else:
             plan.conclude(result)
         plan.commit()
+    if is_archive(path) and not progress.cancelled():
+        _check_store(path, bags, report, progress)
     return report
+
+
+def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: Progress) -> None:
+    """The archive's content-addressed files too (see :mod:`soundark.preserve.store`)."""
+    damaged = {root / p.path for p in report.problems if p.kind in ("altered", "truncated")}
+    files, nbytes, problems = check_store(root, bag_inodes(bags, damaged), progress)
+    report.files += files
+    report.bytes += nbytes
+    report.checks.append("store sha256")
+    report.problems.extend(Problem("altered", rel, why) for rel, why in problems)
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""The archive's content-addressed folders (``store/`` and ``art/``): check and restore.
+
+Every file there is named by the SHA-256 of its bytes (``store/ab/cd/<sha256>.opus``),
+and release bags hard-link the same files. So bit rot in a bag file is bit rot in the
+store too, while ``repair`` writes a fresh file into the bag: the store copy would stay
+damaged. ``verify`` on an archive therefore also checks the store: a file hard-linked
+into a bag shares that bag file's verdict (its bytes are not read twice); any other is
+hashed. ``repair`` on an archive re-links a damaged store file to an intact bag copy
+with the same SHA-256.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from soundark.config import cpu_count
+from soundark.fixity.bagit import read_manifest
+from soundark.errors import SoundarkError
+from soundark.model import NO_PROGRESS, Progress
+
+_NAME = re.compile(r"^([0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?$")
+_CHUNK = 1 << 20
+FOLDERS = ("store", "art")
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    rel: str       # e.g. store/ab/cd/<sha256>.opus, relative to the archive
+    path: Path
+    sha256: str
+    inode: tuple[int, int]
+    size: int
+
+
+def is_archive(path: Path) -> bool:
+    return (path / "catalog.sqlite3").is_file() and (path / "store").is_dir()
+
+
+def store_files(root: Path) -> Iterator[StoreFile]:
+    """Every content-addressed file under ``root/store`` and ``root/art`` (temporary files skipped)."""
+    for folder in FOLDERS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        for path in sorted(base.glob("??/??/*")):
+            m = _NAME.match(path.name)
+            if m is None or path.is_symlink() or not path.is_file():
+                continue
+            st = path.stat()
+            yield StoreFile(path.relative_to(root).as_posix(), path, m.group(1), (st.st_dev, st.st_ino), st.st_size)
+
+
+def _sha256(path: Path) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def bag_inodes(bags: Iterable[Path], damaged: set[Path]) -> dict[tuple[int, int], bool]:
+    """(device, inode) of every payload file of these bags -> whether its bag found it intact."""
+    out: dict[tuple[int, int], bool] = {}
+    for bag in bags:
+        data = bag / "data"
+        if not data.is_dir():
+            continue
+        for path in data.rglob("*"):
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if path.is_file() and not path.is_symlink():
+                key = (st.st_dev, st.st_ino)
+                out[key] = out.get(key, True) and path not in damaged
+    return out
+
+
+def check_store(root: Path, linked: dict[tuple[int, int], bool],
+                progress: Progress = NO_PROGRESS) -> tuple[int, int, list[tuple[str, str]]]:
+    """(files, bytes read, [(rel, why)]) for the store files that are not what their name says."""
+    files = list(store_files(root))
+    problems: list[tuple[str, str]] = []
+    to_hash = []
+    for f in files:
+        verdict = linked.get(f.inode)
+        if verdict is None:
+            to_hash.append(f)
+        elif not verdict:
+            problems.append((f.rel, "hard-linked to a damaged release file"))
+    progress.start(len(to_hash), "checking the store", "files")
+    with cf.ThreadPoolExecutor(max_workers=cpu_count()) as pool:  # hashlib releases the GIL
+        for f, got in zip(to_hash, pool.map(lambda f: _sha256(f.path), to_hash)):
+            progress.advance(1, f.rel, f.size)
+            if got is None:
+                problems.append((f.rel, "cannot be read"))
+            elif got != f.sha256:
+                problems.append((f.rel, "SHA-256 differs from its name"))
+    return len(files), sum(f.size for f in to_hash), sorted(problems)
+
+
+def restore_store(root: Path, bags: Iterable[Path], damaged: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Re-link each damaged store file to an intact bag copy with its SHA-256: (restored, unrecoverable)."""
+    copies: dict[str, Path] = {}
+    for bag in bags:
+        try:
+            manifest = read_manifest(bag)
+        except SoundarkError:
+            continue
+        for rel, digest in manifest.items():
+            copies.setdefault(digest, bag / rel)
+    restored, lost = [], {}
+    for rel in damaged:
+        m = _NAME.match(Path(rel).name)
+        source = copies.get(m.group(1)) if m else None
+        if source is None or _sha256(source) != m.group(1):
+            lost[rel] = "no intact copy in any release: delete it and run `soundark encode` to make it again"
+            continue
+        target = root / rel
+        tmp = target.with_name(target.name + ".restore")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(source, tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            lost[rel] = f"cannot restore: {e.strerror or e}"
+            continue
+        restored.append(rel)
+    return restored, lost
