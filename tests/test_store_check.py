@@ -76,3 +76,12 @@ def test_a_store_file_in_no_release_cannot_be_restored_and_says_so(tmp_path):
     assert not fixed.ok
     [(rel, why)] = [(r, w) for b in fixed.bags for r, w in b.unrecoverable.items()]
     assert rel.startswith("store/") and "no intact copy" in why
+
+
+def test_a_store_file_gone_missing_is_named_and_relinked_from_its_release(tmp_path):
+    paths, stored = archive(tmp_path / "a")
+    stored[2].unlink()
+    report = verify_path(paths.root)
+    assert [(p.kind, p.path, p.detail) for p in report.problems] == [
+        ("missing", stored[2].relative_to(paths.root).as_posix(), "the catalog lists it as encoded")]
+    assert repair_path(paths.root).after.ok and stored[2].is_file()

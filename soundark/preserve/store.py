@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from soundark.config import cpu_count
+from soundark.catalog import open_catalog
+from soundark.config import ArchivePaths, cpu_count
 from soundark.fixity.bagit import read_manifest
 from soundark.errors import SoundarkError
 from soundark.model import NO_PROGRESS, Progress
@@ -54,6 +55,15 @@ def store_files(root: Path) -> Iterator[StoreFile]:
                 continue
             st = path.stat()
             yield StoreFile(path.relative_to(root).as_posix(), path, m.group(1), (st.st_dev, st.st_ino), st.st_size)
+
+
+def missing_files(root: Path) -> list[str]:
+    """Store and art files the catalog says exist (``encoded``, ``art``) but that are not there."""
+    paths = ArchivePaths(root)
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        wanted = [paths.store_path(sha, ext) for sha, ext in catalog.execute("SELECT sha256, ext FROM encoded")]
+        wanted += [paths.art_path(sha, ext) for sha, ext in catalog.execute("SELECT sha256, ext FROM art")]
+    return sorted({p.relative_to(root).as_posix() for p in wanted if not p.is_file()})
 
 
 def _sha256(path: Path) -> str | None:

@@ -28,7 +28,7 @@ from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
 from soundark.preserve.onepass import Entry, PassJob, PassResult, PieceSpec, hash_passes
-from soundark.preserve.store import bag_inodes, check_store, is_archive
+from soundark.preserve.store import bag_inodes, check_store, is_archive, missing_files
 
 TRACKS = "data/tracks.jsonl"
 KINDS = ("missing", "extra", "truncated", "altered", "refused")
@@ -143,6 +143,8 @@ def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: P
     report.bytes += nbytes
     report.checks.append("store sha256")
     report.problems.extend(Problem("altered", rel, why) for rel, why in problems)
+    report.problems.extend(Problem("missing", rel, "the catalog lists it as encoded")
+                           for rel in missing_files(root))
 
 
 @dataclass
