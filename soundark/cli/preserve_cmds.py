@@ -42,7 +42,7 @@ def verify_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact."""
-    with BarProgress(quiet=False) as bar:
+    with BarProgress(quiet=as_json) as bar:
         report = verify_path(path, fast=fast, progress=bar, torrent=torrent)
     if as_json:
         emit_json(report.as_dict())
@@ -63,7 +63,7 @@ def repair_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Restore damaged or missing files byte-exact from parity (no network), then verify again."""
-    with BarProgress() as bar:
+    with BarProgress(quiet=as_json) as bar:
         report = repair_path(path, progress=bar)
     if as_json:
         emit_json(report.as_dict())
@@ -117,7 +117,7 @@ def seed_cmd(
     def ready(rep) -> None:
         con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
 
-    with BarProgress() as bar:
+    with BarProgress(quiet=as_json) as bar:
         try:
             report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)
         except KeyboardInterrupt:
@@ -141,7 +141,7 @@ def fetch_cmd(
 ) -> None:
     """Download a release (resuming what is already there), then verify it."""
     cfg = _swarm_config(archive, listen, None, download_limit)
-    with BarProgress() as bar:
+    with BarProgress(quiet=as_json) as bar:
         got = fetch(FetchRequest(source, to, _peers(peer), timeout), cfg, progress=bar)
         report = verify_path(Path(got.folder), progress=bar, torrent=Path(got.torrent)) if got.complete else None
     ok = got.complete and report is not None and report.ok
