@@ -276,3 +276,33 @@ def test_longest_files_start_first(archive, catalog, tmp_path, monkeypatch):
     result = run_encode(archive, Settings(), options=opts(workers=1))
     assert result.encoded == 4
     assert submitted == [ids[1], ids[3], ids[2], ids[0]]
+
+
+def test_a_full_disk_stops_the_run_and_leaves_the_job_pending(archive, catalog, tmp_path, monkeypatch):
+    """Disk full is the machine's problem, not the input's: nothing is marked failed.
+
+    (A real full filesystem needs a mount; the worker's write is made to fail with ENOSPC.)
+    """
+    import errno
+
+    from soundark.encode import worker
+
+    make_sources(catalog, tmp_path / "src", 3)
+    real = worker._run
+    calls = []
+
+    def full_disk(task, tmp):
+        calls.append(task.recording_id)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        return real(task, tmp)
+
+    monkeypatch.setattr(worker, "_run", full_disk)
+    result = run_encode(archive, Settings(), options=opts(workers=1))
+    assert result.stopped and "No space left on device" in result.stopped
+    assert result.failed == 0 and result.encoded == 1 and result.remaining == 2
+    assert catalog.scalar("SELECT count(*) FROM encode_job WHERE status = 'failed'") == 0
+    assert tmp_leftovers(archive.root) == []
+    monkeypatch.setattr(worker, "_run", real)
+    again = run_encode(archive, Settings(), options=FAST)  # space freed: no --retry-failed needed
+    assert (again.encoded, again.failed, again.remaining, again.stopped) == (2, 0, 0, None)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json, err,
                                  load_settings)
 from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
 
@@ -45,6 +45,10 @@ def encode(
         _print_dry_run(result)
     else:
         _print_summary(result)
+    if result.stopped:
+        err.print(f"error: stopped early, {result.stopped}; unfinished jobs stay pending: "
+                  "fix it and run `soundark encode` again", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _mb(n: int) -> str:

@@ -77,6 +77,7 @@ class EncodeResult:
     seconds: float = 0.0
     reclaimed: int = 0             # leases taken back from dead runs
     remaining: int = 0             # jobs still pending after this run
+    stopped: str | None = None     # the run stopped early: the machine's problem (disk full...), not an input's
     sync: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     would_encode: list[dict[str, Any]] = field(default_factory=list)
@@ -115,7 +116,9 @@ def run_encode(paths: ArchivePaths, settings: Settings, progress: Progress = NO_
         if options.limit is not None:
             total = min(total, options.limit)
         if total:
-            _Run(catalog, paths, settings, progress, options, result).go(total)
+            run = _Run(catalog, paths, settings, progress, options, result)
+            run.go(total)
+            result.stopped = run.stopped
         result.remaining = jobs.pending_count(catalog)
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -157,6 +160,7 @@ class _Run:
         self.inflight: dict[cf.Future[EncodeOutcome], tuple[Job, str]] = {}
         self.waiting: list[tuple[float, EncodeTask, Job, str]] = []  # leased, not yet submitted
         self.executor: Executor | None = None
+        self.stopped: str | None = None  # why the run stopped early (the machine, not an input)
 
     def go(self, total: int) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -166,7 +170,7 @@ class _Run:
         renew_at = time.monotonic() + self.lease_seconds / 3
         try:
             while True:
-                if self.progress.cancelled():
+                if self.progress.cancelled() or self.stopped is not None:
                     self.waiting.clear()  # their leases go back with release() below
                 else:
                     self._fill()
@@ -233,13 +237,18 @@ class _Run:
         except Exception as e:  # the worker process died (a crash in a decoder) or the pool broke
             self._crashed(job, path, e)
             return
-        if outcome.error is not None:
+        if outcome.error is not None and outcome.machine:
+            self._machine(job, path, outcome.error)
+        elif outcome.error is not None:
             self._failed(job, path, outcome.error)
         else:
             try:
                 self._store(job, outcome)
             except OSError as e:
-                self._failed(job, path, f"cannot store the output: {e.strerror or e}")
+                if e.errno in MACHINE_ERRNOS:
+                    self._machine(job, path, f"cannot store the output: {e.strerror or e}")
+                else:
+                    self._failed(job, path, f"cannot store the output: {e.strerror or e}")
         self._advance(path, outcome)
 
     def _advance(self, path: str, outcome: EncodeOutcome) -> None:
@@ -256,6 +265,13 @@ class _Run:
         if len(self.result.failures) < 1000:
             self.result.failures.append(Failure(job.recording_id, job.tier, path, reason))
         self.progress.note(f"failed {path or job.recording_id}: {reason}")
+
+    def _machine(self, job: Job, path: str, reason: str) -> None:
+        """Disk full, out of memory: not the input's fault. Back to pending; start nothing new."""
+        jobs.release(self.catalog, self.owner, [job.recording_id])
+        if self.stopped is None:
+            self.stopped = f"{path or job.recording_id}: {reason}"
+            self.progress.note(f"stopping: {reason}; the job stays pending, re-run when fixed")
 
     def _crashed(self, job: Job, path: str, error: BaseException) -> None:
         reason = f"worker died while encoding ({type(error).__name__}: {error})"

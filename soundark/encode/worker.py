@@ -14,6 +14,7 @@ The parent renames the file into the store and records it.
 from __future__ import annotations
 
 import hashlib
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class EncodeOutcome:
     art: bytes | None = None
     art_mime: str | None = None
     seconds: float = 0.0                 # wall time in the worker
+    machine: bool = False                # the error is the machine's (disk full, out of memory), not the input's
 
     @property
     def ok(self) -> bool:
@@ -87,6 +89,10 @@ def watch_parent(pid: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
+# Errors of the machine, not of the input: the job goes back to pending and the run stops.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 def encode_one(task: EncodeTask) -> EncodeOutcome:
     """Run one task; every failure becomes ``EncodeOutcome.error`` (one line)."""
     started = time.perf_counter()
@@ -100,10 +106,11 @@ def encode_one(task: EncodeTask) -> EncodeOutcome:
         _unlink(tmp)
         where = e.filename or task.tmp_dir
         outcome = EncodeOutcome(task.recording_id, task.tier,
-                                error=f"cannot write {where}: {e.strerror or e}")
+                                error=f"cannot write {where}: {e.strerror or e}",
+                                machine=e.errno in MACHINE_ERRNOS)
     except MemoryError:
         _unlink(tmp)
-        outcome = EncodeOutcome(task.recording_id, task.tier, error="out of memory")
+        outcome = EncodeOutcome(task.recording_id, task.tier, error="out of memory", machine=True)
     except Exception as e:  # a bug or a library surprise must not end the batch
         _unlink(tmp)
         text = " ".join(str(e).split())[:300]

@@ -115,6 +115,8 @@ def encode_step() -> StepFn:
             refused = catalog.execute("SELECT path, error FROM source_file WHERE status = 'rejected' "
                                       "ORDER BY path LIMIT 10").fetchall()
         lines += [f"  refused {path}: {error}" for path, error in refused]
+        if result.stopped:
+            lines.append(f"stopped early, {result.stopped}: unfinished jobs stay pending; re-run when fixed")
         lines.append(f"store: {result.store}")
         return Step("encode", lines, result.as_dict(), ok=result.remaining == 0 and not result.failed)
     return run
