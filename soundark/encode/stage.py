@@ -29,7 +29,7 @@ from soundark.encode import jobs
 from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
-from soundark.encode.worker import EncodeOutcome, EncodeTask
+from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
 from soundark.errors import BadInput
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
