@@ -99,18 +99,32 @@ def _polyline(curve: list[dict[str, Any]], xkey: str, width: int = 600, height: 
     return " ".join(pts)
 
 
-def _chart(title: str, curve: list[dict[str, Any]], xkey: str, shown: Any, xlabel: str) -> dict[str, Any]:
+def _chart(title: str, curve: list[dict[str, Any]], xkey: str, shown: Any, xlabel: str,
+           mark: float | None = None, label: str = "") -> dict[str, Any]:
+    """A chart for the template; *mark* draws a dashed line at that x (the budget, the kept count)."""
+    xmax = float(curve[-1][xkey]) if curve else 0.0
+    line = None
+    if mark is not None and xmax > 0:
+        line = {"x": round(min(float(mark), xmax) / xmax * 600, 1), "label": label}
     return {"title": title, "xlabel": xlabel, "points": _polyline(curve, xkey),
-            "xmax": shown(curve[-1][xkey]) if curve else ""}
+            "xmax": shown(curve[-1][xkey]) if curve else "", "mark": line}
+
+
+def _percent_text(x: float) -> str:
+    return f"{100 * x:.1f} %"
 
 
 @router.get("/coverage", response_class=HTMLResponse)
 def coverage_page(request: Request) -> Response:
     cov = _reader(request).coverage()
+    summary = cov.get("summary", {})
+    budget, kept = summary.get("budget"), summary.get("kept")
+    share = _percent_text(summary.get("listens_share") or 0.0)
     charts = [_chart("Share of listens against bytes kept (each at its cheapest tier)", cov["curve_bytes"],
-                     "bytes", _size, ""),
+                     "bytes", _size, "", budget, f"budget {_size(budget)}: {share} of listens" if budget else ""),
               _chart("Share of listens against recordings, most listened first", cov["curve_recordings"],
-                     "recordings", _number, "recordings")]
+                     "recordings", _number, "recordings", kept,
+                     f"{_number(kept)} recordings kept" if kept is not None else "")]
     return _render(request, "coverage.html", {"cov": cov, "charts": charts})
 
 
