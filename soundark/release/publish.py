@@ -95,14 +95,37 @@ class Extra:
     parity_for: str | None = None
 
 
-def prepare_staging(ctx: Context) -> None:
-    """Empty ``releases/.staging`` (what a killed run left there was never published)."""
+PUBLISHING = ".publishing"  # marker in staging while a bag is moved into place and committed
+
+
+def prepare_staging(ctx: Context, catalog: Catalog | None = None) -> list[str]:
+    """Empty ``releases/.staging`` (what a killed run left there was never published).
+
+    A run killed in the instant between moving a bag into ``releases/`` and committing its
+    catalog row leaves a marker here: that half-published bag (and its torrent) is taken
+    back, to be built again. Returns the names taken back.
+    """
+    taken_back = []
+    if catalog is not None and ctx.staging.is_dir():
+        for marker in sorted(ctx.staging.glob(f"*{PUBLISHING}")):
+            name = marker.name[:-len(PUBLISHING)]
+            if name and not is_published(catalog, name):
+                folder, torrent = ctx.paths.releases / name, ctx.paths.torrents / f"{name}.torrent"
+                try:
+                    if folder.is_dir() and not folder.is_symlink():
+                        shutil.rmtree(folder)
+                    torrent.unlink(missing_ok=True)
+                except OSError as e:
+                    raise EnvironmentProblem(folder, f"cannot take back a half-published bag: "
+                                                     f"{e.strerror or e}") from e
+                taken_back.append(name)
     try:
         shutil.rmtree(ctx.staging, ignore_errors=True)
         ctx.staging.mkdir(parents=True, exist_ok=True)
         ctx.paths.torrents.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise EnvironmentProblem(ctx.paths.releases, f"cannot prepare: {e.strerror or e}") from e
+    return taken_back
 
 
 def next_name(catalog: Catalog, ctx: Context, phase: str) -> str:
@@ -149,6 +172,8 @@ def publish(catalog: Catalog, ctx: Context, built: BuiltBag, phase: str,
                     magnet_link(name, made.infohash_v1, made.infohash_v2, tuple(s.trackers), tuple(s.web_seeds)),
                     extra.rank_first, extra.rank_last, extra.listens, extra.listens_share, extra.parity_for)
     final = ctx.paths.releases / name
+    marker = ctx.staging / f"{name}{PUBLISHING}"
+    marker.touch()
     with catalog.transaction() as conn:
         cur = conn.execute(
             "INSERT INTO release (name, phase, created, infohash_v1, infohash_v2, bytes, files, rank_first,"
@@ -165,6 +190,7 @@ def publish(catalog: Catalog, ctx: Context, built: BuiltBag, phase: str,
         except BaseException:
             os.rename(final, built.folder)
             raise
+    marker.unlink(missing_ok=True)
     return rel
 
 

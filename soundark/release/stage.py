@@ -219,7 +219,8 @@ def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progres
     limits = audio_limits(settings, ctx.hybrid, target_size, max_files)
     result = ReleaseResult("audio", ctx.date, str(paths.releases))
     with open_catalog(paths.catalog) as catalog:
-        prepare_staging(ctx)
+        for name in prepare_staging(ctx, catalog):
+            progress.note(f"{name}: a run was killed while publishing it; taken back, built again")
         for reason, n in held_back_by_rights(catalog, tuple(settings.redistributable)).items():
             result.hold(reason, n)
         if n_changed := superseded(catalog):
@@ -251,7 +252,8 @@ def _run_phase(phase: str, publish: Any, paths: ArchivePaths, settings: Settings
     ctx = make_context(paths, settings, date)
     result = ReleaseResult(phase, ctx.date, str(paths.releases))
     with open_catalog(paths.catalog) as catalog:
-        prepare_staging(ctx)
+        for name in prepare_staging(ctx, catalog):
+            progress.note(f"{name}: a run was killed while publishing it; taken back, built again")
         publish(catalog, ctx, result, progress)
         write_torrent_list(catalog, paths)
         shutil.rmtree(ctx.staging, ignore_errors=True)
