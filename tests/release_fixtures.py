@@ -106,8 +106,10 @@ def libtorrent_check(torrent: Path, save_path: Path, timeout: float = 120.0) -> 
 
     import libtorrent as lt
 
-    ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
-                      "enable_upnp": False, "enable_natpmp": False,
+    ses = lt.session({"listen_interfaces": "127.0.0.1:0", "outgoing_interfaces": "127.0.0.1",
+                      "enable_dht": False, "dht_bootstrap_nodes": "", "enable_lsd": False,
+                      "enable_upnp": False, "enable_natpmp": False, "enable_ip_notifier": False,
+                      "webtorrent_stun_server": "", "listen_system_port_fallback": False,
                       "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification})
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(str(torrent))
