@@ -289,7 +289,7 @@ def _reference_ogg_crc(data: bytes) -> int:
 
 @pytest.mark.parametrize("data", [b"", b"OggS", bytes(range(256)) * 3])
 def test_ogg_crc_matches_the_bitwise_definition(data):
-    from soundark.media.transcode import ogg_crc
+    from soundark.media.ogg import ogg_crc
 
     assert ogg_crc(data) == _reference_ogg_crc(data)
 

@@ -2,8 +2,9 @@
 
 The encoder is libopus: constrained VBR, complexity 10, application ``audio``,
 20 ms frames. PyAV decodes and resamples; the libopus that PyAV bundles is then
-called directly through ctypes and its packets are paged into Ogg here (RFC 3533,
-RFC 7845 section 3): PyAV's own encode path pushes every 20 ms frame through a
+called directly through ctypes and its packets are paged into Ogg by
+:mod:`soundark.media.ogg` (RFC 3533, RFC 7845 section 3): PyAV's own encode path
+pushes every 20 ms frame through a
 filter graph and costs about a tenth more CPU for the same bytes from the same
 library. When that libopus cannot be loaded, PyAV's encoder and Ogg muxer are used.
 
@@ -30,8 +31,6 @@ import glob
 import io
 import math
 import os
-import struct
-import zlib
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +40,7 @@ import av
 import numpy as np
 
 from soundark.errors import BadInput, EnvironmentProblem
+from soundark.media.ogg import OggWriter, ogg_crc, opus_head, opus_tags
 
 OPUS_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
@@ -55,8 +55,6 @@ _SET_COMPLEXITY, _GET_COMPLEXITY = 4010, 4011
 _SET_VBR_CONSTRAINT, _GET_VBR_CONSTRAINT = 4020, 4021
 _GET_LOOKAHEAD = 4027
 _MAX_PACKET = 4000  # bytes; a 120 ms packet holds at most 6 x 1275 + 7
-_OGG_PAGE = struct.Struct("<4sBBqIIIB")
-_PAGE_PACKETS = 50  # about one second per Ogg page, as FFmpeg's muxer does
 _BATCH_FRAMES = 25  # Opus frames measured and encoded per batch of decoded audio
 
 
@@ -356,70 +354,6 @@ class OpusEncoder:
         if self._enc:
             self._lib.opus_encoder_destroy(self._enc)
             self._enc = None
-
-
-def opus_head(channels: int, pre_skip: int, input_rate: int) -> bytes:
-    """The identification header (RFC 7845 section 5.1), channel mapping family 0."""
-    rate = input_rate if 0 < input_rate < 2**32 else 0
-    return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, pre_skip, rate, 0, 0)
-
-
-def opus_tags(vendor: str, comments: tuple[str, ...] = ()) -> bytes:
-    """The comment header (RFC 7845 section 5.2)."""
-    parts = [b"OpusTags", _lstring(vendor.encode()), struct.pack("<I", len(comments))]
-    parts += [_lstring(c.encode()) for c in comments]
-    return b"".join(parts)
-
-
-def _lstring(data: bytes) -> bytes:
-    return struct.pack("<I", len(data)) + data
-
-
-_BITSWAP = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
-
-
-def ogg_crc(data: bytes) -> int:
-    """CRC-32 of an Ogg page (RFC 3533: polynomial 0x04c11db7, not reflected, init 0, no xor).
-
-    zlib's CRC is the reflected form of the same polynomial: feed it bit-reversed
-    bytes and bit-reverse its result (mutagen's trick), at C speed.
-    """
-    reflected = (~zlib.crc32(data.translate(_BITSWAP), 0xFFFFFFFF)) & 0xFFFFFFFF
-    return int.from_bytes(reflected.to_bytes(4, "big").translate(_BITSWAP), "little")
-
-
-class OggWriter:
-    """Pages one logical stream of packets into an open file (RFC 3533), hashing as it writes."""
-
-    def __init__(self, f: Any, serial: int) -> None:
-        self._f, self._serial, self._seq = f, serial & 0xFFFFFFFF, 0
-        self._packets: list[bytes] = []
-        self._lacing = 0
-
-    def page(self, packets: list[bytes], granule: int, flags: int = 0) -> None:
-        lacing = bytearray()
-        for packet in packets:
-            lacing += b"\xff" * (len(packet) // 255) + bytes((len(packet) % 255,))
-        header = _OGG_PAGE.pack(b"OggS", 0, flags, granule, self._serial, self._seq, 0, len(lacing))
-        page = bytearray(header + lacing + b"".join(packets))
-        page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
-        self._f.write(page)
-        self._seq += 1
-
-    def audio(self, packet: bytes, granule: int) -> None:
-        """Queue an audio packet whose end is at *granule*; write a page when one is full."""
-        segments = len(packet) // 255 + 1
-        if self._packets and (self._lacing + segments > 255 or len(self._packets) >= _PAGE_PACKETS):
-            self.page(self._packets, self._granule)
-            self._packets, self._lacing = [], 0
-        self._packets.append(packet)
-        self._lacing += segments
-        self._granule = granule
-
-    def end(self, final_granule: int) -> None:
-        """Write the last page with the end-of-stream flag; its granule trims the padding."""
-        self.page(self._packets, final_granule, flags=0x04)
-        self._packets, self._lacing = [], 0
 
 
 def _encode_direct(container: Any, dest: Path, subject: str, layout: str, settings: OpusSettings,
