@@ -7,6 +7,7 @@ a **source file** is audio on disk that was matched to a recording.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import unicodedata
@@ -148,8 +149,24 @@ class Rejection:
 
 
 @dataclass
+class Merge:
+    """One input that joined a recording the catalog already had, and by which rule."""
+
+    subject: str        # the file or row that joined
+    recording: str      # the recording's key
+    rule: str           # 'isrc', 'mbid', 'name+duration+audio', 'name+duration', ...
+    detail: str = ""    # e.g. the audio distance, or the other file
+
+
+@dataclass
 class ImportReport:
-    """Counts of one import run, with a reason for every rejected input."""
+    """Counts of one import run, with a reason for every rejected input.
+
+    ``merges`` lists every input that joined an existing recording (a preservation
+    tool never merges silently); ``warnings`` are accepted inputs with something the
+    operator should know (a licence tag that contradicts --rights, say); ``counts``
+    holds importer-specific figures (e.g. listens matched / ambiguous / unmatched).
+    """
 
     source: str
     new: int = 0
@@ -158,11 +175,27 @@ class ImportReport:
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     max_kept_rejections: int = 1000
+    merges: list[Merge] = field(default_factory=list)
+    merged: int = 0
+    warnings: list[Rejection] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def reject(self, subject: object, reason: str) -> None:
         self.rejected += 1
         if len(self.rejections) < self.max_kept_rejections:
             self.rejections.append(Rejection(str(subject), reason))
+
+    def merge(self, subject: object, recording: str, rule: str, detail: str = "") -> None:
+        self.merged += 1
+        if len(self.merges) < self.max_kept_rejections:
+            self.merges.append(Merge(str(subject), recording, rule, detail))
+
+    def warn(self, subject: object, reason: str) -> None:
+        if len(self.warnings) < self.max_kept_rejections:
+            self.warnings.append(Rejection(str(subject), reason))
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +205,10 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": self.rejected,
             "rejections": [{"subject": r.subject, "reason": r.reason} for r in self.rejections],
+            "merged": self.merged,
+            "merges": [dataclasses.asdict(m) for m in self.merges],
+            "warnings": [{"subject": w.subject, "reason": w.reason} for w in self.warnings],
+            "counts": dict(sorted(self.counts.items())),
         }
 
 

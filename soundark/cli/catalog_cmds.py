@@ -64,6 +64,20 @@ def print_report(report: ImportReport, as_json: bool, title: str) -> None:
     if report.rejected > len(shown):
         con.print(f"  ... and {report.rejected - len(shown)} more rejected "
                   "(all reasons are in the catalog / --json)", markup=False)
+    for name, value in sorted(report.counts.items()):
+        con.print(f"  {name.replace('_', ' ')}: {value}", markup=False)
+    merges = report.merges[:20]
+    if report.merged:
+        con.print(f"  {report.merged} joined a recording the catalog already had:", markup=False)
+    for m in merges:
+        detail = f" ({m.detail})" if m.detail else ""
+        con.print(f"  merged {m.subject} -> {m.recording} by {m.rule}{detail}", markup=False, soft_wrap=True)
+    if report.merged > len(merges):
+        con.print(f"  ... and {report.merged - len(merges)} more merges (--json lists them)", markup=False)
+    for w in report.warnings[:20]:
+        con.print(f"  warning {w.subject}: {w.reason}", markup=False, soft_wrap=True)
+    if len(report.warnings) > 20:
+        con.print(f"  ... and {len(report.warnings) - 20} more warnings (--json lists them)", markup=False)
 
 
 def scan(
