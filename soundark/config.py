@@ -33,6 +33,8 @@ class Settings:
 
     # catalog / import
     rights: str = _s("unknown", "Rights of sources imported without --rights (e.g. owned, cc-by-4.0, public-domain).")
+    artist_separator: str = _s(";", "Separates artists in one text cell of an imported CSV/JSONL row "
+                                    "(spaces around names are trimmed); a recognised export uses its own.")
     # plan
     budget: str = _s("", "Byte budget for the plan, e.g. 4TB, 500GB, 4TiB; empty keeps everything.")
     tiers: tuple[str, ...] = _s(("original", "opus75"), "Tiers the plan may choose, from: original, opus75.")

@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from soundark.catalog.importers import _rows, tabular
+from soundark.catalog.importers.columns import ColumnOptions
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.errors import BadInput, NotFound
 from soundark.model import Progress, derived_key, match_key, mbid_key, normalise_text
@@ -295,7 +296,7 @@ def test_reading_is_streamed_in_bounded_batches(tmp_path, monkeypatch):
     path = write_jsonl(tmp_path / "big.jsonl", [dict(ROWS[0], isrc=f"USRE1{i:07d}") for i in range(20_000)])
     size = path.stat().st_size
     with open(path, "rb") as stream:
-        frames = tabular.jsonl_frames(stream, _rows.FIELDS)
+        frames = tabular.jsonl_frames(stream, ColumnOptions(_rows.FIELDS))
         first = next(frames)
         # only about one block has been read when the first batch is handed out
         assert stream.tell() <= 2 * 64 * 1024 < size

@@ -45,7 +45,7 @@ FIELDS = (
     "popularity", "rights",
 )
 INT_FIELDS = ("duration_ms", "track_number", "disc_number", "listens")
-ARTIST_SEPARATOR = "; "
+ARTIST_SEPARATOR = ";"  # the artist_separator setting's default
 _CACHE_LIMIT = 200_000
 _NO_ALBUM: tuple[None, None] = (None, None)
 TURN_ROWS = 8192
@@ -165,8 +165,10 @@ def _checks(df: pl.DataFrame) -> pl.DataFrame:
 class RowPreparer:
     """Turns DataFrame batches into staged tuples; remembers artists across batches."""
 
-    def __init__(self, rights: str, turn: AbstractContextManager = contextlib.nullcontext()) -> None:
+    def __init__(self, rights: str, turn: AbstractContextManager = contextlib.nullcontext(),
+                 separator: str = ARTIST_SEPARATOR) -> None:
         self.rights = rights
+        self.separator = separator or ARTIST_SEPARATOR
         # Held while this thread runs Python row by row (see _bulk.BulkWriter.turn).
         self.turn = turn
         self.credits: dict[Any, Credit] = {}
@@ -188,7 +190,7 @@ class RowPreparer:
         hit = self.credits.get(cache_key)
         if hit is not None:
             return hit
-        names = _artist_names(raw)
+        names = _artist_names(raw, self.separator)
         ids = list(mbids or ())
         artists = []
         for i, name in enumerate(names):
@@ -291,8 +293,8 @@ class RowPreparer:
         return seen
 
 
-def _artist_names(raw: Any) -> list[str]:
-    """Artists as a list: a list column, a JSON list in text, or text split on '; '."""
+def _artist_names(raw: Any, separator: str = ARTIST_SEPARATOR) -> list[str]:
+    """Artists as a list: a list column, a JSON list in text, or text split on *separator*."""
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -305,8 +307,8 @@ def _artist_names(raw: Any) -> list[str]:
             if isinstance(value, list):
                 raw = value
             else:
-                raw = text.split(ARTIST_SEPARATOR)
+                raw = text.split(separator)
         else:
-            raw = text.split(ARTIST_SEPARATOR)
+            raw = text.split(separator)
     names = [str(a).strip() for a in raw if a is not None]
     return [n for n in names if n]

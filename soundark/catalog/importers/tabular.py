@@ -11,12 +11,15 @@ and the import goes on; the rows are merged set-wise by :mod:`._bulk`.
 
 from __future__ import annotations
 
+import codecs
+import collections
 import contextlib
 import csv
 import gzip
 import io
 import json
 import lzma
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
@@ -25,6 +28,7 @@ import polars as pl
 
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
+from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map, plan_columns, shape_artists
 from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
@@ -93,9 +97,9 @@ def _text_value(value: object) -> str | None:
     return str(value)
 
 
-def _lines_slowly(chunk: bytes, first_line: int, fields: tuple[str, ...]) -> Frame:
+def _lines_slowly(chunk: bytes, first_line: int, sources: dict[str, str]) -> Frame:
     """Line by line with the json module: used only for a block polars refused."""
-    columns: dict[str, list] = {f: [] for f in fields}
+    columns: dict[str, list] = {f: [] for f in sources.values()}
     lines: list[int] = []
     rejections: list[tuple[int, str]] = []
     for offset, raw in enumerate(chunk.split(b"\n")):
@@ -110,19 +114,22 @@ def _lines_slowly(chunk: bytes, first_line: int, fields: tuple[str, ...]) -> Fra
             rejections.append((first_line + offset, f"not a JSON object but {type(obj).__name__}"))
             continue
         lines.append(first_line + offset)
-        for f in fields:
-            columns[f].append(_text_value(obj.get(f)))
-    schema = {f: pl.String for f in fields}
+        for src, f in sources.items():
+            columns[f].append(_text_value(obj.get(src)))
+    schema = {f: pl.String for f in columns}
     df = pl.DataFrame(columns, schema=schema).with_columns(pl.Series("_line", lines, dtype=pl.Int64))
     return Frame(df, rejections)
 
 
-def _parse_jsonl_block(chunk: bytes, first_line: int, fields: tuple[str, ...]) -> Frame:
-    schema = {f: pl.String for f in fields}
+def _parse_jsonl_block(chunk: bytes, first_line: int, sources: dict[str, str]) -> Frame:
+    schema = {src: pl.String for src in sources}
     try:
         df = pl.read_ndjson(io.BytesIO(chunk), schema=schema)
     except Exception:  # polars raises several types for malformed input; redo slowly to name lines
-        return _lines_slowly(chunk, first_line, fields)
+        return _lines_slowly(chunk, first_line, sources)
+    renames = {src: f for src, f in sources.items() if src != f}
+    if renames:
+        df = df.rename(renames)
     physical = chunk.split(b"\n")
     if physical and physical[-1] == b"":
         physical.pop()
@@ -131,26 +138,39 @@ def _parse_jsonl_block(chunk: bytes, first_line: int, fields: tuple[str, ...]) -
     else:  # blank lines were skipped: number the rest
         numbers = [first_line + i for i, raw in enumerate(physical) if raw.strip()]
         if len(numbers) != df.height:
-            return _lines_slowly(chunk, first_line, fields)
+            return _lines_slowly(chunk, first_line, sources)
         lines = pl.Series(numbers, dtype=pl.Int64)
     return Frame(df.with_columns(lines.alias("_line")))
 
 
-def unknown_keys_jsonl(chunk: bytes, fields: tuple[str, ...], sample: int = 100) -> list[str]:
-    seen: set[str] = set()
+def keys_jsonl(chunk: bytes, sample: int = 100) -> list[str]:
+    """Keys of the JSON objects among the first *sample* lines, in first-seen order."""
+    seen: dict[str, None] = {}
     for raw in chunk.split(b"\n", sample)[:sample]:
         with contextlib.suppress(ValueError):
             obj = json.loads(raw)
             if isinstance(obj, dict):
-                seen.update(obj)
-    return sorted(seen - set(fields))
+                seen.update(dict.fromkeys(obj))
+    return list(seen)
 
 
-def jsonl_frames(stream: IO[bytes], fields: tuple[str, ...], on_unknown=None) -> Iterator[Frame]:
+def _sources(names: list[str], options: ColumnOptions, on_plan, subject) -> dict[str, str]:
+    """{key or column name: field} for a file whose columns have names (JSONL, Parquet)."""
+    if options.headerless:
+        raise BadInput(subject, "column numbers in --map are for CSV files without a header row")
+    if not names:  # no object to learn from (every sampled line is bad): the fields' own names
+        return {f: f for f in options.fields}
+    plan = plan_columns(names, options, subject)
+    if on_plan is not None:
+        on_plan(plan)
+    return {names[i]: f for i, f in plan.picks}
+
+
+def jsonl_frames(stream: IO[bytes], options: ColumnOptions, on_plan=None, subject: object = "") -> Iterator[Frame]:
     """Blocks of whole lines, each parsed into one Frame; memory bounded by CHUNK_BYTES."""
     rest = b""
     line = 1
-    first = True
+    sources: dict[str, str] | None = None
     while True:
         block = stream.read(CHUNK_BYTES)
         data = rest + block
@@ -161,70 +181,160 @@ def jsonl_frames(stream: IO[bytes], fields: tuple[str, ...], on_unknown=None) ->
             rest = data
             continue
         chunk, rest = data[:cut], data[cut:]
-        if first and on_unknown is not None:
-            unknown = unknown_keys_jsonl(chunk, fields)
-            if unknown:
-                on_unknown(unknown)
-            first = False
-        yield _parse_jsonl_block(chunk, line, fields)
+        if sources is None:
+            sources = _sources(keys_jsonl(chunk), options, on_plan, subject)
+        yield _parse_jsonl_block(chunk, line, sources)
         line += chunk.count(b"\n")
         if not block:
             return
 
 
-def csv_frames(stream: IO[bytes], fields: tuple[str, ...], on_unknown=None) -> Iterator[Frame]:
-    """RFC 4180 CSV with a header row; short rows are padded, long rows rejected."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+def _encoding(options: ColumnOptions) -> str:
+    name = options.encoding or "utf-8"
     try:
-        yield from _csv_batches(csv.reader(text), fields, on_unknown)
+        canonical = codecs.lookup(name).name
+    except LookupError as e:
+        raise BadInput("--encoding", f"unknown text encoding {name!r} (e.g. utf-8, latin-1, cp1252)") from e
+    return "utf-8-sig" if canonical in ("utf-8", "utf-8-sig") else canonical
+
+
+def csv_frames(stream: IO[bytes], options: ColumnOptions, on_plan=None, subject: object = "") -> Iterator[Frame]:
+    """RFC 4180 CSV with a header row; short rows are padded, long rows rejected.
+
+    Bytes that are not text in the file's encoding (UTF-8 unless --encoding) reject their
+    row with the line and column; a stray quote rejects its line and the lines it swallowed
+    are read again (see :class:`_Lines`).
+    """
+    # surrogateescape keeps undecodable bytes visible, so each bad row is named, not the file
+    text = io.TextIOWrapper(stream, encoding=_encoding(options), errors="surrogateescape", newline="")
+    try:
+        yield from _csv_batches(_Lines(text), options, on_plan, subject)
     finally:
         text.detach()  # the caller closes the file
 
 
-def _csv_batches(reader, fields: tuple[str, ...], on_unknown=None) -> Iterator[Frame]:
-    header = next(reader, None)
-    if header is None:
+class _Lines:
+    """Physical lines with their numbers, for csv.reader; lines handed back are read again.
+
+    A quote that opens a field and never closes makes the csv module swallow the lines
+    after it into one field. A row that spans several lines and has the wrong number of
+    fields (or more than MAX_ROW_LINES lines) is such a row: its first line is rejected
+    and the rest are handed back, so one stray quote costs one row, not the file.
+    """
+
+    def __init__(self, text: IO[str]) -> None:
+        self.lines = iter(text)
+        self.back: collections.deque[tuple[int, str]] = collections.deque()
+        self.taken: list[tuple[int, str]] = []
+        self.number = 0
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        if self.back:
+            item = self.back.popleft()
+        else:
+            self.number += 1
+            item = (self.number, next(self.lines))
+        self.taken.append(item)
+        return item[1]
+
+    def stray_quote(self) -> tuple[int, str]:
+        """Reject the first line taken for the current row; read the others again."""
+        first, rest = self.taken[0], self.taken[1:]
+        self.back.extendleft(reversed(rest))
+        self.taken = []
+        return first[0], (f"unbalanced quote: a quoted field opened here is not closed on this line "
+                          f"(it ran on over {len(rest) + 1} lines); the line is skipped and the lines "
+                          "after it are read again")
+
+
+MAX_ROW_LINES = 100
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _not_text(row: list[str], picks: tuple[tuple[int, str], ...], encoding: str) -> str | None:
+    for i, name in picks:
+        value = row[i] if i < len(row) else ""
+        if value.isascii():
+            continue
+        m = _BAD_BYTE.search(value)
+        if m:
+            byte = ord(m.group()) - 0xDC00
+            hint = "; use --encoding latin-1 if the file is Latin-1" if encoding == "utf-8-sig" else ""
+            return (f"not {encoding.replace('-sig', '').upper()} text: byte 0x{byte:02X} in column "
+                    f"{i + 1} ({name}) at character {m.start() + 1}{hint}")
+    return None
+
+
+def _header(lines: _Lines, reader, options: ColumnOptions, on_plan, subject) -> tuple[ColumnPlan, int] | None:
+    """The column plan, and the width of a full row; None for an empty file."""
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            lines.taken = []
+            continue
+        plan = plan_columns(row, options, subject)
+        if plan.headerless:
+            lines.back.extendleft(reversed(lines.taken))  # the first line is data
+        lines.taken = []
+        if on_plan is not None:
+            on_plan(plan)
+        return plan, len(row)
+    return None
+
+
+def _csv_batches(lines: _Lines, options: ColumnOptions, on_plan, subject) -> Iterator[Frame]:
+    reader = csv.reader(lines)
+    first = _header(lines, reader, options, on_plan, subject)
+    if first is None:
         return
-    names = [h.strip() for h in header]
-    wanted = [(i, n) for i, n in enumerate(names) if n in fields]
-    unknown = sorted(set(names) - set(fields))
-    if unknown and on_unknown is not None:
-        on_unknown(unknown)
-    width = len(names)
+    plan, width = first
+    encoding = _encoding(options)
     while True:
-        columns: dict[str, list] = {n: [] for _, n in wanted}
-        lines: list[int] = []
+        columns: dict[str, list] = {n: [] for _, n in plan.picks}
+        numbers: list[int] = []
         rejections: list[tuple[int, str]] = []
-        try:
-            for row in reader:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) > width:
-                    rejections.append((reader.line_num, f"{len(row)} fields, but the header has {width}"))
-                    continue
-                lines.append(reader.line_num)
-                for i, n in wanted:
-                    columns[n].append(row[i] if i < len(row) else None)
-                if len(lines) >= BATCH_ROWS:
-                    break
-        except csv.Error as e:
-            rejections.append((reader.line_num, f"not valid CSV ({e}); the rest of the file is skipped"))
-            yield _csv_frame(columns, lines, rejections)
+        while len(numbers) < BATCH_ROWS:
+            try:
+                row = next(reader, None)
+            except csv.Error:  # e.g. a field past the csv module's size limit: a stray quote
+                rejections.append(lines.stray_quote())
+                reader = csv.reader(lines)
+                continue
+            if row is None:
+                break
+            taken, lines.taken = lines.taken, []
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            line = taken[0][0]
+            if len(taken) > 1 and (len(row) != width or len(taken) > MAX_ROW_LINES):
+                lines.taken = taken
+                rejections.append(lines.stray_quote())
+                continue
+            if len(row) > width:
+                rejections.append((line, f"{len(row)} fields, but the header has {width}"))
+                continue
+            bad = _not_text(row, plan.picks, encoding)
+            if bad:
+                rejections.append((line, bad))
+                continue
+            numbers.append(line)
+            for i, n in plan.picks:
+                columns[n].append(row[i] if i < len(row) else None)
+        if not numbers and not rejections:
             return
-        if not lines and not rejections:
-            return
-        yield _csv_frame(columns, lines, rejections)
-        if len(lines) < BATCH_ROWS:
+        yield Frame(shape_artists(_csv_frame(columns, numbers), plan), rejections)
+        if len(numbers) < BATCH_ROWS:
             return
 
 
-def _csv_frame(columns: dict[str, list], lines: list[int], rejections: list[tuple[int, str]]) -> Frame:
+def _csv_frame(columns: dict[str, list], lines: list[int]) -> pl.DataFrame:
     df = pl.DataFrame(columns, schema={n: pl.String for n in columns})
-    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
-    return Frame(df, rejections)
+    return df.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
 
 
-def parquet_frames(path: Path, fields: tuple[str, ...], on_unknown=None) -> Iterator[Frame]:
+def parquet_frames(path: Path, options: ColumnOptions, on_plan=None) -> Iterator[Frame]:
     """Parquet in slices of BATCH_ROWS rows; ``_line`` is the 1-based row number."""
     import pyarrow.parquet as pq
 
@@ -234,13 +344,10 @@ def parquet_frames(path: Path, fields: tuple[str, ...], on_unknown=None) -> Iter
         raise NotFound(path, "no such file") from e
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError for non-Parquet bytes
         raise BadInput(path, f"not a readable Parquet file ({e})") from e
-    names = pf.schema_arrow.names
-    unknown = sorted(set(names) - set(fields))
-    if unknown and on_unknown is not None:
-        on_unknown(unknown)
-    present = [n for n in names if n in fields]
+    sources = _sources(pf.schema_arrow.names, options, on_plan, path)
+    renames = {src: f for src, f in sources.items() if src != f}
     row = 1
-    batches = pf.iter_batches(batch_size=BATCH_ROWS, columns=present)
+    batches = pf.iter_batches(batch_size=BATCH_ROWS, columns=list(sources))
     while True:
         try:
             rb = next(batches, None)
@@ -261,29 +368,43 @@ def parquet_frames(path: Path, fields: tuple[str, ...], on_unknown=None) -> Iter
                              .otherwise(col.cast(pl.String)).alias(n))
             else:
                 casts.append(col.cast(pl.String))
-        df = df.with_columns(casts).with_columns(
+        df = df.with_columns(casts).rename(renames).with_columns(
             pl.int_range(row, row + df.height, dtype=pl.Int64).alias("_line"))
         row += df.height
         yield Frame(df)
 
 
-def read_frames(path: Path, fields: tuple[str, ...], on_unknown=None) -> Iterator[Frame]:
-    """Frames of any supported tabular file, by extension."""
+def read_frames(path: Path, options: ColumnOptions, on_plan=None) -> Iterator[Frame]:
+    """Frames of any supported tabular file, by extension, with columns named as fields.
+
+    *on_plan* is called once with the :class:`ColumnPlan` (the export recognised, the
+    columns ignored) before the first frame.
+    """
     path = Path(path)
     fmt, compression = file_format(path)
     if fmt == ".parquet":
-        yield from parquet_frames(path, fields, on_unknown)
+        yield from parquet_frames(path, options, on_plan)
         return
     with open_binary(path, compression) as stream:
         try:
             if fmt == ".csv":
-                yield from csv_frames(stream, fields, on_unknown)
+                yield from csv_frames(stream, options, on_plan, path)
             else:
-                yield from jsonl_frames(stream, fields, on_unknown)
+                yield from jsonl_frames(stream, options, on_plan, path)
         except (EOFError, lzma.LZMAError, gzip.BadGzipFile) as e:
             raise BadInput(path, f"compressed data is damaged ({e}); rows before the damage were imported") from e
         except OSError as e:
             raise EnvironmentProblem(path, f"cannot read: {e.strerror or e}") from e
+
+
+def describe_plan(name: str, plan: ColumnPlan, progress: Progress, report: ImportReport) -> None:
+    """Say which export was recognised (in the summary) and which columns are ignored."""
+    if plan.shape is not None:
+        report.warn(name, f"recognised: {plan.shape.name}; columns mapped: "
+                          + ", ".join(f"{f}" for f in plan.fields))
+        progress.note(f"{name}: recognised: {plan.shape.name}")
+    if plan.unknown:
+        progress.note(f"{name}: ignoring unknown column(s): {', '.join(plan.unknown)}")
 
 
 def prepare_frame(preparer: RowPreparer, frame: Frame) -> StagedBatch:
@@ -294,10 +415,13 @@ def prepare_frame(preparer: RowPreparer, frame: Frame) -> StagedBatch:
 
 
 def import_catalog_file(catalog: Catalog, path: Path, *, rights: str = "unknown",
-                        progress: Progress = NO_PROGRESS) -> ImportReport:
+                        progress: Progress = NO_PROGRESS, column_map: str | None = None,
+                        separator: str = ";", encoding: str | None = None) -> ImportReport:
     """Import catalog rows from *path* (.jsonl/.ndjson, .csv, .parquet; docs/formats.md).
 
-    *rights* applies to rows without a ``rights`` value of their own. Returns
+    *rights* applies to rows without a ``rights`` value of their own. *column_map* is
+    ``--map`` (``title=track_name,artists=artist_name``), *separator* splits a text
+    artist cell, *encoding* is the CSV's text encoding (default UTF-8). Returns
     counts of new, updated and unchanged rows (tracks) and every rejected row
     with ``file:line`` and the reason. Re-importing a file changes nothing.
     """
@@ -307,12 +431,10 @@ def import_catalog_file(catalog: Catalog, path: Path, *, rights: str = "unknown"
         raise NotFound(path, "no such file")
     report = ImportReport(source=str(path))
     writer = BulkWriter(catalog, report, ImportSource(path.name))
-    preparer = RowPreparer(rights, writer.turn)
-
-    def on_unknown(names: list[str]) -> None:
-        progress.note(f"{path.name}: ignoring unknown column(s): {', '.join(names)}")
-
-    frames = read_frames(path, FIELDS, on_unknown)
+    preparer = RowPreparer(rights, writer.turn, separator=separator)
+    options = ColumnOptions(FIELDS, user_map=parse_map(column_map, FIELDS), separator=separator,
+                            encoding=encoding)
+    frames = read_frames(path, options, lambda plan: describe_plan(path.name, plan, progress, report))
     return run_import(writer, frames, lambda f: prepare_frame(preparer, f), progress)
 
 
@@ -323,4 +445,5 @@ def run_import_catalog(paths: ArchivePaths, settings: Settings, progress: Progre
     Rows without their own ``rights`` get ``settings.rights``.
     """
     with open_catalog(paths.catalog) as catalog:
-        return import_catalog_file(catalog, file, rights=settings.rights, progress=progress)
+        return import_catalog_file(catalog, file, rights=settings.rights, progress=progress,
+                                   separator=settings.artist_separator)
