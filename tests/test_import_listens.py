@@ -85,7 +85,7 @@ def test_bad_listen_rows(filled, tmp_path):
         ("bad.csv:2", "listens -1 is negative"),
         ("bad.csv:3", "listens many is not a whole number"),
         ("bad.csv:4", "popularity 150 is outside 0-100"),
-        ("bad.csv:5", "no recording_mbid or isrc"),
+        ("bad.csv:5", "no recording_mbid, isrc or artist+title"),
         ("bad.csv:6", "no total_listen_count, total_user_count or popularity"),
         ("bad.csv:7", "recording_mbid 'nope' is not a MusicBrainz ID (a UUID)"),
         ("bad.csv:8", "XX: ISRC must have 12 characters, not 2"),

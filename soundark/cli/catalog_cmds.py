@@ -21,6 +21,14 @@ RIGHTS_OPT = typer.Option(None, "--rights",
                           help="Rights of what is imported: owned, cc-by-4.0, public-domain, ... "
                                "(default: the archive's `rights` setting, itself 'unknown' by default).")
 
+MAP_OPT = typer.Option(None, "--map",
+                       help="Name columns the importer does not know: field=column[,field=column...], e.g. "
+                            "title=track_name,artists=artist_name; for a CSV without a header row give column "
+                            "numbers: artists=1,album=2,title=3.")
+ENCODING_OPT = typer.Option(None, "--encoding",
+                            help="Text encoding of a CSV file (default utf-8; e.g. latin-1, cp1252). Without "
+                                 "it, a row with bytes that are not UTF-8 is rejected with its line.")
+
 import_app = typer.Typer(help="Import catalog rows, MusicBrainz dumps or listen counts.",
                          no_args_is_help=True)
 
@@ -107,15 +115,23 @@ def import_catalog(
     file: Path = typer.Argument(..., help="Catalog rows: .jsonl, .csv or .parquet (docs/formats.md)."),
     archive: Path = ARCHIVE_OPT,
     rights: Optional[str] = RIGHTS_OPT,
+    column_map: Optional[str] = MAP_OPT,
+    encoding: Optional[str] = ENCODING_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Import catalog rows (tracks with title, artists, album, ISRC, ...)."""
+    """Import catalog rows (tracks with title, artists, album, ISRC, ...).
+
+    Headers are matched case-insensitively; Exportify exports and the public Spotify
+    tracks data sets are recognised by their header (the summary says which).
+    """
     from soundark.catalog.importers.tabular import import_catalog_file
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
-        report = import_catalog_file(catalog, file, rights=settings.rights, progress=progress)
+        report = import_catalog_file(catalog, file, rights=settings.rights, progress=progress,
+                                     column_map=column_map, separator=settings.artist_separator,
+                                     encoding=encoding)
     print_report(report, as_json, "imported")
 
 
@@ -138,17 +154,26 @@ def import_musicbrainz_cmd(
 
 @import_app.command("listens")
 def import_listens_cmd(
-    file: Path = typer.Argument(..., help="CSV/JSONL of recording_mbid or isrc with total_listen_count "
-                                          "(or popularity 0-100)."),
+    file: Path = typer.Argument(..., help="CSV, JSONL, Parquet or JSON: counts per recording_mbid/isrc "
+                                          "(or popularity 0-100), raw listens (ListenBrainz export or "
+                                          "dump, Last.fm scrobbles), or artist + title (+ album)."),
     archive: Path = ARCHIVE_OPT,
+    column_map: Optional[str] = MAP_OPT,
+    encoding: Optional[str] = ENCODING_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Import listen counts (ListenBrainz popularity shape) or popularity per recording."""
+    """Import listen counts or popularity per recording (docs/formats.md, "Listen files").
+
+    A file without a count column is raw listens: one row is one listen, summed per
+    recording. Counts replace what the catalog held (the file is a snapshot). Rows
+    without IDs match by artist + title (+ album); the summary counts matched,
+    ambiguous and unmatched rows.
+    """
     from soundark.catalog.importers.listens import import_listens
 
     paths = archive_paths(archive)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
-        report = import_listens(catalog, file, progress=progress)
+        report = import_listens(catalog, file, progress=progress, column_map=column_map, encoding=encoding)
     print_report(report, as_json, "imported listens from")
 
 

@@ -271,7 +271,8 @@ def _not_text(row: list[str], picks: tuple[tuple[int, str], ...], encoding: str)
 def _header(lines: _Lines, reader, options: ColumnOptions, on_plan, subject) -> tuple[ColumnPlan, int] | None:
     """The column plan, and the width of a full row; None for an empty file."""
     for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
+        # blank lines, and comment lines before the header ('#'; Libre.fm writes it in UTF-7: '+ACM-')
+        if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith(("#", "+ACM-")):
             lines.taken = []
             continue
         plan = plan_columns(row, options, subject)
