@@ -18,11 +18,13 @@ truncated or corrupt stays refused (a second opinion must not launder damage).
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import av
 import numpy as np
 import soundfile
 
@@ -65,17 +67,18 @@ def describe_error(e: BaseException) -> str:
 
 
 @contextmanager
-def open_pcm(path: Path) -> Iterator[PcmSource]:
-    """Open *path* with libsndfile; BadInput carries libsndfile's own message."""
+def open_pcm(path: Path | bytes, subject: object = None) -> Iterator[PcmSource]:
+    """Open *path* (or a file's bytes) with libsndfile; BadInput carries libsndfile's own message."""
+    subject = subject if subject is not None else path
     try:
-        reader = soundfile.SoundFile(str(path))
+        reader = soundfile.SoundFile(io.BytesIO(path) if isinstance(path, bytes) else str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise BadInput(path, describe_error(e)) from e
+        raise BadInput(subject, describe_error(e)) from e
     except OSError as e:
-        raise BadInput(path, f"cannot read: {e.strerror or e}") from e
+        raise BadInput(subject, f"cannot read: {e.strerror or e}") from e
     with reader:
         if reader.samplerate <= 0 or reader.channels <= 0:
-            raise BadInput(path, "no audio: zero rate or channels")
+            raise BadInput(subject, "no audio: zero rate or channels")
         yield PcmSource(reader, _CONTAINERS.get(reader.format, reader.format.lower()),
                         _CODECS.get(reader.subtype, reader.subtype.lower()), reader.samplerate,
                         reader.channels, max(0, reader.frames))
@@ -91,10 +94,23 @@ def pcm_blocks(source: PcmSource, block_frames: int = BLOCK_FRAMES) -> Iterator[
         try:
             block = source.reader.read(block_frames, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError) as e:
-            raise BadInput(source.reader.name, f"cannot decode ({describe_error(e)})") from e
+            at = source.reader.tell() / source.sample_rate
+            raise BadInput(source.reader.name, f"cannot decode at {at:.1f} s ({describe_error(e)})") from e
         if not len(block):
             return
         yield np.ascontiguousarray(block)
+
+
+def av_frames(source: PcmSource) -> Iterator[av.AudioFrame]:
+    """The blocks of :func:`pcm_blocks` as packed float PyAV frames at the source rate.
+
+    The encoder resamples and downmixes these exactly as it does FFmpeg's own frames.
+    """
+    layout = {1: "mono", 2: "stereo"}.get(source.channels) or av.AudioLayout(source.channels).name
+    for block in pcm_blocks(source):
+        frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout=layout)
+        frame.sample_rate = source.sample_rate
+        yield frame
 
 
 def probe_pcm(path: Path, size: int) -> AudioFacts:
@@ -114,4 +130,4 @@ def probe_pcm(path: Path, size: int) -> AudioFacts:
                       duration_ms=duration_ms, decoder=DECODER)
 
 
-__all__ = ["DECODER", "PcmSource", "open_pcm", "pcm_blocks", "probe_pcm", "describe_error"]
+__all__ = ["DECODER", "PcmSource", "open_pcm", "pcm_blocks", "av_frames", "probe_pcm", "describe_error"]
