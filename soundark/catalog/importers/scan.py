@@ -269,6 +269,9 @@ class _Writer:
         if found.licence_conflict:
             self.report.warn(scanned.path, found.licence_conflict)
             self.report.count("licence conflicts")
+        if scanned.facts.decoder != "ffmpeg":
+            self.report.warn(scanned.path, f"FFmpeg cannot read it; decoded by {scanned.facts.decoder}")
+            self.report.count(f"decoded by {scanned.facts.decoder}")
         if existed:
             self.report.updated += 1
         else:
