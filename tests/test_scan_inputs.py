@@ -121,6 +121,7 @@ def test_scan_plan_encode_such_a_file_end_to_end(tmp_path: Path) -> None:
     assert json.loads(src["guessed"]) == ["title", "artist", "album", "track_number"]
     assert (enc["tier"], enc["ext"]) == ("opus75", ".opus")  # never kept: FFmpeg players refuse it
     with av.open(str(paths.store_path(enc["sha256"], ".opus"))) as c:
+        assert c.streams.audio[0].metadata.get("SOUNDARK_SOURCE_DECODER") == "libsndfile"
         n = sum(f.samples for f in c.decode(audio=0))
     assert abs(n - 48000) <= 960 and abs(enc["duration_ms"] - 1000) <= 20
 

@@ -161,6 +161,8 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
                   "SOUNDARK_SOURCE_CHANNELS": pcm.source_channels}
     if pcm.bitrate:
         provenance["SOUNDARK_SOURCE_BITRATE"] = pcm.bitrate
+    if task.decoder and task.decoder != "ffmpeg":  # FFmpeg is the norm: only the exception is tagged
+        provenance["SOUNDARK_SOURCE_DECODER"] = task.decoder
     comments = opus_tags.merge_comments(file_tags, task.comments, provenance)
     opus_tags.write_opus_comments(tmp, comments)
     # One read: QA walks and decodes these bytes, and they are what is hashed.
