@@ -55,6 +55,7 @@ class Settings:
         ("public-domain", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-3.0", "cc-by-sa-3.0", "owned-redistributable"),
         "Rights values that may be published in releases; everything else is held back.",
     )
+    release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their rights (scan warns of each); off holds them back.")
     organisation: str = _s("", "Source-Organization written into bag-info.txt.")
     contact: str = _s("", "Contact-Email written into bag-info.txt.")
     parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release.")

@@ -86,6 +86,7 @@ class AudioFacts:
     channels: int
     duration_ms: int
     encrypted: bool = False
+    decoder: str = "ffmpeg"      # which library read it: 'ffmpeg' or 'libsndfile' (media/fallback.py)
 
     @property
     def lossless(self) -> bool:

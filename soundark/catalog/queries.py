@@ -10,6 +10,7 @@ published archive must not leak them, as in the metadata release).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -36,7 +37,7 @@ _PHRASE = re.compile(r'(NOT )?"([^"]*)"(\*?)')
 _HIT_COLUMNS = "r.id, r.key, r.title, r.artist, r.album, r.date, r.duration_ms, r.isrc, r.listens, r.rights"
 
 _SOURCE_COLUMNS = ("sha256, container, codec, bitrate, sample_rate, channels, duration_ms, lossless, "
-                   "license, copyright, rights, has_art, scanned_at")
+                   "license, copyright, rights, has_art, scanned_at, decoder, guessed, licence_conflict")
 
 
 def tables(catalog: Catalog) -> set[str]:
@@ -78,6 +79,8 @@ def recording_detail(catalog: Catalog, key: str) -> dict[str, Any] | None:
     rec["sources"] = _dicts(catalog.execute(
         f"SELECT {_SOURCE_COLUMNS} FROM source_file WHERE recording_id = ? AND status = 'ok' "
         "ORDER BY id", (rid,)))
+    for source in rec["sources"]:  # fields named from the path, not the tags (migration 0008)
+        source["guessed"] = json.loads(source["guessed"]) if source["guessed"] else []
     rec["plan"] = None
     if "plan" in have:
         row = catalog.execute("SELECT tier, est_bytes, rank, weight, planned_at FROM plan "

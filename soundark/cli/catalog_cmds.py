@@ -97,7 +97,11 @@ def scan(
     """Scan audio files into the catalog: tags, stream facts and SHA-256 of each file.
 
     Unchanged files (same size and mtime) are skipped on a rescan; bad files are
-    recorded as rejected with the reason, and the scan goes on.
+    recorded as rejected with the reason, and the scan goes on. A file FFmpeg cannot
+    read is tried with libsndfile (a warning names it). Names missing from the tags are
+    guessed from the folders (never from generic ones like "Music" or "CD 1"). A
+    soundark archive inside FOLDER is skipped. A LICENSE/COPYRIGHT tag that contradicts
+    --rights is a warning, and release holds that recording back (docs/scan.md).
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)

@@ -42,6 +42,7 @@ class EncodeTask:
     comments: dict[str, list[str]] = field(default_factory=dict)  # win over the file's own tags
     opus: OpusSettings = OpusSettings()
     want_art: bool = True
+    decoder: str | None = None           # the one the scan recorded; None: FFmpeg, else libsndfile
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _run(task: EncodeTask, tmp: Path) -> EncodeOutcome:
     transcode.refuse_encrypted(path, data)
     source = data if data is not None else path
     if task.tier == "original":
-        pcm, out_sha, out_bytes, ext = _keep_original(path, source, data, tmp)
+        pcm, out_sha, out_bytes, ext = _keep_original(path, source, data, tmp, task.decoder)
     else:
         pcm, out_sha, out_bytes = _encode_opus(task, path, source, source_sha, tmp)
         ext = ".opus"
@@ -152,7 +153,7 @@ def _run(task: EncodeTask, tmp: Path) -> EncodeOutcome:
 def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
                  tmp: Path) -> tuple[PcmFacts, str, int]:
     serial = int(source_sha[:8], 16) or 1  # deterministic, and not the 0 some tools warn about
-    pcm = transcode.transcode_to_opus(source, tmp, task.opus, serial=serial)
+    pcm = transcode.transcode_to_opus(source, tmp, task.opus, serial=serial, decoder=task.decoder)
     qa.check_source(path, pcm)
     file_tags = opus_tags.comments_from_tagset(_read_tags(path))
     provenance = {"SOUNDARK_SOURCE_SHA256": source_sha, "SOUNDARK_SOURCE_CODEC": pcm.codec,
@@ -160,6 +161,8 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
                   "SOUNDARK_SOURCE_CHANNELS": pcm.source_channels}
     if pcm.bitrate:
         provenance["SOUNDARK_SOURCE_BITRATE"] = pcm.bitrate
+    if task.decoder and task.decoder != "ffmpeg":  # FFmpeg is the norm: only the exception is tagged
+        provenance["SOUNDARK_SOURCE_DECODER"] = task.decoder
     comments = opus_tags.merge_comments(file_tags, task.comments, provenance)
     opus_tags.write_opus_comments(tmp, comments)
     # One read: QA walks and decodes these bytes, and they are what is hashed.
@@ -168,9 +171,9 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
     return pcm, sha, len(data)
 
 
-def _keep_original(path: Path, source: object, data: bytes | None,
-                   tmp: Path) -> tuple[PcmFacts, str, int, str]:
-    pcm = transcode.measure_source(source)
+def _keep_original(path: Path, source: object, data: bytes | None, tmp: Path,
+                   decoder: str | None) -> tuple[PcmFacts, str, int, str]:
+    pcm = transcode.measure_source(source, decoder)
     qa.check_source(path, pcm)
     if data is not None:
         _write_synced(tmp, data)

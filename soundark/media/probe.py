@@ -13,6 +13,11 @@ DRM-protected audio is refused before anything is decoded: ISO/IEC 14496-12
 protected sample entries (``enca``, ``encv``, ``drms``, ``drmi``) and
 protection boxes (``sinf``, ``schm``, ``pssh``, ``tenc``, ``senc``) in MP4, and
 the ASF content encryption objects of WMA. soundark never decrypts.
+
+A file FFmpeg cannot read at all (it will not open it, finds no audio stream, or
+decodes nothing) gets a second opinion from libsndfile (:mod:`soundark.media.fallback`);
+a refusal then names both decoders and their own messages. A file FFmpeg reads but
+finds truncated or corrupt is refused on FFmpeg's word alone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 import av
 
 from soundark.errors import BadInput, EncryptedInput
+from soundark.media import fallback
 from soundark.model import AudioFacts
 
 ENCRYPTED_REASON = "encrypted (DRM) audio: soundark never decrypts; refused"
@@ -61,8 +67,12 @@ class _Decoded:
     first_error: str
 
 
+class _FfmpegCannotRead(BadInput):
+    """FFmpeg could not read the file at all: the second decoder is asked (not raised outside)."""
+
+
 def probe(path: Path) -> AudioFacts:
-    """Decode *path* in full and return its stream facts.
+    """Decode *path* in full and return its stream facts (``decoder`` names who read it).
 
     Raises :class:`EncryptedInput` for DRM-protected files and :class:`BadInput`
     (one-line reason) for empty, non-audio, corrupt or truncated files.
@@ -73,6 +83,23 @@ def probe(path: Path) -> AudioFacts:
     if _is_encrypted(path, head, size):
         raise EncryptedInput(path, ENCRYPTED_REASON)
     try:
+        return _probe_ffmpeg(path, head, size)
+    except _FfmpegCannotRead as e:
+        return _probe_fallback(path, size, e.reason)
+
+
+def _probe_fallback(path: Path, size: int, ffmpeg_reason: str) -> AudioFacts:
+    try:
+        facts = fallback.probe_pcm(path, size)
+        if facts.container == "ogg" and _ogg_last_page_cut(path, size):
+            raise BadInput(path, "truncated: the last Ogg page is cut short")
+    except BadInput as e:
+        raise BadInput(path, f"not audio: ffmpeg: {ffmpeg_reason}; {fallback.DECODER}: {e.reason}") from e
+    return facts
+
+
+def _probe_ffmpeg(path: Path, head: bytes, size: int) -> AudioFacts:
+    try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
         raise _open_error(path, e) from e
@@ -80,7 +107,7 @@ def probe(path: Path) -> AudioFacts:
         streams = container.streams.audio
         if not streams:
             kinds = sorted({s.type for s in container.streams}) or ["nothing"]
-            raise BadInput(path, f"not audio: no audio stream (found {', '.join(kinds)})")
+            raise _FfmpegCannotRead(path, f"no audio stream (found {', '.join(kinds)})")
         stream = streams[0]
         decoded = _decode_all(path, container, stream)
         facts = _facts(path, container, stream, decoded, size)
@@ -120,9 +147,7 @@ def _open_error(path: Path, e: Exception) -> BadInput:
         return EncryptedInput(path, ENCRYPTED_REASON)
     if isinstance(e, EOFError) or "end of file" in text:
         return BadInput(path, "truncated: the file ends before its headers do")
-    if isinstance(e, av.error.InvalidDataError):
-        return BadInput(path, "not audio, or corrupt or truncated: FFmpeg cannot read it")
-    return BadInput(path, f"cannot open as audio: {e}")
+    return _FfmpegCannotRead(path, _short(getattr(e, "strerror", None) or str(e)))
 
 
 def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream) -> _Decoded:
@@ -165,8 +190,9 @@ def _facts(path: Path, container: av.container.InputContainer, stream: av.AudioS
     rate = stream.sample_rate or stream.codec_context.sample_rate
     if decoded.samples == 0 or not rate:
         if decoded.bad_packets:
-            raise BadInput(path, f"corrupt: no audio could be decoded ({_short(decoded.first_error)})")
-        raise BadInput(path, "not audio: nothing could be decoded from it")
+            raise _FfmpegCannotRead(path, f"corrupt, no audio could be decoded "
+                                          f"({_short(decoded.first_error)})")
+        raise _FfmpegCannotRead(path, "nothing could be decoded from it")
     duration_ms = round(decoded.samples * 1000 / rate)
     declared = _declared_ms(container, stream)
     if declared and duration_ms - 100 <= declared < duration_ms:

@@ -31,15 +31,17 @@ import glob
 import io
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
 
 from soundark.errors import BadInput, EnvironmentProblem
+from soundark.media import fallback
 from soundark.media.ogg import OggWriter, ogg_crc, opus_head, opus_tags
 
 OPUS_RATE = 48_000
@@ -192,9 +194,14 @@ def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate
     state.source_channels = ctx.channels or 0
     state.declared_ms = _declared_ms(container, stream)
     state.bitrate = ctx.bit_rate or container.bit_rate or None
+    return _resampled(container.decode(stream), subject, out_layout, rate, state)
+
+
+def _resampled(frames: Iterator[av.AudioFrame], subject: str, out_layout: str | None,
+               rate: int | None, state: _Decoded) -> Iterator[av.AudioFrame]:
     resampler = None
     try:
-        for frame in container.decode(stream):
+        for frame in frames:
             if not frame.samples:
                 continue
             state.source_samples += frame.samples
@@ -210,6 +217,47 @@ def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate
         raise BadInput(subject, f"cannot decode at {at:.1f} s ({_ffmpeg_reason(e)})") from e
     except ValueError as e:  # PyAV raises ValueError for layouts/formats it cannot convert
         raise BadInput(subject, f"cannot convert audio ({e})") from e
+
+
+# (channels, a function of (layout, rate) giving the resampled frames)
+_FrameSource = tuple[int, Callable[[str | None, int | None], Iterator[av.AudioFrame]]]
+
+
+def open_decoded(stack: ExitStack, source: Any, state: _Decoded, decoder: str | None) -> _FrameSource:
+    """Open *source* with *decoder*: 'ffmpeg', 'libsndfile' or None (FFmpeg, else libsndfile).
+
+    The scan records which decoder read a file; encode asks the same one, so a file
+    only libsndfile reads is encoded from libsndfile's PCM (media/fallback.py).
+    """
+    subject = _name(source)
+    ffmpeg_reason = ""
+    if decoder != fallback.DECODER:
+        try:
+            container = stack.enter_context(open_input(source))
+        except BadInput as e:
+            if decoder == "ffmpeg":
+                raise
+            ffmpeg_reason = e.reason
+        else:
+            if container.streams.audio or decoder == "ffmpeg":
+                if not container.streams.audio:
+                    raise BadInput(subject, "no audio stream")
+                channels = container.streams.audio[0].codec_context.channels or 2
+                return channels, lambda layout, rate: _decode_resampled(
+                    container, subject, layout, rate, state)
+            ffmpeg_reason = "no audio stream"
+    try:
+        pcm = stack.enter_context(fallback.open_pcm(bytes(source) if isinstance(
+            source, (bytearray, memoryview)) else source, subject))
+    except BadInput as e:
+        if not ffmpeg_reason:
+            raise
+        raise BadInput(subject, f"not readable audio: ffmpeg: {ffmpeg_reason}; "
+                                f"{fallback.DECODER}: {e.reason}") from e
+    state.codec, state.source_rate, state.source_channels = pcm.codec, pcm.sample_rate, pcm.channels
+    state.declared_ms = round(pcm.declared_frames * 1000 / pcm.sample_rate) or None
+    return pcm.channels, lambda layout, rate: _resampled(fallback.av_frames(pcm), subject, layout,
+                                                         rate, state)
 
 
 def _resampler(frame: av.AudioFrame, out_layout: str | None, rate: int | None) -> av.AudioResampler:
@@ -230,24 +278,25 @@ def output_channels(source_channels: int) -> int:
 
 
 def transcode_to_opus(source: Any, dest: Path, settings: OpusSettings = OpusSettings(),
-                      serial: int = 0) -> PcmFacts:
+                      serial: int = 0, decoder: str | None = None) -> PcmFacts:
     """Encode *source* (path or bytes) into the Ogg Opus file *dest*; return the PCM facts.
 
     *serial* is the Ogg stream serial number: bit-exact output would otherwise always
     use 0, which some tools warn about; derive it from the source to stay deterministic.
+    *decoder* is the one the scan recorded (see :func:`open_decoded`).
 
     Raises BadInput when the source cannot be opened, has no audio, fails to
     decode, or decodes to nothing; EnvironmentProblem when *dest* cannot be written.
     """
     subject = _name(source)
     state = _Decoded()
-    with open_input(source) as container:
-        if not container.streams.audio:
-            raise BadInput(subject, "no audio stream")
-        channels = output_channels(container.streams.audio[0].codec_context.channels or 2)
+    with ExitStack() as stack:
+        source_channels, frames_for = open_decoded(stack, source, state, decoder)
+        channels = output_channels(source_channels)
         layout = "mono" if channels == 1 else "stereo"
+        frames = frames_for(layout, OPUS_RATE)
         if load_libopus() is not None:
-            meter = _encode_direct(container, Path(dest), subject, layout, settings, state, serial)
+            meter = _encode_direct(frames, Path(dest), subject, layout, settings, state, serial)
         else:
             try:
                 out = av.open(os.fspath(dest), "w", format="ogg",
@@ -256,7 +305,7 @@ def transcode_to_opus(source: Any, dest: Path, settings: OpusSettings = OpusSett
             except (av.error.FFmpegError, OSError) as e:
                 raise EnvironmentProblem(dest, f"cannot write ({_ffmpeg_reason(e)})") from e
             with out:
-                meter = _encode(container, out, subject, layout, settings, state)
+                meter = _encode(frames, out, subject, layout, settings)
             set_opus_input_rate(Path(dest), state.source_rate)
     if state.source_samples == 0:
         raise BadInput(subject, "decodes to no audio at all")
@@ -267,8 +316,8 @@ def transcode_to_opus(source: Any, dest: Path, settings: OpusSettings = OpusSett
                     bitrate=state.bitrate)
 
 
-def _encode(container: Any, out: Any, subject: str, layout: str, settings: OpusSettings,
-            state: _Decoded) -> _Meter:
+def _encode(frames: Iterator[av.AudioFrame], out: Any, subject: str, layout: str,
+            settings: OpusSettings) -> _Meter:
     stream = out.add_stream("libopus", rate=OPUS_RATE, layout=layout)
     ctx = stream.codec_context
     ctx.format = "flt"  # the default, s16, would cost a conversion pass and 16-bit rounding
@@ -292,7 +341,7 @@ def _encode(container: Any, out: Any, subject: str, layout: str, settings: OpusS
         except av.error.FFmpegError as e:
             raise EnvironmentProblem(subject, f"libopus refused the audio ({_ffmpeg_reason(e)})") from e
 
-    for frame in _decode_resampled(container, subject, layout, OPUS_RATE, state):
+    for frame in frames:
         meter.add(frame)
         fifo.write(frame)
         while fifo.samples >= frame_samples:
@@ -356,13 +405,12 @@ class OpusEncoder:
             self._enc = None
 
 
-def _encode_direct(container: Any, dest: Path, subject: str, layout: str, settings: OpusSettings,
-                   state: _Decoded, serial: int) -> _Meter:
-    channels = 1 if layout == "mono" else 2
-    encoder = OpusEncoder(channels, settings)
+def _encode_direct(frames: Iterator[av.AudioFrame], dest: Path, subject: str, layout: str,
+                   settings: OpusSettings, state: _Decoded, serial: int) -> _Meter:
+    encoder = OpusEncoder(1 if layout == "mono" else 2, settings)
     try:
         with _open_output(dest) as f:
-            return _encode_stream(container, encoder, OggWriter(f, serial), subject, layout, state)
+            return _encode_stream(frames, encoder, OggWriter(f, serial), subject, state)
     finally:
         encoder.close()
 
@@ -374,8 +422,8 @@ def _open_output(dest: Path) -> Any:
         raise EnvironmentProblem(dest, f"cannot write ({e.strerror or e})") from e
 
 
-def _encode_stream(container: Any, encoder: OpusEncoder, ogg: OggWriter, subject: str, layout: str,
-                   state: _Decoded) -> _Meter:
+def _encode_stream(frames: Iterator[av.AudioFrame], encoder: OpusEncoder, ogg: OggWriter,
+                   subject: str, state: _Decoded) -> _Meter:
     """Decode, measure, cut into frames and encode; the OpusHead waits for the source rate.
 
     Decoded frames are copied into one buffer and measured and encoded a batch at a
@@ -387,7 +435,7 @@ def _encode_stream(container: Any, encoder: OpusEncoder, ogg: OggWriter, subject
     batch = step * _BATCH_FRAMES
     pending = np.zeros(batch + step * 8, dtype=np.float32)
     filled = metered = packets = 0
-    for frame in _decode_resampled(container, subject, layout, OPUS_RATE, state):
+    for frame in frames:
         if not packets and not filled:
             ogg.page([opus_head(channels, encoder.pre_skip, state.source_rate)], 0, 0x02)
             ogg.page([opus_tags(libopus_version())], 0)
@@ -421,13 +469,14 @@ def _encode_stream(container: Any, encoder: OpusEncoder, ogg: OggWriter, subject
     ogg.end(end)
     return meter
 
-def measure_source(source: Any) -> PcmFacts:
+def measure_source(source: Any, decoder: str | None = None) -> PcmFacts:
     """Decode *source* completely (no encoding) and measure it: QA of a kept original."""
     subject = _name(source)
     state = _Decoded()
     meter = _Meter()
-    with open_input(source) as container:
-        for frame in _decode_resampled(container, subject, None, None, state):
+    with ExitStack() as stack:
+        _, frames_for = open_decoded(stack, source, state, decoder)
+        for frame in frames_for(None, None):
             meter.add(frame)
     if state.source_samples == 0:
         raise BadInput(subject, "decodes to no audio at all")

@@ -86,7 +86,9 @@ def _source_sql() -> str:
     return (
         f"SELECT recording_id, id, size, coalesce(duration_ms, 0), {is_lossless}, "
         "coalesce(bitrate, CASE WHEN duration_ms > 0 THEN size * 8000 / duration_ms ELSE 0 END, 0), "
-        f"coalesce(channels, 2), (codec IN ({lossy}) AND NOT {is_lossless}) "
+        # a file only the fallback decoder reads is re-encoded, never kept: FFmpeg-based players refuse it
+        f"coalesce(channels, 2), (codec IN ({lossy}) AND NOT {is_lossless} "
+        "AND coalesce(decoder, 'ffmpeg') = 'ffmpeg') "
         "FROM source_file WHERE status = 'ok' AND recording_id IS NOT NULL"
     )
 

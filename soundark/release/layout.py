@@ -73,6 +73,8 @@ JOIN recording r ON r.id = p.recording_id
 JOIN encoded e ON e.recording_id = p.recording_id AND e.tier = p.tier
 WHERE p.tier != 'skip' AND (p.rank, p.recording_id) > (?, ?)
   AND r.rights IN ({rights})
+  AND (? OR NOT EXISTS (SELECT 1 FROM source_file sf WHERE sf.recording_id = r.id
+                        AND sf.status = 'ok' AND sf.licence_conflict IS NOT NULL))
   AND NOT EXISTS (SELECT 1 FROM release_file rf JOIN release rl ON rl.id = rf.release_id
                   WHERE rf.recording_id = p.recording_id AND rl.phase = 'audio')
 ORDER BY p.rank, p.recording_id
@@ -80,14 +82,19 @@ LIMIT ?
 """
 
 
-def candidates(catalog: Catalog, redistributable: tuple[str, ...]) -> Iterator[Candidate]:
-    """Unreleased, redistributable encodes of the planned tier, in rank order (paged)."""
+def candidates(catalog: Catalog, redistributable: tuple[str, ...],
+               conflicts_ok: bool = False) -> Iterator[Candidate]:
+    """Unreleased, redistributable encodes of the planned tier, in rank order (paged).
+
+    A recording whose source file has a licence tag contradicting its rights (scan's
+    ``licence_conflict``) is left out unless *conflicts_ok* (``release_rights_conflicts``).
+    """
     if not redistributable:
         return
     sql = _SELECT.format(rights=", ".join("?" for _ in redistributable))
     after: tuple[int, int] = (-(1 << 62), -1)
     while True:
-        rows = catalog.execute(sql, (*after, *redistributable, _PAGE)).fetchall()
+        rows = catalog.execute(sql, (*after, *redistributable, int(conflicts_ok), _PAGE)).fetchall()
         for row in rows:
             yield Candidate(*row)
         if len(rows) < _PAGE:
@@ -124,6 +131,29 @@ def held_back_by_rights(catalog: Catalog, redistributable: tuple[str, ...]) -> d
     sql = _WAITING.format(rights=", ".join("?" for _ in redistributable) or "NULL")
     return {f"rights {row['why']!r} not redistributable": row["n"]
             for row in catalog.execute(sql, tuple(redistributable))}
+
+
+_CONFLICTED = """
+SELECT count(*)
+FROM plan p
+JOIN recording r ON r.id = p.recording_id
+JOIN encoded e ON e.recording_id = p.recording_id AND e.tier = p.tier
+WHERE p.tier != 'skip' AND r.rights IN ({rights})
+  AND EXISTS (SELECT 1 FROM source_file sf WHERE sf.recording_id = r.id
+              AND sf.status = 'ok' AND sf.licence_conflict IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM release_file rf JOIN release rl ON rl.id = rf.release_id
+                  WHERE rf.recording_id = p.recording_id AND rl.phase = 'audio')
+"""
+LICENCE_CONFLICT_HELD = ("a licence tag of the source contradicts its rights "
+                         "(see `soundark scan`; release_rights_conflicts = true publishes them)")
+
+
+def held_back_by_licence(catalog: Catalog, redistributable: tuple[str, ...]) -> int:
+    """Encoded, redistributable recordings held back because a source's licence tag disagrees."""
+    if not redistributable:
+        return 0
+    sql = _CONFLICTED.format(rights=", ".join("?" for _ in redistributable))
+    return int(catalog.execute(sql, tuple(redistributable)).fetchone()[0])
 
 
 def superseded(catalog: Catalog) -> int:

@@ -23,7 +23,8 @@ from soundark.errors import BadInput, SoundarkError
 from soundark.model import NO_PROGRESS, Progress, parse_bytes
 from soundark.release.bag import BagEntry, DamagedFile, adopt_bag, build_bag
 from soundark.release.layout import (
-    Candidate, Group, Limits, candidates, cut, held_back_by_rights, superseded,
+    LICENCE_CONFLICT_HELD, Candidate, Group, Limits, candidates, cut, held_back_by_licence,
+    held_back_by_rights, superseded,
 )
 from soundark.release.listing import load_torrent_list, write_torrent_list
 from soundark.release.publish import (
@@ -223,10 +224,14 @@ def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progres
             progress.note(f"{name}: a run was killed while publishing it; taken back, built again")
         for reason, n in held_back_by_rights(catalog, tuple(settings.redistributable)).items():
             result.hold(reason, n)
+        redistributable = tuple(settings.redistributable)
+        if not settings.release_rights_conflicts and (n := held_back_by_licence(catalog, redistributable)):
+            result.hold(LICENCE_CONFLICT_HELD, n)
         if n_changed := superseded(catalog):
             result.hold("re-encoded after publication (published releases never change)", n_changed)
         totals = _totals(catalog)
-        wanted = _present(candidates(catalog, tuple(settings.redistributable)), paths, result)
+        wanted = _present(candidates(catalog, redistributable, settings.release_rights_conflicts),
+                          paths, result)
         for group in cut(wanted, limits, piece_length_for):
             if progress.cancelled():
                 break

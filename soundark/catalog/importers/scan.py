@@ -9,8 +9,17 @@ track and artist credits. docs/scan.md describes the rules in full.
 - The walk is sorted per directory (deterministic), skips hidden entries, never
   follows symlinked directories (a link inside the tree would scan files twice,
   one outside it would leave the tree), and silently skips known sidecar files
-  (images, text, cue sheets, rip logs, playlists, PDFs). Every other file is
-  tried; what is not audio is recorded as rejected with the reason.
+  (images, text, cue sheets, rip logs, playlists, PDFs, JSON, torrents, SQLite
+  files and their -wal/-shm/-journal). Every other file is tried; what is not
+  audio is recorded as rejected with the reason. A folder that is a soundark
+  archive (``soundark.toml`` beside ``catalog.sqlite3``) is not entered: its store
+  and bags are the archive's output, not sources; the summary says so once.
+- Names missing from the tags are guessed from the path (:func:`guess_from_path`):
+  generic folder names (music, albums, mp3, cd 1, soundtrack ...) never become an
+  artist or album, a disc folder gives the disc number, and ``source_file.guessed``
+  lists every field so taken.
+- A LICENSE/COPYRIGHT tag that contradicts ``--rights`` (:mod:`soundark.catalog.licences`)
+  is a warning in the summary and kept in ``source_file.licence_conflict``.
 - A file whose path, size and mtime are unchanged since the last scan is not
   read again: ``unchanged`` when it was accepted, ``rejected`` (with the stored
   reason) when it was not, so the report always describes the whole folder.
@@ -26,18 +35,19 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from soundark.catalog.licences import licence_conflict
+from soundark.catalog.importers.pathnames import guess_from_path, names_from_path
 from soundark.catalog.match import (
     AlbumFacts, RecordingFacts, TrackFacts, match_recording, upsert_album, upsert_track,
 )
 from soundark.catalog.store import Catalog, utc_now
-from soundark.config import cpu_count
+from soundark.config import CATALOG_FILE, SETTINGS_FILE, cpu_count
 from soundark.errors import BadInput, SoundarkError
 from soundark.media.probe import probe
 from soundark.media.tags import read_tags
@@ -50,13 +60,14 @@ AUDIO_EXTENSIONS = frozenset({
 SIDECAR_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".txt", ".md", ".cue",
     ".log", ".nfo", ".m3u", ".m3u8", ".pls", ".pdf", ".sfv", ".md5", ".ffp", ".accurip", ".url",
+    ".json", ".jsonl", ".torrent", ".sqlite3", ".sqlite", ".toml",
 })
 SIDECAR_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")  # SQLite's companions of any database file
+ARCHIVE_SKIPPED = "a soundark archive: not scanned (its store and releases are its output, not sources)"
 BATCH_FILES = 200
 BATCH_SECONDS = 2.0
 HASH_CHUNK = 1 << 20
-
-_TRACK_PREFIX = re.compile(r"^\s*(?:(\d{1,2})[-.](?=\d))?(\d{1,3})(?:\s*[-.)]\s*|\s+)(?=\S)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,10 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
     if not root.is_dir():
         raise BadInput(root, "not a folder")
     report = ImportReport(source=str(root))
-    progress.start(sum(1 for _ in _walk(root)), f"scanning {root.name or root}", "files")
+    archives: set[str] = set()
+    progress.start(sum(1 for _ in _walk(root, archives)), f"scanning {root.name or root}", "files")
+    for archive in sorted(archives):
+        report.warn(archive, ARCHIVE_SKIPPED)
     writer = _Writer(catalog, root, rights, report, progress)
     to_read = _changed(catalog, _walk(root), writer, progress)
     with cf.ThreadPoolExecutor(max_workers=max(1, cpu_count()), thread_name_prefix="scan") as pool:
@@ -108,9 +122,10 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
 
 # --- walking ---------------------------------------------------------------------------------
 
-def _walk(root: Path) -> Iterator[tuple[os.DirEntry[str], int]]:
+def _walk(root: Path, archives: set[str] | None = None) -> Iterator[tuple[os.DirEntry[str], int]]:
     """Candidate files below *root* with their depth, sorted per directory.
 
+    Soundark archives met on the way are added to *archives* and not entered.
     Memory grows with the depth of the tree, not with the number of files.
     """
     stack: list[tuple[str, int]] = [(str(root), 0)]
@@ -121,6 +136,10 @@ def _walk(root: Path) -> Iterator[tuple[os.DirEntry[str], int]]:
                 entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
         except OSError:
             continue  # unreadable folder: nothing below it can be scanned
+        if {SETTINGS_FILE, CATALOG_FILE} <= {e.name for e in entries}:
+            if archives is not None:
+                archives.add(folder)
+            continue
         subdirs = []
         for entry in entries:
             try:
@@ -135,7 +154,8 @@ def _walk(root: Path) -> Iterator[tuple[os.DirEntry[str], int]]:
 
 def _is_sidecar(name: str) -> bool:
     lower = name.lower()
-    return lower in SIDECAR_NAMES or os.path.splitext(lower)[1] in SIDECAR_EXTENSIONS
+    return (lower in SIDECAR_NAMES or os.path.splitext(lower)[1] in SIDECAR_EXTENSIONS
+            or lower.endswith(SIDECAR_SUFFIXES))
 
 
 def _changed(catalog: Catalog, found: Iterator[tuple[os.DirEntry[str], int]], writer: "_Writer",
@@ -200,27 +220,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def names_from_path(path: Path, depth: int) -> tuple[str, int | None, str | None, str | None]:
-    """(title, track number, album, artist) guessed from ``Artist/Album/01 - Title.ext``.
-
-    The album is the folder's name; the artist is the folder above it only when the
-    file sits at least two levels below the scanned root (the Artist/Album/Track layout),
-    else an ``Artist - Title`` file name gives it.
-    """
-    stem = path.stem.replace("_", " ")
-    number = None
-    m = _TRACK_PREFIX.match(stem)
-    if m and m.end() < len(stem):
-        number = int(m.group(2))
-        stem = stem[m.end():]
-    title = " ".join(stem.split()) or path.name
-    album = path.parent.name.replace("_", " ").strip() or None
-    artist = path.parent.parent.name.replace("_", " ").strip() if depth >= 2 else None
-    if not artist and " - " in title:
-        artist, title = (part.strip() for part in title.split(" - ", 1))
-    return title, number, album, artist or None
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 class _Writer:
@@ -262,26 +261,42 @@ class _Writer:
     def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
         existed = conn.execute("SELECT 1 FROM source_file WHERE path = ?", (scanned.path,)).fetchone()
         if scanned.error or scanned.facts is None or scanned.tags is None:
-            _store_file(conn, scanned, None, None, self.rights)
+            _store_file(conn, scanned, _Found(), self.rights)
             self._reject(scanned.path, scanned.error or "not audio")
             return
-        recording_id, track_id = _catalogue(conn, scanned, seen, self.rights)
-        _store_file(conn, scanned, recording_id, track_id, self.rights)
+        found = _catalogue(conn, scanned, seen, self.rights)
+        _store_file(conn, scanned, found, self.rights)
+        if found.licence_conflict:
+            self.report.warn(scanned.path, found.licence_conflict)
+            self.report.count("licence conflicts")
+        if scanned.facts.decoder != "ffmpeg":
+            self.report.warn(scanned.path, f"FFmpeg cannot read it; decoded by {scanned.facts.decoder}")
+            self.report.count(f"decoded by {scanned.facts.decoder}")
         if existed:
             self.report.updated += 1
         else:
             self.report.new += 1
 
 
-def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tuple[int, int]:
-    """Match the file to a recording (creating it if new), its album and track: (recording, track)."""
+@dataclass(frozen=True)
+class _Found:
+    """Where an accepted file went in the catalog, and the evidence kept beside it."""
+
+    recording_id: int | None = None
+    track_id: int | None = None
+    guessed: tuple[str, ...] = ()       # fields taken from the path, not the tags
+    licence_conflict: str | None = None
+
+
+def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Found:
+    """Match the file to a recording (creating it if new), its album and track."""
     tags, facts = scanned.tags, scanned.facts
     assert tags is not None and facts is not None
-    title, number, folder_album, folder_artist = names_from_path(Path(scanned.path), seen.depth)
-    artists = tags.artists or ((folder_artist,) if folder_artist else ())
-    album = tags.album or folder_album
+    path = guess_from_path(Path(scanned.path), seen.depth)
+    artists = tags.artists or ((path.artist,) if path.artist else ())
+    album = tags.album or path.album
     rec = RecordingFacts(
-        title=tags.title or title, artists=artists, album=album, isrc=tags.isrc,
+        title=tags.title or path.title, artists=artists, album=album, isrc=tags.isrc,
         mbid=tags.mb_recording_id, duration_ms=facts.duration_ms, date=tags.date, rights=rights,
         artist_mbids=(tags.mb_artist_id,) if tags.mb_artist_id else (),
     )
@@ -289,44 +304,56 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tup
     album_id = album_key = None
     if album:
         key_artist = tags.album_artist or (artists[0] if artists else "")
-        if not tags.album and folder_artist:
-            key_artist = folder_artist  # an album named after its folder: one album per folder
+        if not tags.album and path.artist:
+            key_artist = path.artist  # an album named after its folder: one album per folder
         album_id, album_key = upsert_album(conn, AlbumFacts(
             title=album, artist=tags.album_artist or rec.artist_display, mbid=tags.mb_release_id,
             date=tags.date, label=tags.label), key_artist)
     track_id = upsert_track(conn, TrackFacts(
         recording_id=match.recording_id, recording_key=match.key, album_id=album_id,
         album_key=album_key, title=rec.title, artist=rec.artist_display,
-        track_number=tags.track_number if tags.track_number is not None else number,
-        disc_number=tags.disc_number))
-    return match.recording_id, track_id
+        track_number=tags.track_number if tags.track_number is not None else path.track_number,
+        disc_number=tags.disc_number if tags.disc_number is not None else path.disc_number))
+    guessed = tuple(name for name, from_tags, from_path in (
+        ("title", tags.title, path.title), ("artist", tags.artists, path.artist),
+        ("album", tags.album, path.album), ("track_number", tags.track_number, path.track_number),
+        ("disc_number", tags.disc_number, path.disc_number),
+    ) if from_tags in (None, (), "") and from_path not in (None, ""))
+    return _Found(match.recording_id, track_id, guessed,
+                  licence_conflict(rights, tags.license, tags.copyright))
 
 
-def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track_id: int | None,
-                rights: str) -> None:
+_UPSERT = (
+    "INSERT INTO source_file (path, size, mtime_ns, sha256, status, error, container, codec, bitrate,"
+    " sample_rate, channels, duration_ms, lossless, recording_id, track_id, tags, license, copyright,"
+    " has_art, rights, scanned_at, decoder, guessed, licence_conflict)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+    " sha256 = excluded.sha256, status = excluded.status, error = excluded.error,"
+    " container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,"
+    " sample_rate = excluded.sample_rate, channels = excluded.channels,"
+    " duration_ms = excluded.duration_ms, lossless = excluded.lossless,"
+    " recording_id = excluded.recording_id, track_id = excluded.track_id, tags = excluded.tags,"
+    " license = excluded.license, copyright = excluded.copyright, has_art = excluded.has_art,"
+    " rights = excluded.rights, scanned_at = excluded.scanned_at, decoder = excluded.decoder,"
+    " guessed = excluded.guessed, licence_conflict = excluded.licence_conflict"
+)
+
+
+def _store_file(conn: Any, scanned: ScannedFile, found: _Found, rights: str) -> None:
     facts, tags = scanned.facts, scanned.tags
     ok = scanned.error is None and facts is not None
-    conn.execute(
-        "INSERT INTO source_file (path, size, mtime_ns, sha256, status, error, container, codec, bitrate,"
-        " sample_rate, channels, duration_ms, lossless, recording_id, track_id, tags, license, copyright,"
-        " has_art, rights, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
-        " sha256 = excluded.sha256, status = excluded.status, error = excluded.error,"
-        " container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,"
-        " sample_rate = excluded.sample_rate, channels = excluded.channels,"
-        " duration_ms = excluded.duration_ms, lossless = excluded.lossless,"
-        " recording_id = excluded.recording_id, track_id = excluded.track_id, tags = excluded.tags,"
-        " license = excluded.license, copyright = excluded.copyright, has_art = excluded.has_art,"
-        " rights = excluded.rights, scanned_at = excluded.scanned_at",
-        (scanned.path, scanned.size, scanned.mtime_ns, scanned.sha256, "ok" if ok else "rejected",
-         scanned.error if not ok else None,
-         facts.container if ok else None, facts.codec if ok else None, facts.bitrate if ok else None,
-         facts.sample_rate if ok else None, facts.channels if ok else None,
-         facts.duration_ms if ok else None, int(facts.lossless) if ok else None,
-         recording_id, track_id, _tags_json(tags) if ok else None,
-         tags.license if ok and tags else None, tags.copyright if ok and tags else None,
-         int(bool(ok and tags and tags.has_art)), rights, utc_now()),
-    )
+    conn.execute(_UPSERT, (
+        scanned.path, scanned.size, scanned.mtime_ns, scanned.sha256, "ok" if ok else "rejected",
+        scanned.error if not ok else None,
+        facts.container if ok else None, facts.codec if ok else None, facts.bitrate if ok else None,
+        facts.sample_rate if ok else None, facts.channels if ok else None,
+        facts.duration_ms if ok else None, int(facts.lossless) if ok else None,
+        found.recording_id, found.track_id, _tags_json(tags) if ok else None,
+        tags.license if ok and tags else None, tags.copyright if ok and tags else None,
+        int(bool(ok and tags and tags.has_art)), rights, utc_now(),
+        facts.decoder if ok else None, json.dumps(list(found.guessed)) if found.guessed else None,
+        found.licence_conflict))
 
 
 def _tags_json(tags: TagSet | None) -> str | None:
