@@ -34,6 +34,9 @@ from soundark import isrc as isrc_codes
 from soundark.model import normalise_mbid
 
 _DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
+# The forms the dumps use; anything else takes the slow, general path.
+_CANONICAL_MBID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{7}")
 
 
 class Rejected(ValueError):
@@ -76,6 +79,8 @@ def search_items(obj: dict) -> list:
 # --- field checks: each returns the clean value or raises Rejected with the reason ---------------
 
 def _uuid(value: Any, name: str) -> str:
+    if isinstance(value, str) and _CANONICAL_MBID.fullmatch(value):
+        return value
     mbid = normalise_mbid(value)
     if mbid is None:
         raise Rejected(f"{name} {value!r} is not a MusicBrainz ID (a UUID)")
@@ -121,6 +126,10 @@ def _isrcs(value: Any) -> list[str]:
         raise Rejected(f"isrcs {value!r} is not a list of ISRCs")
     codes: list[str] = []
     for raw in value:
+        if _CANONICAL_ISRC.fullmatch(raw):
+            if raw not in codes:
+                codes.append(raw)
+            continue
         try:
             code = isrc_codes.normalise(raw)
         except ValueError as e:

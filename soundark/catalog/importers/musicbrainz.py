@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 import polars as pl
+import pyarrow as pa
 
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._mb_aliases import AliasRecorder, MusicBrainzExtra
 from soundark.catalog.importers._mb_entities import Parsed, Rejected, entity_of, rows_of, search_items
-from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
+from soundark.catalog.importers._rows import FIELDS, INT_FIELDS, RowPreparer, StagedBatch
 from soundark.catalog.importers.tabular import Frame, open_binary, prepare_frame
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
@@ -43,7 +44,19 @@ from soundark.model import NO_PROGRESS, ImportReport, Progress
 BATCH_ROWS = 20_000
 DUMP_MEMBERS = ("recording", "release")  # mbdump/<entity> inside <entity>.tar.xz
 MAX_DOCUMENT_BYTES = 256 << 20  # a single web-service response is read whole
-_LIST_COLUMNS = {"artists": pl.List(pl.String), "_artist_mbids": pl.List(pl.String)}
+_LIST_COLUMNS = ("artists", "_artist_mbids")
+_TEXT_COLUMNS = tuple(f for f in FIELDS if f != "artists" and f not in INT_FIELDS) + ("_artist_display",)
+
+
+def _list_column(name: str, values: list[list]) -> pl.Series:
+    """A list-of-text column built in one piece (polars converts nested Python lists one by one)."""
+    offsets = [0]
+    flat: list = []
+    for v in values:
+        flat.extend(v)
+        offsets.append(len(flat))
+    array = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
+    return pl.Series(name, pl.from_arrow(array))
 
 
 @dataclass
@@ -87,16 +100,12 @@ class _BatchBuilder:
         return len(self.rows) >= BATCH_ROWS
 
     def take(self) -> Batch:
-        columns: dict[str, list] = {f: [] for f in FIELDS if f != "artists"}
-        columns["_artist_display"] = []
-        for row in self.rows:
-            for name, values in columns.items():
-                v = row.get(name)
-                values.append(None if v is None else str(v))
-        df = pl.DataFrame(columns, schema={f: pl.String for f in columns}).with_columns(
-            *[pl.Series(name, [row[name] for row in self.rows], dtype=dtype) for name, dtype in _LIST_COLUMNS.items()],
-            pl.Series("_line", self.lines, dtype=pl.Int64),
-        )
+        rows = self.rows
+        # every value was type-checked by _mb_entities: text is str, numbers are int
+        columns = [pl.Series(n, [r.get(n) for r in rows], dtype=pl.String) for n in _TEXT_COLUMNS]
+        columns += [pl.Series(n, [r.get(n) for r in rows], dtype=pl.Int64) for n in INT_FIELDS]
+        columns += [_list_column(n, [r[n] for r in rows]) for n in _LIST_COLUMNS]
+        df = pl.DataFrame(columns + [pl.Series("_line", self.lines, dtype=pl.Int64)])
         batch = Batch(Frame(df, self.rejections), self.extra)
         self.__init__()  # type: ignore[misc]
         return batch
