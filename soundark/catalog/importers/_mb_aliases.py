@@ -38,7 +38,7 @@ _ALBUM_ARTISTS = (
     " AND m.artist != '' AND album.artist != m.artist"
 )
 _SHARED_MBIDS = (
-    "SELECT s.mbid, s.rec_id, r.key, r.mbid, s.isrc, (SELECT min(e.line) FROM mb_extra e WHERE e.mbid = s.mbid)"
+    "SELECT s.mbid, s.rec_id, r.key, r.mbid, s.isrc"
     " FROM stage s JOIN recording r ON r.id = s.rec_id"
     " WHERE s.mbid IS NOT NULL AND s.isrc IS NOT NULL AND r.mbid IS NOT s.mbid"
     " AND NOT EXISTS (SELECT 1 FROM recording x WHERE x.mbid = s.mbid)"
@@ -58,9 +58,15 @@ _FURTHER_ISRCS = (
 
 @dataclass
 class MusicBrainzExtra:
-    """Per batch: (recording MBID, line, further ISRCs as JSON, recording title), release credits."""
+    """Per batch: recordings with more to record, the line of each MBID, release credits.
+
+    ``recordings`` holds (MBID, line, further ISRCs as JSON, recording title) only for
+    recordings with further ISRCs or a title other than their track's: most have neither,
+    and staging every row again would cost ~8 us per row.
+    """
 
     recordings: list[tuple[str, int, str | None, str | None]] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # recording MBID -> first line
     albums: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -83,13 +89,13 @@ class AliasRecorder:
         conn.executemany("INSERT OR REPLACE INTO mb_album(mbid, artist) VALUES (?, ?)", extra.albums)
         conn.execute(_RECORDING_TITLES, ids)
         conn.execute(_ALBUM_ARTISTS, ids)
-        self._mbid_aliases(conn)
+        self._mbid_aliases(conn, extra.lines)
         self._isrc_aliases(conn)
 
-    def _mbid_aliases(self, conn: sqlite3.Connection) -> None:
+    def _mbid_aliases(self, conn: sqlite3.Connection, lines: dict[str, int]) -> None:
         added = []
-        for mbid, rec_id, key, primary, isrc, line in conn.execute(_SHARED_MBIDS).fetchall():
-            subject = f"{self.source}:{line}"
+        for mbid, rec_id, key, primary, isrc in conn.execute(_SHARED_MBIDS).fetchall():
+            subject = f"{self.source}:{lines.get(mbid, '?')}"
             added.append((mbid, rec_id, f"musicbrainz:{subject}", f"shares ISRC {isrc}"))
             self.report.merge(subject, key, "isrc", f"MusicBrainz recording {mbid} shares ISRC {isrc} with "
                               f"{primary or 'it'}: kept as an alias")

@@ -93,7 +93,11 @@ class _BatchBuilder:
         self.rejections.extend((number, reason) for reason in parsed.rejections)
         self.rows.extend(parsed.rows)
         self.lines.extend([number] * len(parsed.rows))
-        self.extra.recordings.extend((mbid, number, isrcs, title) for mbid, isrcs, title in parsed.extras)
+        lines = self.extra.lines
+        for mbid, isrcs, title in parsed.extras:
+            lines.setdefault(mbid, number)
+            if isrcs is not None or title is not None:
+                self.extra.recordings.append((mbid, number, isrcs, title))
         self.extra.albums.extend(parsed.albums)
 
     def full(self) -> bool:
