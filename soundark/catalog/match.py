@@ -2,7 +2,7 @@
 
 A recording is found, in this order, by
 1. its ISRC (ISO 3901, normalised to 12 characters), then
-2. its MusicBrainz recording ID, then
+2. its MusicBrainz recording ID (each also as an alias: :mod:`soundark.catalog.identifiers`), then
 3. normalised artist + title (:func:`soundark.model.match_key`) with a duration
    within :data:`DURATION_TOLERANCE_MS` (a recording whose duration is not yet
    known matches on artist + title alone).
@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from soundark.catalog.identifiers import find_by_alias
 from soundark.isrc import normalise_or_none
 from soundark.model import derived_key, match_key, mbid_key, normalise_mbid, normalise_text
 
@@ -93,6 +94,9 @@ def find_recording(conn: sqlite3.Connection, facts: RecordingFacts) -> tuple[int
                            (mbid, mbid_key(mbid))).fetchone()
         if row:
             return row[0], row[1], "mbid"
+    alias = find_by_alias(conn, isrc=isrc, mbid=mbid)  # further ISRCs, MBIDs that share an ISRC
+    if alias:
+        return alias
     found = _find_by_name(conn, facts)
     return (found[0], found[1], "name") if found else None
 

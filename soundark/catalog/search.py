@@ -93,7 +93,9 @@ def search(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0) -> 
         raise BadInput("offset", "must be between 0 and 100000")
     code = isrc_codes.normalise_or_none(text) if len(text) < 40 else None
     if code:
-        rows = catalog.execute(f"SELECT {_COLUMNS} FROM recording r WHERE r.isrc = ?", (code,)).fetchall()
+        rows = catalog.execute(f"SELECT {_COLUMNS} FROM recording r WHERE r.isrc = ? UNION ALL"
+                               f" SELECT {_COLUMNS} FROM isrc_alias a JOIN recording r ON r.id = a.recording_id"
+                               " WHERE a.isrc = ?", (code, code)).fetchall()
         if rows:
             return [SearchHit(*row) for row in rows][offset: offset + limit]
     query = fts_query(text)

@@ -141,18 +141,27 @@ def import_catalog(
 
 @import_app.command("musicbrainz")
 def import_musicbrainz_cmd(
-    file: Path = typer.Argument(..., help="MusicBrainz JSON dump of recordings: lines, or the .tar.xz."),
+    files: list[Path] = typer.Argument(..., help="MusicBrainz JSON: the dump's release.tar.xz and/or "
+                                                 "recording.tar.xz, JSON Lines of releases/recordings "
+                                                 "(.json/.jsonl, also .xz/.gz/.zst), or a /ws/2 lookup or "
+                                                 "search response."),
     archive: Path = ARCHIVE_OPT,
     rights: Optional[str] = RIGHTS_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Import recordings from a MusicBrainz JSON dump."""
+    """Import recordings and releases (albums, tracks, ISRCs, credits) from MusicBrainz JSON.
+
+    The entity of each line is detected: releases give albums, track and disc
+    numbers, dates, labels and barcodes; other entities are rejected with a reason.
+    Further ISRCs of a recording, and MusicBrainz recordings that share an ISRC,
+    are kept as aliases and reported. One summary (one JSON object) for all files.
+    """
     from soundark.catalog.importers.musicbrainz import import_musicbrainz
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
-        report = import_musicbrainz(catalog, file, rights=settings.rights, progress=progress)
+        report = import_musicbrainz(catalog, files, rights=settings.rights, progress=progress)
     print_report(report, as_json, "imported")
 
 

@@ -85,10 +85,17 @@ _BY_CAND_KEY = ("UPDATE stage SET rec_id = r.id FROM recording AS r"
 _KEY_EXISTS = ("EXISTS (SELECT 1 FROM recording r WHERE r.match_key = stage.match_key AND r.match_key != ''"
                " {extra} AND " + _DURATION_OK + ")")
 
+# Identifiers beyond recording.isrc / recording.mbid (migration 0006): each resolves to its recording.
+RESOLVE_ALIASES = [
+    f"UPDATE stage SET rec_id = a.recording_id FROM isrc_alias AS a WHERE a.isrc = stage.isrc AND {_JOIN_LEADER}",
+    f"UPDATE stage SET rec_id = a.recording_id FROM mbid_alias AS a WHERE a.mbid = stage.mbid AND {_JOIN_LEADER}",
+]
+
 RESOLVE = [
-    # 1-2: existing recordings by identifier
+    # 1-2: existing recordings by identifier (primary, then alias)
     f"UPDATE stage SET rec_id = r.id FROM recording AS r WHERE r.isrc = stage.isrc AND {_JOIN_LEADER}",
     f"UPDATE stage SET rec_id = r.id FROM recording AS r WHERE r.mbid = stage.mbid AND {_JOIN_LEADER}",
+    *RESOLVE_ALIASES,
     # 3: identified rows onto anonymous recordings by match key; one row per recording
     "UPDATE stage SET via_key = 1, rec_id = "
     + _BY_KEY.format(extra="AND +r.isrc IS NULL AND +r.mbid IS NULL")
@@ -255,6 +262,9 @@ class BulkWriter:
             for sql in _CREATE:
                 conn.execute(sql)
         catalog.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        # importer-specific steps, run in each batch's transaction after the merge, while the
+        # stage table still holds the batch: hook(conn, batch.extra, ids)
+        self.after_merge: list[Callable[..., None]] = []
 
     def close(self) -> None:
         """Give back the import's page cache (the connection may live on)."""
@@ -288,6 +298,8 @@ class BulkWriter:
             for sql in MERGE:
                 conn.execute(sql, ids)
             new, changed = self._upsert_tracks(conn)
+            for hook in self.after_merge:
+                hook(conn, batch.extra, ids)
             conn.execute("DELETE FROM stage")
         updated = changed + gains
         self.report.new += new

@@ -2,7 +2,8 @@
 
 Input is a polars DataFrame whose columns are the :class:`soundark.model.CatalogRow`
 fields as text (``artists`` may also be a list column), plus ``_line`` (where the
-row came from) and, for MusicBrainz, ``_artist_mbids``. Output is a
+row came from) and, for MusicBrainz, ``_artist_mbids`` and ``_artist_display`` (the
+credited names with their join phrases; otherwise the display is ``A, B``). Output is a
 :class:`StagedBatch`: tuples ready for ``executemany`` into the staging table of
 :mod:`._bulk`, new artists, and a reason for every rejected row.
 
@@ -106,6 +107,7 @@ class StagedBatch:
     artists: list[tuple[str, str, str | None]] = field(default_factory=list)
     rejections: list[tuple[int, str]] = field(default_factory=list)
     total: int = 0
+    extra: Any = None  # importer-specific facts for BulkWriter.after_merge hooks
 
 
 def _text(name: str) -> pl.Expr:
@@ -184,9 +186,9 @@ class RowPreparer:
         self._rows(good, batch)
         return batch
 
-    def _credit(self, raw: Any, mbids: Any, batch: StagedBatch) -> Credit:
+    def _credit(self, raw: Any, mbids: Any, batch: StagedBatch, shown: str | None = None) -> Credit:
         listed = tuple(raw) if isinstance(raw, list) else raw
-        cache_key = listed if mbids is None else (listed, tuple(mbids))
+        cache_key = listed if mbids is None and shown is None else (listed, tuple(mbids or ()), shown)
         hit = self.credits.get(cache_key)
         if hit is not None:
             return hit
@@ -200,7 +202,7 @@ class RowPreparer:
             if key not in self.sent_artists:
                 self.sent_artists.add(key)
                 batch.artists.append((key, name, mbid))
-        display = ", ".join(names)
+        display = shown or ", ".join(names)
         credit = Credit(display, json.dumps([a[0] for a in artists], ensure_ascii=False),
                         names[0] if names else "", _normalise(display), tuple(artists))
         if len(self.credits) > _CACHE_LIMIT:  # bounded memory on dumps with millions of artists
@@ -240,7 +242,8 @@ class RowPreparer:
         state: tuple = ({}, {}, set())  # leaders by identifier, album keys, track keys
         with self.turn:
             columns = [df[n].to_list() for n in names]
-            columns.append(df["_artist_mbids"].to_list() if "_artist_mbids" in df.columns else [None] * df.height)
+            for extra in ("_artist_mbids", "_artist_display"):
+                columns.append(df[extra].to_list() if extra in df.columns else [None] * df.height)
         rest = zip(*columns)
         while True:
             with self.turn:  # in slices, so the writer never waits long for its turn
@@ -253,7 +256,7 @@ class RowPreparer:
         seen = False
         rows, rejections, credits, default_rights = batch.rows, batch.rejections, self.credits, self.rights
         for (line, title, tnorm, raw_artists, album, isrc_raw, isrc, mbid_raw, mbid, rel_raw, rel, tid, dur,
-             date, label, upc, tno, disc, listens, pop, rights, artist_mbids) in part:
+             date, label, upc, tno, disc, listens, pop, rights, artist_mbids, shown) in part:
             seen = True
             if (isrc is None and isrc_raw is not None) or (mbid is None and mbid_raw is not None) or (
                     rel is None and rel_raw is not None):
@@ -261,8 +264,9 @@ class RowPreparer:
                 if fixed is None:
                     continue
                 isrc, mbid, rel = fixed
-            credit = (credits.get(raw_artists) if artist_mbids is None and not isinstance(raw_artists, list)
-                      else None) or self._credit(raw_artists, artist_mbids, batch)
+            credit = (credits.get(raw_artists) if artist_mbids is None and shown is None
+                      and not isinstance(raw_artists, list) else None) or self._credit(
+                raw_artists, artist_mbids, batch, shown)
             if tnorm is None:
                 tnorm = _normalise(title)
             mkey = f"{credit.norm}\x1f{tnorm}" if (credit.norm or tnorm) else ""

@@ -1,114 +1,140 @@
-"""Import recordings from a MusicBrainz JSON dump (https://musicbrainz.org/doc/MusicBrainz_Database/Download).
+"""Import MusicBrainz JSON: the official dumps and web-service responses.
 
-The JSON dump ships each entity type as JSON Lines inside a tarball:
-``recording.tar.xz`` holds ``mbdump/recording``, one recording per line::
+The JSON dump (https://musicbrainz.org/doc/MusicBrainz_Database/Download) ships each
+entity type as JSON Lines in its own tarball, beside COPYING, README, TIMESTAMP,
+JSON_DUMPS_SCHEMA_NUMBER and REPLICATION_SEQUENCE members:
 
-    {"id": "<uuid>", "title": "...", "length": 215000, "isrcs": ["USRC17607839"],
-     "first-release-date": "1976-05-01",
-     "artist-credit": [{"name": "...", "joinphrase": " & ", "artist": {"id": "<uuid>", "name": "..."}}],
-     "releases": [{"id": "<uuid>", "title": "...", "date": "1976-05-01"}]}
+- ``recording.tar.xz`` → ``mbdump/recording``: standalone recordings, one per line;
+- ``release.tar.xz`` → ``mbdump/release``: releases with ``media[].tracks[].recording``,
+  where nearly all recordings with ISRCs live.
 
-The tarball is streamed (``tarfile`` mode ``r|xz``), never extracted to disk;
-plain ``.json``/``.jsonl`` files (optionally ``.xz``/``.gz``/``.zst``) of the same
-lines are read too. Each line becomes one catalog row (docs/formats.md): the
-recording MBID, its first ISRC, the credited artists with their MBIDs (artist
-keys are MBIDs), and the first release as the album. Rows are merged by the same
-set-based path as :mod:`.tabular`, so matching and idempotence are the same.
+Both tarballs are streamed (``tarfile`` mode ``r|xz``), never extracted to disk; plain
+``.json``/``.jsonl`` files of the same lines (optionally ``.xz``/``.gz``/``.zst``) are
+read too. The entity of each line is detected (:mod:`._mb_entities`): a release read
+where recordings were expected is imported as a release, and any other entity is
+rejected with its name. A file that is not JSON Lines but one JSON document (a
+pretty-printed ``/ws/2/recording/<mbid>`` or ``/ws/2/release/<mbid>`` response, or a
+search response ``{"recordings": [...]}`` / ``{"releases": [...]}``) is read whole;
+its rejections are numbered by entity (``file:N`` is its N-th entity), not by line.
+
+Rows are merged by the set-based path of :mod:`._bulk` (the same matching as every
+importer); :mod:`._mb_aliases` then records further ISRCs and shared-ISRC MBIDs.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 import polars as pl
+import pyarrow as pa
 
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
-from soundark.catalog.importers._rows import FIELDS, RowPreparer
+from soundark.catalog.importers._mb_aliases import AliasRecorder, MusicBrainzExtra
+from soundark.catalog.importers._mb_entities import Parsed, Rejected, entity_of, rows_of, search_items
+from soundark.catalog.importers._rows import FIELDS, INT_FIELDS, RowPreparer, StagedBatch
 from soundark.catalog.importers.tabular import Frame, open_binary, prepare_frame
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress
 
-BATCH_LINES = 20_000
-DUMP_MEMBER = "recording"  # mbdump/recording inside recording.tar.xz
+BATCH_ROWS = 20_000
+DUMP_MEMBERS = ("recording", "release")  # mbdump/<entity> inside <entity>.tar.xz
+MAX_DOCUMENT_BYTES = 256 << 20  # a single web-service response is read whole
+_LIST_COLUMNS = ("artists", "_artist_mbids")
+_TEXT_COLUMNS = tuple(f for f in FIELDS if f != "artists" and f not in INT_FIELDS) + ("_artist_display",)
 
 
-def _row(obj: dict) -> dict[str, object]:
-    """One dump line as catalog-row text columns plus the artist MBIDs."""
-    credits = obj.get("artist-credit") or []
-    names, ids = [], []
-    for credit in credits if isinstance(credits, list) else []:
-        if not isinstance(credit, dict):
-            continue
-        artist = credit.get("artist") if isinstance(credit.get("artist"), dict) else {}
-        name = credit.get("name") or artist.get("name")
-        if name:
-            names.append(str(name))
-            ids.append(artist.get("id"))
-    releases = obj.get("releases") or []
-    release = releases[0] if isinstance(releases, list) and releases and isinstance(releases[0], dict) else {}
-    isrcs = obj.get("isrcs") or []
-    length = obj.get("length")
-    return {
-        "title": obj.get("title"),
-        "artists": names,
-        "_artist_mbids": ids,
-        "album": release.get("title"),
-        "release_mbid": release.get("id"),
-        "isrc": isrcs[0] if isinstance(isrcs, list) and isrcs else None,
-        "recording_mbid": obj.get("id"),
-        "duration_ms": None if length is None else str(length),
-        "date": obj.get("first-release-date") or release.get("date") or None,
-    }
+def _list_column(name: str, values: list[list]) -> pl.Series:
+    """A list-of-text column built in one piece (polars converts nested Python lists one by one)."""
+    offsets = [0]
+    flat: list = []
+    for v in values:
+        flat.extend(v)
+        offsets.append(len(flat))
+    array = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
+    return pl.Series(name, pl.from_arrow(array))
 
 
-def _frame(rows: list[dict], lines: list[int], rejections: list[tuple[int, str]]) -> Frame:
-    columns: dict[str, list] = {f: [] for f in FIELDS if f != "artists"}
-    artists: list[list[str]] = []
-    mbids: list[list[str | None]] = []
-    for row in rows:
-        for f in columns:
-            v = row.get(f)
-            columns[f].append(None if v is None else str(v))
-        artists.append(row["artists"])
-        mbids.append(row["_artist_mbids"])
-    df = pl.DataFrame(columns, schema={f: pl.String for f in columns}).with_columns(
-        pl.Series("artists", artists, dtype=pl.List(pl.String)),
-        pl.Series("_artist_mbids", mbids, dtype=pl.List(pl.String)),
-        pl.Series("_line", lines, dtype=pl.Int64),
-    )
-    return Frame(df, rejections)
+@dataclass
+class Batch:
+    frame: Frame
+    extra: MusicBrainzExtra
 
 
-def dump_frames(stream: IO[bytes]) -> Iterator[Frame]:
-    """Batches of dump lines; bad lines are rejected with their line number."""
-    rows: list[dict] = []
-    lines: list[int] = []
-    rejections: list[tuple[int, str]] = []
-    for number, raw in enumerate(stream, start=1):
+class _BatchBuilder:
+    """Accumulates parsed entities until a batch is full."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.lines: list[int] = []
+        self.rejections: list[tuple[int, str]] = []
+        self.extra = MusicBrainzExtra()
+
+    def add(self, number: int, obj: object) -> None:
+        if not isinstance(obj, dict):
+            self.rejections.append((number, f"not a JSON object but {type(obj).__name__}"))
+            return
+        if entity_of(obj) == "search":
+            for item in search_items(obj):
+                self.add(number, item)
+            return
+        try:
+            parsed = rows_of(obj)
+        except Rejected as e:
+            self.rejections.append((number, str(e)))
+            return
+        self._take(number, parsed)
+
+    def _take(self, number: int, parsed: Parsed) -> None:
+        self.rejections.extend((number, reason) for reason in parsed.rejections)
+        self.rows.extend(parsed.rows)
+        self.lines.extend([number] * len(parsed.rows))
+        lines = self.extra.lines
+        for mbid, isrcs, title in parsed.extras:
+            lines.setdefault(mbid, number)
+            if isrcs is not None or title is not None:
+                self.extra.recordings.append((mbid, number, isrcs, title))
+        self.extra.albums.extend(parsed.albums)
+
+    def full(self) -> bool:
+        return len(self.rows) >= BATCH_ROWS
+
+    def take(self) -> Batch:
+        rows = self.rows
+        # every value was type-checked by _mb_entities: text is str, numbers are int
+        columns = [pl.Series(n, [r.get(n) for r in rows], dtype=pl.String) for n in _TEXT_COLUMNS]
+        columns += [pl.Series(n, [r.get(n) for r in rows], dtype=pl.Int64) for n in INT_FIELDS]
+        columns += [_list_column(n, [r[n] for r in rows]) for n in _LIST_COLUMNS]
+        df = pl.DataFrame(columns + [pl.Series("_line", self.lines, dtype=pl.Int64)])
+        batch = Batch(Frame(df, self.rejections), self.extra)
+        self.__init__()  # type: ignore[misc]
+        return batch
+
+
+def _entities(lines: Iterable[tuple[int, bytes]]) -> Iterator[Batch]:
+    builder = _BatchBuilder()
+    for number, raw in lines:
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except ValueError as e:
-            rejections.append((number, f"not valid JSON ({e})"))
+            builder.rejections.append((number, f"not valid JSON ({e})"))
             continue
-        if not isinstance(obj, dict):
-            rejections.append((number, f"not a JSON object but {type(obj).__name__}"))
-            continue
-        if not obj.get("id"):
-            rejections.append((number, "no recording id"))
-            continue
-        rows.append(_row(obj))
-        lines.append(number)
-        if len(rows) >= BATCH_LINES:
-            yield _frame(rows, lines, rejections)
-            rows, lines, rejections = [], [], []
-    if rows or rejections:
-        yield _frame(rows, lines, rejections)
+        builder.add(number, obj)
+        if builder.full():
+            yield builder.take()
+    if builder.rows or builder.rejections:
+        yield builder.take()
+
+
+def dump_batches(stream: IO[bytes]) -> Iterator[Batch]:
+    """Batches of dump lines; bad lines are rejected with their line number."""
+    return _entities(enumerate(stream, start=1))
 
 
 def _is_tarball(path: Path) -> bool:
@@ -116,44 +142,88 @@ def _is_tarball(path: Path) -> bool:
     return name.endswith((".tar.xz", ".tar.gz", ".tar.bz2", ".tar", ".tar.zst"))
 
 
-def _tar_frames(path: Path) -> Iterator[Frame]:
-    """Stream the dump tarball and read its ``mbdump/recording`` member."""
+def _tar_batches(path: Path) -> Iterator[Batch]:
+    """Stream a dump tarball and read its ``mbdump/recording`` or ``mbdump/release`` member."""
     if path.name.lower().endswith(".tar.zst"):
         raise BadInput(path, "zstd tarballs are not supported: use the dump's .tar.xz")
     mode = "r|xz" if path.name.lower().endswith(".xz") else "r|*"
+    found = False
     with open_binary(path) as raw:
         try:
             with tarfile.open(fileobj=raw, mode=mode) as tar:
                 for member in tar:
-                    if member.isfile() and Path(member.name).name == DUMP_MEMBER:
+                    parts = Path(member.name).parts
+                    if member.isfile() and len(parts) >= 2 and parts[-2:] in [("mbdump", m) for m in DUMP_MEMBERS]:
+                        found = True
                         stream = tar.extractfile(member)
                         assert stream is not None
-                        yield from dump_frames(stream)
-                        return
+                        yield from dump_batches(stream)
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BadInput(path, f"not a readable tarball ({e}); rows read before the damage were imported") from e
-    raise BadInput(path, f"no mbdump/{DUMP_MEMBER} inside: is this the recording dump (recording.tar.xz)?")
+    if not found:
+        raise BadInput(path, "no mbdump/recording or mbdump/release inside: is this the JSON dump's "
+                             "recording.tar.xz or release.tar.xz?")
 
 
-def _plain_frames(path: Path) -> Iterator[Frame]:
+def _document(path: Path, compression: str) -> object | None:
+    """The file as one JSON document, when it is one and not JSON Lines."""
+    with open_binary(path, compression) as stream:
+        first = b""
+        for first in stream:
+            if first.strip():
+                break
+        try:
+            json.loads(first)
+            return None  # the first line is a whole JSON value: JSON Lines
+        except ValueError:
+            pass
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        return None
+    with open_binary(path, compression) as stream:
+        data = stream.read(MAX_DOCUMENT_BYTES * 8 + 1)
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None  # not a document either: read as lines, each bad line rejected with its number
+
+
+def _plain_batches(path: Path) -> Iterator[Batch]:
     suffix = path.suffix.lower()
     compression = suffix if suffix in (".xz", ".gz", ".zst") else ""
+    document = _document(path, compression)
+    if isinstance(document, dict):
+        items = search_items(document) if entity_of(document) == "search" else [document]
+        yield from _entities((n, json.dumps(item).encode()) for n, item in enumerate(items, start=1))
+        return
     with open_binary(path, compression) as stream:
-        yield from dump_frames(stream)
+        yield from dump_batches(stream)
 
 
-def import_musicbrainz(catalog: Catalog, path: Path, *, rights: str = "unknown",
+def _prepare(preparer: RowPreparer, batch: Batch) -> StagedBatch:
+    staged = prepare_frame(preparer, batch.frame)
+    staged.extra = batch.extra
+    return staged
+
+
+def import_musicbrainz(catalog: Catalog, paths: Path | Iterable[Path], *, rights: str = "unknown",
                        progress: Progress = NO_PROGRESS) -> ImportReport:
-    """Import the recordings of a MusicBrainz JSON dump (lines, or the dump's ``.tar.xz``).
+    """Import MusicBrainz recordings and releases from one or more files (docs/formats.md).
 
-    Returns counts of new, updated and unchanged recordings (as rows) and every
-    rejected line with ``file:line`` and the reason. Re-importing changes nothing.
+    Each file may be a dump tarball, JSON Lines of recordings and/or releases, or one
+    web-service or search response. Returns one report for all files: counts of new,
+    updated and unchanged rows (one per recording line, one per release track), every
+    rejected line with ``file:line`` and the reason, and the aliases recorded.
+    Re-importing changes nothing.
     """
-    path = Path(path)
-    if not path.exists():
-        raise NotFound(path, "no such file")
-    report = ImportReport(source=str(path))
-    writer = BulkWriter(catalog, report, ImportSource(path.name, "recordings"))
-    preparer = RowPreparer(rights, writer.turn)
-    frames = _tar_frames(path) if _is_tarball(path) else _plain_frames(path)
-    return run_import(writer, frames, lambda f: prepare_frame(preparer, f), progress)
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    for path in files:
+        if not path.exists():
+            raise NotFound(path, "no such file")
+    report = ImportReport(source=", ".join(str(p) for p in files))
+    for path in files:
+        writer = BulkWriter(catalog, report, ImportSource(path.name, "rows"))
+        writer.after_merge.append(AliasRecorder(catalog.conn, report, path.name))
+        preparer = RowPreparer(rights, writer.turn)
+        batches = _tar_batches(path) if _is_tarball(path) else _plain_batches(path)
+        run_import(writer, batches, lambda b: _prepare(preparer, b), progress)
+    return report
