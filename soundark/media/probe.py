@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 
 from soundark.errors import BadInput, EncryptedInput
+from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
 ENCRYPTED_REASON = "encrypted (DRM) audio: soundark never decrypts; refused"
@@ -61,8 +62,11 @@ class _Decoded:
     first_error: str
 
 
-def probe(path: Path) -> AudioFacts:
+def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
     """Decode *path* in full and return its stream facts.
+
+    *signature*, when given, is fed every decoded frame (the acoustic signature costs
+    no second decode; call its ``finish()`` afterwards).
 
     Raises :class:`EncryptedInput` for DRM-protected files and :class:`BadInput`
     (one-line reason) for empty, non-audio, corrupt or truncated files.
@@ -82,7 +86,7 @@ def probe(path: Path) -> AudioFacts:
             kinds = sorted({s.type for s in container.streams}) or ["nothing"]
             raise BadInput(path, f"not audio: no audio stream (found {', '.join(kinds)})")
         stream = streams[0]
-        decoded = _decode_all(path, container, stream)
+        decoded = _decode_all(path, container, stream, signature)
         facts = _facts(path, container, stream, decoded, size)
         _check_complete(path, container, stream, decoded, facts, head, size)
     return facts
@@ -125,7 +129,8 @@ def _open_error(path: Path, e: Exception) -> BadInput:
     return BadInput(path, f"cannot open as audio: {e}")
 
 
-def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream) -> _Decoded:
+def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream,
+                signature: SignatureBuilder | None = None) -> _Decoded:
     """Count decoded samples; count (do not stop at) undecodable packets."""
     samples = packets = bad = 0
     first_error = ""
@@ -135,6 +140,8 @@ def _decode_all(path: Path, container: av.container.InputContainer, stream: av.A
             try:
                 for frame in stream.decode(packet):
                     samples += frame.samples
+                    if signature is not None:
+                        signature.add_frame(frame)
             except av.error.FFmpegError as e:
                 if "encrypt" in str(e).lower():
                     raise EncryptedInput(path, ENCRYPTED_REASON) from e

@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from soundark.catalog.match import (
-    AlbumFacts, RecordingFacts, TrackFacts, match_recording, upsert_album, upsert_track,
+    AlbumFacts, AudioEvidence, Match, RecordingFacts, TrackFacts, match_recording, own_recording,
+    upsert_album, upsert_track,
 )
 from soundark.catalog.store import Catalog, utc_now
 from soundark.config import cpu_count
 from soundark.errors import BadInput, SoundarkError
+from soundark.media.fingerprint import SignatureBuilder
 from soundark.media.probe import probe
 from soundark.media.tags import read_tags
 from soundark.model import NO_PROGRESS, AudioFacts, ImportReport, Progress, TagSet, derived_key
@@ -70,6 +72,7 @@ class ScannedFile:
     facts: AudioFacts | None = None
     tags: TagSet | None = None
     error: str | None = None
+    signature: bytes | None = None  # soundark.media.fingerprint, from the same full decode
 
 
 @dataclass(frozen=True)
@@ -183,13 +186,15 @@ def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
         return dataclasses.replace(base, error=f"cannot read: {e.strerror or e}")
     base = dataclasses.replace(base, sha256=digest)
     try:
-        facts = probe(path)
+        builder = SignatureBuilder()
+        facts = probe(path, signature=builder)
         tags = read_tags(path)
+        signature = builder.finish()
     except SoundarkError as e:
         return dataclasses.replace(base, error=e.reason)
     except Exception as e:  # noqa: BLE001 - a library bug on one file must not stop the scan
         return dataclasses.replace(base, error=f"unreadable ({type(e).__name__}: {e})")
-    return dataclasses.replace(base, facts=facts, tags=tags)
+    return dataclasses.replace(base, facts=facts, tags=tags, signature=signature)
 
 
 def sha256_file(path: Path) -> str:
@@ -260,21 +265,46 @@ class _Writer:
         self.progress.note(f"{path}: {reason}")
 
     def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
-        existed = conn.execute("SELECT 1 FROM source_file WHERE path = ?", (scanned.path,)).fetchone()
+        before = conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
+                              " WHERE path = ?", (scanned.path,)).fetchone()
         if scanned.error or scanned.facts is None or scanned.tags is None:
             _store_file(conn, scanned, None, None, self.rights)
             self._reject(scanned.path, scanned.error or "not audio")
             return
-        recording_id, track_id = _catalogue(conn, scanned, seen, self.rights)
-        _store_file(conn, scanned, recording_id, track_id, self.rights)
-        if existed:
+        match, track_id = _catalogue(conn, scanned, seen, self.rights)
+        _store_file(conn, scanned, match.recording_id, track_id, self.rights)
+        self._record_match(conn, scanned.path, match, before)
+        if before:
             self.report.updated += 1
         else:
             self.report.new += 1
 
+    def _record_match(self, conn: Any, path: str, match: Match, before: tuple | None) -> None:
+        """Keep how the file joined its recording; report it when it joined one it did not create.
 
-def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tuple[int, int]:
-    """Match the file to a recording (creating it if new), its album and track: (recording, track)."""
+        A changed file that stays in the recording it was already in keeps its first record:
+        it is no new merge (and the first file of a recording is none at all).
+        """
+        if before and before[0] == match.recording_id and before[1]:
+            matched_by, detail, merged_at = before[1], before[2], before[3]
+        elif match.created or match.matched_by == "split":
+            matched_by, detail, merged_at = match.matched_by, match.detail or None, None
+            if match.detail:
+                self.report.count("kept_apart_by_audio")
+                self.report.warn(path, f"not merged: {match.detail}")
+        else:
+            matched_by, detail, merged_at = match.matched_by, match.detail or None, utc_now()
+            self.report.merge(path, match.key, match.matched_by, match.detail)
+        conn.execute("UPDATE source_file SET matched_by = ?, match_detail = ?, merged_at = ? WHERE path = ?",
+                     (matched_by, detail, merged_at, path))
+
+
+def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tuple[Match, int]:
+    """Match the file to a recording (creating it if new), its album and track: (match, track).
+
+    A file the operator split off (``soundark catalog split``) goes to its own recording, whatever
+    its names and identifiers say.
+    """
     tags, facts = scanned.tags, scanned.facts
     assert tags is not None and facts is not None
     title, number, folder_album, folder_artist = names_from_path(Path(scanned.path), seen.depth)
@@ -285,7 +315,12 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tup
         mbid=tags.mb_recording_id, duration_ms=facts.duration_ms, date=tags.date, rights=rights,
         artist_mbids=(tags.mb_artist_id,) if tags.mb_artist_id else (),
     )
-    match = match_recording(conn, rec, derived_key("file", scanned.sha256))
+    split = conn.execute("SELECT recording_key FROM split_file WHERE sha256 = ?", (scanned.sha256,)).fetchone()
+    if split:
+        match = own_recording(conn, rec, split[0])
+    else:
+        match = match_recording(conn, rec, derived_key("file", scanned.sha256),
+                                AudioEvidence(scanned.signature, scanned.path))
     album_id = album_key = None
     if album:
         key_artist = tags.album_artist or (artists[0] if artists else "")
@@ -299,7 +334,7 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> tup
         album_key=album_key, title=rec.title, artist=rec.artist_display,
         track_number=tags.track_number if tags.track_number is not None else number,
         disc_number=tags.disc_number))
-    return match.recording_id, track_id
+    return match, track_id
 
 
 def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track_id: int | None,
@@ -309,7 +344,7 @@ def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track
     conn.execute(
         "INSERT INTO source_file (path, size, mtime_ns, sha256, status, error, container, codec, bitrate,"
         " sample_rate, channels, duration_ms, lossless, recording_id, track_id, tags, license, copyright,"
-        " has_art, rights, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " has_art, rights, scanned_at, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
         " sha256 = excluded.sha256, status = excluded.status, error = excluded.error,"
         " container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,"
@@ -317,7 +352,7 @@ def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track
         " duration_ms = excluded.duration_ms, lossless = excluded.lossless,"
         " recording_id = excluded.recording_id, track_id = excluded.track_id, tags = excluded.tags,"
         " license = excluded.license, copyright = excluded.copyright, has_art = excluded.has_art,"
-        " rights = excluded.rights, scanned_at = excluded.scanned_at",
+        " rights = excluded.rights, scanned_at = excluded.scanned_at, signature = excluded.signature",
         (scanned.path, scanned.size, scanned.mtime_ns, scanned.sha256, "ok" if ok else "rejected",
          scanned.error if not ok else None,
          facts.container if ok else None, facts.codec if ok else None, facts.bitrate if ok else None,
@@ -325,7 +360,7 @@ def _store_file(conn: Any, scanned: ScannedFile, recording_id: int | None, track
          facts.duration_ms if ok else None, int(facts.lossless) if ok else None,
          recording_id, track_id, _tags_json(tags) if ok else None,
          tags.license if ok and tags else None, tags.copyright if ok and tags else None,
-         int(bool(ok and tags and tags.has_art)), rights, utc_now()),
+         int(bool(ok and tags and tags.has_art)), rights, utc_now(), scanned.signature if ok else None),
     )
 
 
