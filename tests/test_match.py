@@ -90,7 +90,7 @@ def test_name_and_duration_within_tolerance(catalog: Catalog) -> None:
     far = _new(catalog, RecordingFacts("Hey Jude", ("The Beatles",),
                                        duration_ms=431_000 + DURATION_TOLERANCE_MS + 1),
                fallback="sa00000000000000aa")
-    assert (near.recording_id, near.matched_by) == (first.recording_id, "name")
+    assert (near.recording_id, near.matched_by) == (first.recording_id, "name+duration")
     assert far.created and far.recording_id != first.recording_id
 
 

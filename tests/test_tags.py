@@ -11,7 +11,7 @@ from mutagen import id3
 from mutagen.mp4 import MP4Cover, MP4FreeForm
 
 from soundark.media.synth import FORMATS, SourceTags, make_file, tiny_jpeg
-from soundark.media.tags import MAX_VALUE_BYTES, read_art, read_tags
+from soundark.media.tags import MAX_VALUE_BYTES, TITLE_JOIN, read_art, read_tags
 from soundark.model import TagSet
 
 REC = "0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
@@ -193,3 +193,47 @@ def test_wavpack_apev2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_art(p) == (ART, "image/jpeg")
     facts = probe(p)
     assert (facts.codec, facts.lossless, facts.duration_ms) == ("wavpack", True, 500)
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg", "opus"])
+def test_vorbis_several_titles_and_artists_are_read_whole(tmp_path: Path, fmt: str) -> None:
+    p = make_file(tmp_path / "x", fmt, 0.3)
+    f = mutagen.File(str(p))
+    f["TITLE"] = ["Overture", "Main Theme"]
+    f["ARTIST"] = ["Composer", "Orchestra", "Choir"]
+    f.save()
+    t = read_tags(p)
+    assert t.title == "Overture" + TITLE_JOIN + "Main Theme"
+    assert t.extra["TITLE"] == ["Overture", "Main Theme"]
+    assert t.artists == ("Composer", "Orchestra", "Choir")
+
+
+def test_id3v24_several_tpe1_and_tit2_values(tmp_path: Path) -> None:
+    p = make_file(tmp_path / "x", "mp3", 0.3)
+    f = mutagen.File(str(p))
+    if f.tags is None:
+        f.add_tags()
+    f.tags.add(id3.TPE1(encoding=3, text=["Composer", "Orchestra"]))
+    f.tags.add(id3.TIT2(encoding=3, text=["Overture", "Main Theme"]))
+    f.save(v2_version=4)
+    assert mutagen.File(str(p)).tags.version[:2] == (2, 4)
+    t = read_tags(p)
+    assert t.artists == ("Composer", "Orchestra")
+    assert (t.title, t.extra["TITLE"]) == ("Overture / Main Theme", ["Overture", "Main Theme"])
+
+
+def test_mp4_several_artist_and_title_atoms(tmp_path: Path) -> None:
+    p = make_file(tmp_path / "x", "m4a", 0.3)
+    f = mutagen.File(str(p))
+    f["\xa9ART"] = ["Composer", "Orchestra"]
+    f["\xa9nam"] = ["Overture", "Main Theme"]
+    f.save()
+    t = read_tags(p)
+    assert t.artists == ("Composer", "Orchestra")
+    assert t.title == "Overture / Main Theme"
+
+
+def test_one_title_is_not_listed_twice(tmp_path: Path) -> None:
+    p = make_file(tmp_path / "x", "flac", 0.3, tags=SourceTags(title="Only", artists=["A"]))
+    t = read_tags(p)
+    assert t.title == "Only" and "TITLE" not in t.extra

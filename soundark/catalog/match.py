@@ -5,7 +5,12 @@ A recording is found, in this order, by
 2. its MusicBrainz recording ID (each also as an alias: :mod:`soundark.catalog.identifiers`), then
 3. normalised artist + title (:func:`soundark.model.match_key`) with a duration
    within :data:`DURATION_TOLERANCE_MS` (a recording whose duration is not yet
-   known matches on artist + title alone).
+   known matches on artist + title alone). A name is not enough when the audio
+   says otherwise: given the scanned file's acoustic signature
+   (:mod:`soundark.media.fingerprint`), a candidate that already has accepted
+   files whose audio all differs beyond the threshold is not the same recording
+   (rule ``name+duration+audio`` when the audio agrees, ``name+duration`` when the
+   candidate has no audio to compare, e.g. a row from a catalog import).
 
 Nothing found: a new recording is made, keyed by the ISRC, else ``'mb'`` + the
 MBID hex, else the caller's fallback key (e.g. ``derived_key("file", sha256)``).
@@ -20,11 +25,13 @@ importer keys them the same way. Every function takes a plain DB-API connection
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 
 from soundark.catalog.identifiers import find_by_alias
 from soundark.isrc import normalise_or_none
+from soundark.media.fingerprint import SAME_AUDIO_MAX_DISTANCE, distance
 from soundark.model import derived_key, match_key, mbid_key, normalise_mbid, normalise_text
 
 DURATION_TOLERANCE_MS = 3000
@@ -51,11 +58,28 @@ class RecordingFacts:
 
 
 @dataclass(frozen=True)
+class AudioEvidence:
+    """The scanned file's own audio: its signature, and its path (its own row is no evidence)."""
+
+    signature: bytes | None
+    path: str
+
+
+@dataclass(frozen=True)
 class Match:
     recording_id: int
     key: str
     created: bool
-    matched_by: str  # 'isrc', 'mbid', 'name' or 'new'
+    matched_by: str  # 'isrc', 'mbid', 'name+duration+audio', 'name+duration', 'new' or 'split'
+    detail: str = ""  # why: the identifier, the audio distance and the file compared with
+
+
+@dataclass(frozen=True)
+class _Found:
+    recording_id: int
+    key: str
+    rule: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,55 +106,127 @@ class TrackFacts:
 
 def find_recording(conn: sqlite3.Connection, facts: RecordingFacts) -> tuple[int, str, str] | None:
     """(id, key, matched_by) of the recording *facts* describe, or None."""
+    found = _find(conn, facts, None)[0]
+    return (found.recording_id, found.key, found.rule) if found else None
+
+
+def _find(conn: sqlite3.Connection, facts: RecordingFacts,
+          audio: AudioEvidence | None) -> tuple[_Found | None, str]:
+    """The recording found and by which rule; else None and why a same-name candidate was refused."""
     isrc = normalise_or_none(facts.isrc)
     if isrc:
         row = conn.execute("SELECT id, key FROM recording WHERE isrc = ? OR key = ? LIMIT 1",
                            (isrc, isrc)).fetchone()
         if row:
-            return row[0], row[1], "isrc"
+            return _Found(row[0], row[1], "isrc", _with_audio(conn, row[0], audio, f"ISRC {isrc}")), ""
     mbid = normalise_mbid(facts.mbid)
     if mbid:
         row = conn.execute("SELECT id, key FROM recording WHERE mbid = ? OR key = ? LIMIT 1",
                            (mbid, mbid_key(mbid))).fetchone()
         if row:
-            return row[0], row[1], "mbid"
+            return _Found(row[0], row[1], "mbid", _with_audio(conn, row[0], audio, f"MBID {mbid}")), ""
     alias = find_by_alias(conn, isrc=isrc, mbid=mbid)  # further ISRCs, MBIDs that share an ISRC
     if alias:
-        return alias
-    found = _find_by_name(conn, facts)
-    return (found[0], found[1], "name") if found else None
+        rid, key, rule = alias
+        what = f"alias ISRC {isrc}" if rule == "isrc" else f"alias MBID {mbid}"
+        return _Found(rid, key, rule, _with_audio(conn, rid, audio, what)), ""
+    return _find_by_name(conn, facts, audio)
 
 
-def _find_by_name(conn: sqlite3.Connection, facts: RecordingFacts) -> tuple[int, str] | None:
+def _find_by_name(conn: sqlite3.Connection, facts: RecordingFacts,
+                  audio: AudioEvidence | None) -> tuple[_Found | None, str]:
     artist, title = normalise_text(facts.artist_display), normalise_text(facts.title)
     if not artist or not title:
-        return None  # a title alone is too weak to call two things the same recording
+        return None, ""  # a title alone is too weak to call two things the same recording
     rows = conn.execute("SELECT id, key, duration_ms FROM recording WHERE match_key = ? ORDER BY id",
                         (match_key(facts.artist_display, facts.title),)).fetchall()
-    best: tuple[int, int, str] | None = None  # (distance, id, key)
+    candidates: list[tuple[int, int, str]] = []  # (distance, id, key)
     for rid, key, duration in rows:
         if duration is None or facts.duration_ms is None:
-            distance = DURATION_TOLERANCE_MS  # unknown: matches, but any known close duration wins
+            gap = DURATION_TOLERANCE_MS  # unknown: matches, but any known close duration wins
         else:
-            distance = abs(duration - facts.duration_ms)
-            if distance > DURATION_TOLERANCE_MS:
+            gap = abs(duration - facts.duration_ms)
+            if gap > DURATION_TOLERANCE_MS:
                 continue
-        if best is None or distance < best[0]:
-            best = (distance, rid, key)
-    return (best[1], best[2]) if best else None
+        candidates.append((gap, rid, key))
+    refused = []
+    for _, rid, key in sorted(candidates):
+        closest = _closest_audio(conn, rid, audio)
+        if closest is None:
+            why = "no audio of it to compare" if audio is not None else ""
+            return _Found(rid, key, "name+duration", why), ""
+        d, path = closest
+        if d <= SAME_AUDIO_MAX_DISTANCE:
+            return _Found(rid, key, "name+duration+audio", f"audio distance {d:.2f} to {path}"), ""
+        refused.append(f"same name as {key} but audio differs (distance {d:.2f} to {path})")
+    return None, "; ".join(refused)
 
 
-def match_recording(conn: sqlite3.Connection, facts: RecordingFacts, fallback_key: str) -> Match:
-    """Find the recording for *facts* (filling in what it lacks) or create it."""
-    found = find_recording(conn, facts)
+def _closest_audio(conn: sqlite3.Connection, rid: int,
+                   audio: AudioEvidence | None) -> tuple[float, str] | None:
+    """(smallest signature distance, that file) over the recording's other accepted files.
+
+    None when there is nothing to compare: no signature here, no other file, or old rows
+    scanned before signatures were kept.
+    """
+    if audio is None or not audio.signature:
+        return None
+    best: tuple[float, str] | None = None
+    for path, signature in conn.execute(
+            "SELECT path, signature FROM source_file WHERE recording_id = ? AND status = 'ok'"
+            " AND path != ? AND signature IS NOT NULL ORDER BY id", (rid, audio.path)):
+        d = distance(audio.signature, signature)
+        if d is not None and (best is None or d < best[0]):
+            best = (d, path)
+    return best
+
+
+def _with_audio(conn: sqlite3.Connection, rid: int, audio: AudioEvidence | None, detail: str) -> str:
+    """An identifier merges directly, but the report says when the audio disagrees."""
+    closest = _closest_audio(conn, rid, audio)
+    if closest is None or closest[0] <= SAME_AUDIO_MAX_DISTANCE:
+        return detail
+    return (f"{detail}; audio differs (distance {closest[0]:.2f} to {closest[1]}): "
+            "`soundark catalog split` undoes a wrong merge")
+
+
+def match_recording(conn: sqlite3.Connection, facts: RecordingFacts, fallback_key: str,
+                    audio: AudioEvidence | None = None) -> Match:
+    """Find the recording for *facts* (filling in what it lacks) or create it.
+
+    With *audio*, a same-name candidate whose audio differs is refused (the new
+    recording's ``detail`` says which); without it, names and durations decide.
+    """
+    found, refused = _find(conn, facts, audio)
     if found:
-        rid, key, how = found
-        _fill_in(conn, rid, facts)
-        return Match(rid, key, False, how)
+        _fill_in(conn, found.recording_id, facts)
+        return Match(found.recording_id, found.key, False, found.rule, found.detail)
     isrc, mbid = normalise_or_none(facts.isrc), normalise_mbid(facts.mbid)
     key = isrc or (mbid_key(mbid) if mbid else fallback_key)
     if mbid and conn.execute("SELECT 1 FROM recording WHERE mbid = ?", (mbid,)).fetchone():
         mbid = None  # unreachable in practice (find_recording would have matched); keeps UNIQUE safe
+    row = conn.execute("SELECT id FROM recording WHERE key = ?", (key,)).fetchone()
+    if row:  # e.g. the same bytes (same derived key) at a second path: a join, never a silent one
+        _fill_in(conn, row[0], facts)
+        return Match(row[0], key, False, "same-key", f"key {key} exists already")
+    rid = _insert(conn, key, facts, isrc, mbid)
+    return Match(rid, key, True, "new", refused)
+
+
+def own_recording(conn: sqlite3.Connection, facts: RecordingFacts, key: str) -> Match:
+    """The recording under *key*, created if missing, for a file split off by the operator.
+
+    It never takes the ISRC or MBID as its own: those stay with the recording it was split from.
+    """
+    row = conn.execute("SELECT id FROM recording WHERE key = ?", (key,)).fetchone()
+    if row:
+        _fill_in(conn, row[0], dataclasses.replace(facts, isrc=None, mbid=None))
+        return Match(row[0], key, False, "split")
+    return Match(_insert(conn, key, facts, None, None), key, True, "split")
+
+
+def _insert(conn: sqlite3.Connection, key: str, facts: RecordingFacts, isrc: str | None,
+            mbid: str | None) -> int:
     rid = conn.execute(
         "INSERT INTO recording (key, isrc, mbid, title, artist, album, duration_ms, date, rights, match_key)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -139,7 +235,7 @@ def match_recording(conn: sqlite3.Connection, facts: RecordingFacts, fallback_ke
          facts.date, facts.rights or UNKNOWN_RIGHTS, match_key(facts.artist_display, facts.title)),
     ).fetchone()[0]
     set_credits(conn, rid, facts.artists, facts.artist_mbids)
-    return Match(rid, key, True, "new")
+    return int(rid)
 
 
 def _fill_in(conn: sqlite3.Connection, rid: int, facts: RecordingFacts) -> None:
@@ -257,7 +353,7 @@ def upsert_track(conn: sqlite3.Connection, track: TrackFacts) -> int:
 
 
 __all__ = [
-    "DURATION_TOLERANCE_MS", "RecordingFacts", "Match", "AlbumFacts", "TrackFacts", "find_recording",
-    "match_recording", "artist_key", "upsert_artist", "set_credits", "album_key", "upsert_album",
+    "DURATION_TOLERANCE_MS", "RecordingFacts", "AudioEvidence", "Match", "AlbumFacts", "TrackFacts", "find_recording",
+    "match_recording", "own_recording", "artist_key", "upsert_artist", "set_credits", "album_key", "upsert_album",
     "upsert_track",
 ]

@@ -1,4 +1,4 @@
-"""Commands over the catalog: init, scan, import, search, stats."""
+"""Commands over the catalog: init, scan, import, search, stats, catalog merges / split."""
 
 from __future__ import annotations
 
@@ -249,7 +249,56 @@ def stats(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:
     console(False).print(table)
 
 
+def merges_cmd(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:
+    """List every scanned file that joined a recording another file or a catalog row had created
+    (with the rule: isrc, mbid, name+duration+audio, name+duration), and every file split off."""
+    from soundark.catalog.merges import list_merges
+
+    paths = archive_paths(archive)
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        result = list_merges(catalog)
+    if as_json:
+        emit_json(result)
+        return
+    con = console(False)
+    con.print(f"{result['merged']} merged file(s), {result['split']} split off", markup=False)
+    for m in result["merges"]:
+        detail = f" ({m['detail']})" if m["detail"] else ""
+        con.print(f"  merged {m['path']} -> {m['recording']} by {m['rule']}{detail}", markup=False,
+                  soft_wrap=True)
+    for s in result["splits"]:
+        con.print(f"  split {s['path']} -> {s['recording']} (from {s['from_recording']})", markup=False,
+                  soft_wrap=True)
+
+
+def split_cmd(
+    file: str = typer.Argument(..., help="The scanned file: its path as scanned, or its SHA-256."),
+    undo: bool = typer.Option(False, "--undo", help="Forget an earlier split: the file goes back to the "
+                                                    "recording it was split from and may merge again."),
+    archive: Path = ARCHIVE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Undo a wrong merge: give FILE its own recording (with its own track and tags).
+
+    The split is remembered by the file's SHA-256: no later scan merges it again, even after its
+    mtime changed. The recording it left keeps its other files.
+    """
+    from soundark.catalog.merges import split_file, undo_split
+
+    paths = archive_paths(archive)
+    with open_catalog(paths.catalog) as catalog:
+        result = undo_split(catalog, file) if undo else split_file(catalog, file)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    console(False).print(result.message, markup=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
+    from soundark.cli.preserve_cmds import catalog_app
+
+    catalog_app.command("merges")(merges_cmd)
+    catalog_app.command("split")(split_cmd)
     app.command("init")(init)
     app.command("scan")(scan)
     app.add_typer(import_app, name="import")

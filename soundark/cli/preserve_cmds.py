@@ -24,7 +24,8 @@ JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout i
 PEER_OPT = typer.Option(None, "--peer", help="Connect to this peer directly (host:port); repeatable.")
 
 mirror_app = typer.Typer(help="Plan what a mirror should hold.", no_args_is_help=True)
-catalog_app = typer.Typer(help="Compare catalog snapshots.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Compare catalog snapshots; list merges of scanned files, split a wrong one.",
+                          no_args_is_help=True)
 
 
 def _print_problems(report: VerifyReport, limit: int = 50) -> None:

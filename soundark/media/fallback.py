@@ -29,6 +29,7 @@ import numpy as np
 import soundfile
 
 from soundark.errors import BadInput
+from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
 DECODER = "libsndfile"
@@ -113,10 +114,17 @@ def av_frames(source: PcmSource) -> Iterator[av.AudioFrame]:
         yield frame
 
 
-def probe_pcm(path: Path, size: int) -> AudioFacts:
-    """Decode *path* in full with libsndfile and return its facts (``decoder='libsndfile'``)."""
+def probe_pcm(path: Path, size: int, signature: SignatureBuilder | None = None) -> AudioFacts:
+    """Decode *path* in full with libsndfile and return its facts (``decoder='libsndfile'``).
+
+    *signature*, when given, is fed every decoded block (the acoustic signature of the scan).
+    """
+    frames = 0
     with open_pcm(path) as source:
-        frames = sum(len(block) for block in pcm_blocks(source))
+        for block in pcm_blocks(source):
+            frames += len(block)
+            if signature is not None:
+                signature.add_pcm(block, source.sample_rate)
     if frames == 0:
         raise BadInput(path, "nothing could be decoded from it")
     duration_ms = round(frames * 1000 / source.sample_rate)

@@ -30,6 +30,7 @@ import av
 
 from soundark.errors import BadInput, EncryptedInput
 from soundark.media import fallback
+from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
 ENCRYPTED_REASON = "encrypted (DRM) audio: soundark never decrypts; refused"
@@ -71,8 +72,11 @@ class _FfmpegCannotRead(BadInput):
     """FFmpeg could not read the file at all: the second decoder is asked (not raised outside)."""
 
 
-def probe(path: Path) -> AudioFacts:
+def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
     """Decode *path* in full and return its stream facts (``decoder`` names who read it).
+
+    *signature*, when given, is fed every decoded frame (the acoustic signature costs
+    no second decode; call its ``finish()`` afterwards).
 
     Raises :class:`EncryptedInput` for DRM-protected files and :class:`BadInput`
     (one-line reason) for empty, non-audio, corrupt or truncated files.
@@ -83,14 +87,17 @@ def probe(path: Path) -> AudioFacts:
     if _is_encrypted(path, head, size):
         raise EncryptedInput(path, ENCRYPTED_REASON)
     try:
-        return _probe_ffmpeg(path, head, size)
+        return _probe_ffmpeg(path, head, size, signature)
     except _FfmpegCannotRead as e:
-        return _probe_fallback(path, size, e.reason)
+        if signature is not None:
+            signature.reset()  # FFmpeg may have fed a few frames before it gave up
+        return _probe_fallback(path, size, e.reason, signature)
 
 
-def _probe_fallback(path: Path, size: int, ffmpeg_reason: str) -> AudioFacts:
+def _probe_fallback(path: Path, size: int, ffmpeg_reason: str,
+                    signature: SignatureBuilder | None) -> AudioFacts:
     try:
-        facts = fallback.probe_pcm(path, size)
+        facts = fallback.probe_pcm(path, size, signature)
         if facts.container == "ogg" and _ogg_last_page_cut(path, size):
             raise BadInput(path, "truncated: the last Ogg page is cut short")
     except BadInput as e:
@@ -98,7 +105,7 @@ def _probe_fallback(path: Path, size: int, ffmpeg_reason: str) -> AudioFacts:
     return facts
 
 
-def _probe_ffmpeg(path: Path, head: bytes, size: int) -> AudioFacts:
+def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilder | None) -> AudioFacts:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
@@ -109,7 +116,7 @@ def _probe_ffmpeg(path: Path, head: bytes, size: int) -> AudioFacts:
             kinds = sorted({s.type for s in container.streams}) or ["nothing"]
             raise _FfmpegCannotRead(path, f"no audio stream (found {', '.join(kinds)})")
         stream = streams[0]
-        decoded = _decode_all(path, container, stream)
+        decoded = _decode_all(path, container, stream, signature)
         facts = _facts(path, container, stream, decoded, size)
         _check_complete(path, container, stream, decoded, facts, head, size)
     return facts
@@ -150,7 +157,8 @@ def _open_error(path: Path, e: Exception) -> BadInput:
     return _FfmpegCannotRead(path, _short(getattr(e, "strerror", None) or str(e)))
 
 
-def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream) -> _Decoded:
+def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream,
+                signature: SignatureBuilder | None = None) -> _Decoded:
     """Count decoded samples; count (do not stop at) undecodable packets."""
     samples = packets = bad = 0
     first_error = ""
@@ -160,6 +168,8 @@ def _decode_all(path: Path, container: av.container.InputContainer, stream: av.A
             try:
                 for frame in stream.decode(packet):
                     samples += frame.samples
+                    if signature is not None:
+                        signature.add_frame(frame)
             except av.error.FFmpegError as e:
                 if "encrypt" in str(e).lower():
                     raise EncryptedInput(path, ENCRYPTED_REASON) from e

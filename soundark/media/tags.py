@@ -35,6 +35,10 @@ from soundark.isrc import normalise_or_none
 from soundark.model import TagSet, normalise_mbid
 
 MAX_VALUE_BYTES = 64 * 1024
+# Several TITLE values (Vorbis comments, ID3v2.4 null-separated TIT2, several MP4 \xa9nam) are
+# one title in parts (e.g. a medley, or "Title" + a translation): joined, none dropped.
+# Several ARTIST values are several credited artists, in order (TagSet.artists).
+TITLE_JOIN = " / "
 
 # ID3 frame -> Vorbis name (Picard's mapping).
 _ID3_NAMES = {
@@ -233,8 +237,11 @@ def _tagset(flat: dict[str, list[str]], has_art: bool) -> TagSet:
         mbids[name] = normalise_mbid(first.get(name))
         if len(flat.get(name, [])) > 1:
             extra[name] = flat[name]  # several artist IDs: the TagSet keeps the first
+    titles = flat.get("TITLE", [])
+    if len(titles) > 1:
+        extra["TITLE"] = titles  # every value as written; the title joins them
     return TagSet(
-        title=first.get("TITLE"),
+        title=TITLE_JOIN.join(titles) if titles else None,
         artists=tuple(flat.get("ARTIST", ())),
         album=first.get("ALBUM"),
         album_artist=first.get("ALBUMARTIST"),
@@ -335,4 +342,4 @@ def _mime_of(data: bytes, declared: str) -> str:
     return declared or "application/octet-stream"
 
 
-__all__ = ["read_tags", "read_art", "MAX_VALUE_BYTES"]
+__all__ = ["read_tags", "read_art", "MAX_VALUE_BYTES", "TITLE_JOIN"]

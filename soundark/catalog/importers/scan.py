@@ -44,11 +44,13 @@ from typing import Any, Iterator
 from soundark.catalog.licences import licence_conflict
 from soundark.catalog.importers.pathnames import guess_from_path, names_from_path
 from soundark.catalog.match import (
-    AlbumFacts, RecordingFacts, TrackFacts, match_recording, upsert_album, upsert_track,
+    AlbumFacts, AudioEvidence, Match, RecordingFacts, TrackFacts, match_recording, own_recording,
+    upsert_album, upsert_track,
 )
 from soundark.catalog.store import Catalog, utc_now
 from soundark.config import CATALOG_FILE, SETTINGS_FILE, cpu_count
 from soundark.errors import BadInput, SoundarkError
+from soundark.media.fingerprint import SignatureBuilder
 from soundark.media.probe import probe
 from soundark.media.tags import read_tags
 from soundark.model import NO_PROGRESS, AudioFacts, ImportReport, Progress, TagSet, derived_key
@@ -81,6 +83,7 @@ class ScannedFile:
     facts: AudioFacts | None = None
     tags: TagSet | None = None
     error: str | None = None
+    signature: bytes | None = None  # soundark.media.fingerprint, from the same full decode
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,15 @@ def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
         return dataclasses.replace(base, error=f"cannot read: {e.strerror or e}")
     base = dataclasses.replace(base, sha256=digest)
     try:
-        facts = probe(path)
+        builder = SignatureBuilder()
+        facts = probe(path, signature=builder)
         tags = read_tags(path)
+        signature = builder.finish()
     except SoundarkError as e:
         return dataclasses.replace(base, error=e.reason)
     except Exception as e:  # noqa: BLE001 - a library bug on one file must not stop the scan
         return dataclasses.replace(base, error=f"unreadable ({type(e).__name__}: {e})")
-    return dataclasses.replace(base, facts=facts, tags=tags)
+    return dataclasses.replace(base, facts=facts, tags=tags, signature=signature)
 
 
 def sha256_file(path: Path) -> str:
@@ -259,37 +264,68 @@ class _Writer:
         self.progress.note(f"{path}: {reason}")
 
     def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
-        existed = conn.execute("SELECT 1 FROM source_file WHERE path = ?", (scanned.path,)).fetchone()
+        before = conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
+                              " WHERE path = ?", (scanned.path,)).fetchone()
         if scanned.error or scanned.facts is None or scanned.tags is None:
             _store_file(conn, scanned, _Found(), self.rights)
             self._reject(scanned.path, scanned.error or "not audio")
             return
         found = _catalogue(conn, scanned, seen, self.rights)
         _store_file(conn, scanned, found, self.rights)
+        self._record_match(conn, scanned.path, found.match, before)
         if found.licence_conflict:
             self.report.warn(scanned.path, found.licence_conflict)
             self.report.count("licence conflicts")
         if scanned.facts.decoder != "ffmpeg":
             self.report.warn(scanned.path, f"FFmpeg cannot read it; decoded by {scanned.facts.decoder}")
             self.report.count(f"decoded by {scanned.facts.decoder}")
-        if existed:
+        if before:
             self.report.updated += 1
         else:
             self.report.new += 1
+
+    def _record_match(self, conn: Any, path: str, match: Match, before: tuple | None) -> None:
+        """Keep how the file joined its recording; report it when it joined one it did not create.
+
+        A changed file that stays in the recording it was already in keeps its first record:
+        it is no new merge (and the first file of a recording is none at all).
+        """
+        if match is None:
+            return
+        if before and before[0] == match.recording_id and before[1]:
+            matched_by, detail, merged_at = before[1], before[2], before[3]
+        elif match.created or match.matched_by == "split":
+            matched_by, detail, merged_at = match.matched_by, match.detail or None, None
+            if match.detail:
+                self.report.count("kept_apart_by_audio")
+                self.report.warn(path, f"not merged: {match.detail}")
+        else:
+            matched_by, detail, merged_at = match.matched_by, match.detail or None, utc_now()
+            self.report.merge(path, match.key, match.matched_by, match.detail)
+        conn.execute("UPDATE source_file SET matched_by = ?, match_detail = ?, merged_at = ? WHERE path = ?",
+                     (matched_by, detail, merged_at, path))
 
 
 @dataclass(frozen=True)
 class _Found:
     """Where an accepted file went in the catalog, and the evidence kept beside it."""
 
-    recording_id: int | None = None
+    match: Match | None = None
     track_id: int | None = None
     guessed: tuple[str, ...] = ()       # fields taken from the path, not the tags
     licence_conflict: str | None = None
 
+    @property
+    def recording_id(self) -> int | None:
+        return self.match.recording_id if self.match else None
+
 
 def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Found:
-    """Match the file to a recording (creating it if new), its album and track."""
+    """Match the file to a recording (creating it if new), its album and track.
+
+    A file the operator split off (``soundark catalog split``) goes to its own recording, whatever
+    its names and identifiers say.
+    """
     tags, facts = scanned.tags, scanned.facts
     assert tags is not None and facts is not None
     path = guess_from_path(Path(scanned.path), seen.depth)
@@ -300,7 +336,12 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Fo
         mbid=tags.mb_recording_id, duration_ms=facts.duration_ms, date=tags.date, rights=rights,
         artist_mbids=(tags.mb_artist_id,) if tags.mb_artist_id else (),
     )
-    match = match_recording(conn, rec, derived_key("file", scanned.sha256))
+    split = conn.execute("SELECT recording_key FROM split_file WHERE sha256 = ?", (scanned.sha256,)).fetchone()
+    if split:
+        match = own_recording(conn, rec, split[0])
+    else:
+        match = match_recording(conn, rec, derived_key("file", scanned.sha256),
+                                AudioEvidence(scanned.signature, scanned.path))
     album_id = album_key = None
     if album:
         key_artist = tags.album_artist or (artists[0] if artists else "")
@@ -319,15 +360,14 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Fo
         ("album", tags.album, path.album), ("track_number", tags.track_number, path.track_number),
         ("disc_number", tags.disc_number, path.disc_number),
     ) if from_tags in (None, (), "") and from_path not in (None, ""))
-    return _Found(match.recording_id, track_id, guessed,
-                  licence_conflict(rights, tags.license, tags.copyright))
+    return _Found(match, track_id, guessed, licence_conflict(rights, tags.license, tags.copyright))
 
 
 _UPSERT = (
     "INSERT INTO source_file (path, size, mtime_ns, sha256, status, error, container, codec, bitrate,"
     " sample_rate, channels, duration_ms, lossless, recording_id, track_id, tags, license, copyright,"
-    " has_art, rights, scanned_at, decoder, guessed, licence_conflict)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " has_art, rights, scanned_at, decoder, guessed, licence_conflict, signature)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " sha256 = excluded.sha256, status = excluded.status, error = excluded.error,"
     " container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,"
@@ -336,7 +376,8 @@ _UPSERT = (
     " recording_id = excluded.recording_id, track_id = excluded.track_id, tags = excluded.tags,"
     " license = excluded.license, copyright = excluded.copyright, has_art = excluded.has_art,"
     " rights = excluded.rights, scanned_at = excluded.scanned_at, decoder = excluded.decoder,"
-    " guessed = excluded.guessed, licence_conflict = excluded.licence_conflict"
+    " guessed = excluded.guessed, licence_conflict = excluded.licence_conflict,"
+    " signature = excluded.signature"
 )
 
 
@@ -353,7 +394,7 @@ def _store_file(conn: Any, scanned: ScannedFile, found: _Found, rights: str) -> 
         tags.license if ok and tags else None, tags.copyright if ok and tags else None,
         int(bool(ok and tags and tags.has_art)), rights, utc_now(),
         facts.decoder if ok else None, json.dumps(list(found.guessed)) if found.guessed else None,
-        found.licence_conflict))
+        found.licence_conflict, scanned.signature if ok else None))
 
 
 def _tags_json(tags: TagSet | None) -> str | None:
