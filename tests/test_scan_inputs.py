@@ -21,6 +21,7 @@ from soundark.catalog.importers.scan import ARCHIVE_SKIPPED, scan_directory
 from soundark.catalog.licences import licence_conflict
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import BadInput
+from soundark.media.fingerprint import SignatureBuilder, decode_signature
 from soundark.media.probe import probe
 from soundark.media.synth import SourceTags, make_file, tiny_jpeg
 from soundark.media.transcode import transcode_to_opus
@@ -49,6 +50,13 @@ def test_probe_falls_back_and_records_the_decoder() -> None:
     facts = probe(FRAMING)
     assert (facts.decoder, facts.container, facts.codec) == ("libsndfile", "ogg", "vorbis")
     assert (facts.sample_rate, facts.channels, facts.duration_ms) == (22050, 1, 1000)
+
+
+def test_the_fallback_feeds_the_acoustic_signature() -> None:
+    builder = SignatureBuilder()
+    probe(FRAMING, signature=builder)
+    frames = decode_signature(builder.finish())
+    assert frames is not None and len(frames) >= 5 and int(np.count_nonzero(frames)) > 0
 
 
 def test_an_ordinary_file_is_read_by_ffmpeg(tmp_path: Path) -> None:

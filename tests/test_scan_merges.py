@@ -193,3 +193,60 @@ def test_cli_scan_json_merges_and_split(archive: ArchivePaths, tmp_path: Path) -
     assert again.returncode == 1 and "already split off" in again.stderr
     undo = _cli("catalog", "split", str(mp3), "--undo", *a)
     assert undo.returncode == 0 and undo.stdout.count("\n") == 1 and "split undone" in undo.stdout
+
+
+# --- real music: two pieces of one soundtrack with the same (misleading) tags ------------------
+
+REAL = Path(__file__).parent / "data" / "realmusic"
+
+
+def _tag_mp3(path: Path, title: str, artist: str, album: str) -> None:
+    from mutagen.easyid3 import EasyID3
+
+    tags = EasyID3()
+    tags.update({"title": title, "artist": artist, "album": album, "tracknumber": "1"})
+    tags.save(str(path))
+
+
+def _reencode_flac(source: Path, target: Path) -> Path:
+    """The same audio in another format (PyAV decode -> FLAC), with the same tags."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        stream = src.streams.audio[0]
+        enc = out.add_stream("flac", rate=stream.rate)
+        enc.layout = stream.layout.name
+        for frame in src.decode(stream):
+            frame.pts = None
+            for packet in enc.encode(frame):
+                out.mux(packet)
+        for packet in enc.encode(None):
+            out.mux(packet)
+    from mutagen.flac import FLAC
+
+    flac = FLAC(str(target))
+    flac.update({"title": "Main Theme", "artist": "Game Composer", "album": "Soundtrack",
+                 "tracknumber": "1"})
+    flac.save()
+    return target.resolve()
+
+
+def test_real_soundtrack_pieces_with_the_same_tags_stay_apart_and_formats_of_one_merge(
+        catalog: Catalog, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    paths = []
+    for folder, clip in (("disc1", "frontiers-excerpt.mp3"), ("disc2", "time_to_strike-excerpt.mp3")):
+        (lib / folder).mkdir(parents=True)
+        target = lib / folder / "01 Main Theme.mp3"
+        target.write_bytes((REAL / clip).read_bytes())
+        _tag_mp3(target, "Main Theme", "Game Composer", "Soundtrack")
+        paths.append(target.resolve())
+    (lib / "flac").mkdir()
+    flac = _reencode_flac(paths[0], lib / "flac" / "01 Main Theme.flac")
+    report = scan_directory(catalog, lib)
+    assert _recordings(catalog) == 2  # two pieces of music; the FLAC joined its MP3
+    assert _recording_of(catalog, paths[0]) != _recording_of(catalog, paths[1])
+    assert _recording_of(catalog, flac) == _recording_of(catalog, paths[0])
+    [merge] = report.merges
+    assert (merge.subject, merge.rule) == (str(flac), "name+duration+audio")
+    assert report.counts.get("kept_apart_by_audio") == 1

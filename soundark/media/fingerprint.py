@@ -14,9 +14,10 @@ System" (ISMIR 2002), the design Chromaprint also descends from:
 4. 32 bits per frame: bit *m* of frame *n* is set when the energy difference of
    bands *m*, *m*+1 grew since frame *n*-1 by more than :data:`BIT_DEADBAND_DB`.
 
-Only the first :data:`MAX_SECONDS` are used (Chromaprint's default length too): the
-cost per file is capped, and the stored value stays small (4 bytes per frame, about
-4.6 KB for two minutes). Stored as ``b"saf1"`` + little-endian uint32 per frame.
+Only the first :data:`MAX_SECONDS` are used: the cost per file is capped (at 120 s the
+signature added 20-65 % to the scan's decode, at 30 s 7-15 %), the stored value stays
+small (4 bytes per frame, about 1.3 KB), and on real music 30 s separate same and
+different audio as well as 120 s did (docs/scan.md). Stored as ``b"saf1"`` + little-endian uint32 per frame.
 
 Two signatures are compared by their **bit error rate** (share of differing bits)
 at the best time offset within ±:data:`MAX_OFFSET_FRAMES` frames (about ±3 s, the
@@ -39,7 +40,7 @@ BANDS = 33
 LOW_HZ, HIGH_HZ = 300.0, 2000.0
 FLOOR_DB = 60.0
 BIT_DEADBAND_DB = 0.2
-MAX_SECONDS = 120
+MAX_SECONDS = 30
 MAX_OFFSET_FRAMES = 32
 # Fewer overlapping frames than this (1.5 s) say too little to tell two pieces apart; a shift
 # must also keep three quarters of the shorter signature (a sliver of overlap is no evidence).
