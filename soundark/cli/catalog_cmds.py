@@ -11,8 +11,9 @@ from rich.table import Table
 from soundark.catalog import open_catalog
 from soundark.catalog.search import count_matches, search
 from soundark.catalog.stats import catalog_stats
+from soundark.catalog.store import check_new_catalog
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 load_settings)
+                                 hold_writer_lock, load_settings)
 from soundark.config import Settings, write_settings
 from soundark.errors import BadInput
 from soundark.model import ImportReport
@@ -42,6 +43,8 @@ def init(
     paths.root.mkdir(parents=True, exist_ok=True)
     created = not paths.settings.exists()
     settings = Settings.load(paths.root)  # validates an existing file
+    hold_writer_lock(paths.root, settings)
+    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
     if created:
         write_settings(paths.root, settings)
     for folder in (paths.store, paths.art, paths.releases):
@@ -103,6 +106,7 @@ def scan(
     settings = load_settings(paths.root, rights=rights)
     if not folder.is_dir():
         raise BadInput(folder, "not a folder")
+    hold_writer_lock(paths.root, settings)
     from soundark.catalog.importers.scan import scan_directory
 
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
@@ -128,6 +132,7 @@ def import_catalog(
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
+    hold_writer_lock(paths.root, settings)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_catalog_file(catalog, file, rights=settings.rights, progress=progress,
                                      column_map=column_map, separator=settings.artist_separator,
@@ -147,6 +152,7 @@ def import_musicbrainz_cmd(
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
+    hold_writer_lock(paths.root, settings)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_musicbrainz(catalog, file, rights=settings.rights, progress=progress)
     print_report(report, as_json, "imported")
@@ -172,6 +178,7 @@ def import_listens_cmd(
     from soundark.catalog.importers.listens import import_listens
 
     paths = archive_paths(archive)
+    hold_writer_lock(paths.root, load_settings(paths.root))
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_listens(catalog, file, progress=progress, column_map=column_map, encoding=encoding)
     print_report(report, as_json, "imported listens from")

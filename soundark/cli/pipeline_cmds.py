@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import BarProgress, console, emit_json, load_settings
+from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings
 from soundark.errors import BadInput
 from soundark.pipeline import Step, init_archive, run_steps
 
@@ -36,6 +36,9 @@ def demo(
     """
     from soundark.pipeline.demo import demo_steps
 
+    root = folder.absolute() / "archive"  # where demo_steps builds the archive
+    root.mkdir(parents=True, exist_ok=True)
+    hold_writer_lock(root, load_settings(root))
     with BarProgress(quiet=as_json) as progress:
         steps, paths = demo_steps(folder.absolute(), progress)
         done = run_steps(paths, load_settings(paths.root), steps, progress, _printer(as_json))
@@ -63,6 +66,9 @@ def archive(
 
     if not source.is_dir():
         raise BadInput(source, "not a folder")
+    archive_dir = archive_dir.absolute()
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    hold_writer_lock(archive_dir, load_settings(archive_dir))
     paths = init_archive(archive_dir)
     settings = load_settings(paths.root, rights=rights)
     with BarProgress(quiet=as_json) as progress:
