@@ -32,6 +32,7 @@ err = Console(stderr=True, highlight=False)
 
 class CliState:
     debug: bool = False
+    signal: int = 0  # the SIGINT or SIGTERM that is stopping this command (soundark.cli.main)
 
 
 STATE = CliState()
@@ -77,6 +78,12 @@ def writer_root(path: Path) -> Path:
     if (path / "bagit.txt").is_file() or not path.is_dir():
         return path.parent
     return path
+
+
+def stop_if_signalled() -> None:
+    """After a stage returned early on a signal (its summary printed): exit 130/143 as the boundary does."""
+    if STATE.signal:
+        raise KeyboardInterrupt
 
 
 def hold_writer_lock(root: Path, settings: Settings) -> ArchiveLock:
@@ -148,6 +155,10 @@ class BarProgress(Progress):
             elif self.nbytes:
                 rate += f" {self.nbytes / elapsed / 1e6:,.1f} MB/s"
         self.bar.update(self.task, advance=n, rate=rate)
+
+    def cancelled(self) -> bool:
+        """True once SIGINT or SIGTERM arrived: stages that poll this stop at a clean point."""
+        return bool(STATE.signal)
 
     def note(self, message: str) -> None:
         self.notes += 1

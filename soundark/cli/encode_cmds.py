@@ -45,6 +45,8 @@ def encode(
         _print_dry_run(result)
     else:
         _print_summary(result)
+    if result.interrupted:  # the summary is out: now exit as the boundary does (130, 143)
+        raise KeyboardInterrupt
     if result.stopped:
         err.print(f"error: stopped early, {result.stopped}; unfinished jobs stay pending: "
                   "fix it and run `soundark encode` again", markup=False, highlight=False, soft_wrap=True)

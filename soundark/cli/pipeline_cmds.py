@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings
+from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
 from soundark.errors import BadInput
 from soundark.pipeline import Step, init_archive, run_steps
 
@@ -43,6 +43,7 @@ def demo(
         steps, paths = demo_steps(folder.absolute(), progress)
         done = run_steps(paths, load_settings(paths.root), steps, progress, _printer(as_json))
     ok = all(s.ok for s in done)
+    stop_if_signalled()  # a step returned early on SIGINT/SIGTERM: the later steps did not run
     if as_json:
         emit_json({"archive": str(paths.root), "ok": ok, "steps": [s.as_dict() for s in done]})
     else:
@@ -75,6 +76,7 @@ def archive(
         steps = archive_steps(source.absolute(), catalog_file, listens_file)
         done = run_steps(paths, settings, steps, progress, _printer(as_json))
     ok = all(s.ok for s in done)
+    stop_if_signalled()  # a step returned early on SIGINT/SIGTERM: the later steps did not run
     if as_json:
         emit_json({"archive": str(paths.root), "ok": ok, "steps": [s.as_dict() for s in done]})
     else:
