@@ -38,7 +38,11 @@ def init(
     archive: Path = typer.Argument(..., help="Folder to create or adopt as an archive."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Create an archive folder: soundark.toml with every setting, and an empty catalog."""
+    """Create an archive folder: soundark.toml with every setting, and an empty catalog.
+
+    An existing catalog is kept. Refused where store/ or releases/ hold data but the catalog
+    is missing or empty: restore it from the last metadata release instead (docs/reliability.md).
+    """
     paths = archive_paths(archive, must_exist=False)
     paths.root.mkdir(parents=True, exist_ok=True)
     created = not paths.settings.exists()
