@@ -31,6 +31,9 @@ def _s(default: Any, help: str) -> Any:
 class Settings:
     """Everything an archive can be told. Unknown keys in the file are an error."""
 
+    # every command that writes the archive
+    lock_wait_seconds: float = _s(5.0, "How long a writing command waits for another one writing the same "
+                                       "archive before it refuses (docs/reliability.md).")
     # catalog / import
     rights: str = _s("unknown", "Rights of sources imported without --rights (e.g. owned, cc-by-4.0, public-domain).")
     artist_separator: str = _s(";", "Separates artists in one text cell of an imported CSV/JSONL row "
@@ -67,6 +70,10 @@ class Settings:
     enable_lsd: bool = _s(False, "Use local service discovery (multicast on the LAN).")
     enable_upnp: bool = _s(False, "Ask the router for a port mapping by UPnP.")
     enable_natpmp: bool = _s(False, "Ask the router for a port mapping by NAT-PMP.")
+    enable_trackers: bool = _s(False, "Let seed/fetch announce to the trackers a .torrent or magnet names "
+                                      "(otherwise they are stripped before libtorrent sees them).")
+    enable_web_seeds: bool = _s(False, "Let fetch download from the web seeds (BEP 19/17) a .torrent or magnet "
+                                       "names (otherwise they are stripped before libtorrent sees them).")
     upload_rate_limit: int = _s(0, "Upload limit in bytes/s; 0 is unlimited.")
     download_rate_limit: int = _s(0, "Download limit in bytes/s; 0 is unlimited.")
     connections_limit: int = _s(200, "Most peer connections at once.")

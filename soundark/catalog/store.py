@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from soundark.errors import BadInput, EnvironmentProblem, NotFound
+from soundark.config import ArchivePaths
+from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -163,7 +165,11 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
     path = Path(path)
     if readonly or not create:
         if not path.exists():
-            raise NotFound(path, "no catalog here: run `soundark init` or an import first")
+            raise NotFound(path, "no catalog here: run `soundark init` first")
+        if path.is_file() and path.stat().st_size == 0:
+            # SQLite would take an empty file for a new database and migrate it: a fresh,
+            # empty catalog over an archive that had one. Only a creating open may do that.
+            raise BadInput(path, "the catalog is empty (0 bytes); " + restore_hint(path.parent))
     elif not path.parent.exists():
         raise NotFound(path.parent, "folder does not exist")
     try:
@@ -194,3 +200,66 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
 def require_catalog(path: Path | str) -> None:
     if not Path(path).is_file():
         raise BadInput(path, "not a catalog file")
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_catalog(paths: ArchivePaths) -> None:
+    """Refuse an archive whose catalog is missing, empty or not SQLite (docs/reliability.md).
+
+    Only `soundark init` makes a catalog. A folder with no catalog, no settings and no
+    data is simply not an archive yet; one whose store/ or releases/ hold data has lost
+    its catalog, and re-creating it would publish and list as if that data did not exist.
+    """
+    path = paths.catalog
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        if not paths.settings.exists() and not archive_holds_data(paths):
+            raise NotFound(paths.root, "not a soundark archive (no catalog.sqlite3): "
+                                       "run `soundark init` first") from None
+        raise NotFound(path, "the catalog is missing; " + restore_hint(paths.root)) from None
+    except OSError as e:
+        raise describe_sqlite_error(path, sqlite3.OperationalError(f"unable to open: {e}")) from e
+    if not head:
+        raise BadInput(path, "the catalog is empty (0 bytes); " + restore_hint(paths.root))
+    if head != _SQLITE_HEADER:
+        raise BadInput(path, "not an SQLite database (damaged or replaced); " + restore_hint(paths.root))
+
+
+def check_new_catalog(paths: ArchivePaths) -> None:
+    """Before `init` makes a catalog: refuse when store/ or releases/ already hold data.
+
+    A catalog that exists is kept (init is idempotent); a missing or 0-byte one next to
+    an archive's data was lost, and a fresh one would not know that data.
+    """
+    path = paths.catalog
+    if path.exists() and path.stat().st_size > 0:
+        check_catalog(paths)  # kept, so it must be one
+        return
+    if archive_holds_data(paths):
+        state = "is empty (0 bytes)" if path.exists() else "is missing"
+        raise Conflict(path, f"the catalog {state} but {paths.root} holds releases or stored audio; "
+                             + restore_hint(paths.root))
+
+
+def archive_holds_data(paths: ArchivePaths) -> bool:
+    """True when store/ or releases/ hold any file: an archive's work, not an empty folder."""
+    for folder in (paths.store, paths.releases):
+        if folder.is_dir():
+            for _dirpath, _dirs, files in os.walk(folder):
+                if files:
+                    return True
+    return False
+
+
+def restore_hint(root: Path) -> str:
+    """What to do: restore the newest metadata release's snapshot, or init a new archive."""
+    found = sorted(Path(root, "releases").glob("*-metadata-*/data/catalog.sqlite3*"))
+    source = (str(found[-1]) if found
+              else "releases/<prefix>-metadata-NNNN/data/catalog.sqlite3.zst (newest)")
+    return (f"restore it from the last metadata release ({source}: `zstd -d` it if .zst, copy it to "
+            f"{Path(root, 'catalog.sqlite3')}, then re-run `soundark scan` on your sources), "
+            "or run `soundark init` in an empty folder for a new archive")

@@ -4,12 +4,20 @@ One error boundary (:func:`main`): a :class:`~soundark.errors.SoundarkError`
 prints ``error: <subject>: <reason>`` on one line and exits 1; the traceback is
 shown only with ``--debug``. Each stage's commands live in their own module
 here and register themselves on :data:`app`.
+
+Ctrl-C (SIGINT) and SIGTERM (what a service manager or a cluster scheduler sends)
+take the same path: the first one raises ``KeyboardInterrupt`` in the running
+stage, which finishes or gives back the work in flight; later ones are ignored so
+that clean-up is never cut short; the process exits 128 + the signal number
+(130, 143) after one line (and a long command's summary). docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 import typer
@@ -68,18 +76,37 @@ def _register() -> None:
 _register()
 
 
+def _on_signal(signum: int, frame: object) -> None:
+    if STATE.signal:  # already stopping: let the clean-up finish
+        return
+    STATE.signal = signum
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _on_signal)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `soundark` console script: the one error boundary."""
     STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    STATE.signal = 0
+    _install_signal_handlers()
     try:
         code = app(args=argv, standalone_mode=False)
+        if STATE.signal:  # Typer turns KeyboardInterrupt into a bare return code 130
+            _interrupted()
         if isinstance(code, int) and code:  # click returns typer.Exit(n)'s code when not standalone
             sys.exit(code)
     except SoundarkError as e:
         _fail(str(e), 1)
     except KeyboardInterrupt:
-        _fail("interrupted: nothing half-written was kept; re-run the command to continue", 130)
-    except typer.Abort:
+        _interrupted()
+    except typer.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click turns an interrupt into Abort
+            _interrupted()
         _fail("aborted", 1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -95,6 +122,13 @@ def main(argv: list[str] | None = None) -> None:
             _fail(f"{subject}: {e.strerror or e}", 1)
         _fail(f"internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", 1)
     sys.exit(0)
+
+
+def _interrupted() -> None:
+    signum = STATE.signal or signal.SIGINT
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    _fail(f"{what}: work in flight was finished or put back, nothing half-written was kept; "
+          "re-run the command to continue", 128 + signum)
 
 
 def _fail(message: str, code: int) -> None:

@@ -11,8 +11,9 @@ from rich.table import Table
 from soundark.catalog import open_catalog
 from soundark.catalog.search import count_matches, search
 from soundark.catalog.stats import catalog_stats
+from soundark.catalog.store import check_new_catalog
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 load_settings)
+                                 hold_writer_lock, load_settings)
 from soundark.config import Settings, write_settings
 from soundark.errors import BadInput
 from soundark.model import ImportReport
@@ -37,11 +38,17 @@ def init(
     archive: Path = typer.Argument(..., help="Folder to create or adopt as an archive."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Create an archive folder: soundark.toml with every setting, and an empty catalog."""
+    """Create an archive folder: soundark.toml with every setting, and an empty catalog.
+
+    An existing catalog is kept. Refused where store/ or releases/ hold data but the catalog
+    is missing or empty: restore it from the last metadata release instead (docs/reliability.md).
+    """
     paths = archive_paths(archive, must_exist=False)
     paths.root.mkdir(parents=True, exist_ok=True)
     created = not paths.settings.exists()
     settings = Settings.load(paths.root)  # validates an existing file
+    hold_writer_lock(paths.root, settings)
+    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
     if created:
         write_settings(paths.root, settings)
     for folder in (paths.store, paths.art, paths.releases):
@@ -107,6 +114,7 @@ def scan(
     settings = load_settings(paths.root, rights=rights)
     if not folder.is_dir():
         raise BadInput(folder, "not a folder")
+    hold_writer_lock(paths.root, settings)
     from soundark.catalog.importers.scan import scan_directory
 
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
@@ -132,6 +140,7 @@ def import_catalog(
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
+    hold_writer_lock(paths.root, settings)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_catalog_file(catalog, file, rights=settings.rights, progress=progress,
                                      column_map=column_map, separator=settings.artist_separator,
@@ -160,6 +169,7 @@ def import_musicbrainz_cmd(
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
+    hold_writer_lock(paths.root, settings)
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_musicbrainz(catalog, files, rights=settings.rights, progress=progress)
     print_report(report, as_json, "imported")
@@ -185,6 +195,7 @@ def import_listens_cmd(
     from soundark.catalog.importers.listens import import_listens
 
     paths = archive_paths(archive)
+    hold_writer_lock(paths.root, load_settings(paths.root))
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = import_listens(catalog, file, progress=progress, column_map=column_map, encoding=encoding)
     print_report(report, as_json, "imported listens from")

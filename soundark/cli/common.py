@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,8 +16,9 @@ from rich.progress import (
     TimeElapsedColumn, TimeRemainingColumn,
 )
 
+from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths, Settings
-from soundark.errors import NotFound
+from soundark.lock import ArchiveLock
 from soundark.model import Progress
 
 # Progress bars, warnings and tables for people go to stderr when --json is given,
@@ -30,6 +32,7 @@ err = Console(stderr=True, highlight=False)
 
 class CliState:
     debug: bool = False
+    signal: int = 0  # the SIGINT or SIGTERM that is stopping this command (soundark.cli.main)
 
 
 STATE = CliState()
@@ -45,14 +48,61 @@ def emit_json(obj: dict[str, Any]) -> None:
 
 
 def archive_paths(archive: Path, must_exist: bool = True) -> ArchivePaths:
+    """The archive's paths; with *must_exist*, refuse a missing, empty or foreign catalog.
+
+    Only `init` (and `archive`/`demo`, which init) may make a catalog: any other
+    command that found none would otherwise start a fresh one over an archive whose
+    store and releases it knows nothing about (see docs/reliability.md).
+    """
     paths = ArchivePaths(Path(archive).expanduser().absolute())
-    if must_exist and not paths.catalog.exists():
-        raise NotFound(paths.root, "not a soundark archive (no catalog.sqlite3): run `soundark init` first")
+    if must_exist:
+        check_catalog(paths)
     return paths
 
 
 def load_settings(archive: Path, **overrides: Any) -> Settings:
     return Settings.load(Path(archive)).with_overrides(**overrides)
+
+
+def writer_root(path: Path) -> Path:
+    """Whose lock a command over *path* takes: the archive that holds it, else its folder.
+
+    `repair` accepts an archive, its releases folder, one bag, or bags downloaded
+    anywhere; two repairs of the same bags must meet on the same lock file, so a bag
+    outside an archive locks the folder that holds it (never a file inside the bag).
+    """
+    path = Path(path).expanduser().absolute()
+    for folder in (path, *path.parents):
+        if (folder / "catalog.sqlite3").is_file() or (folder / "soundark.toml").is_file():
+            return folder
+    if (path / "bagit.txt").is_file() or not path.is_dir():
+        return path.parent
+    return path
+
+
+def stop_if_signalled() -> None:
+    """After a stage returned early on a signal (its summary printed): exit 130/143 as the boundary does."""
+    if STATE.signal:
+        raise KeyboardInterrupt
+
+
+def hold_writer_lock(root: Path, settings: Settings) -> ArchiveLock:
+    """Take the archive's writer lock for the rest of this command (docs/reliability.md).
+
+    Waits up to the `lock_wait_seconds` setting for another writer, then refuses with
+    one line naming it. Released when the command ends, however it ends.
+    """
+    ctx = click.get_current_context(silent=True)
+    words = []
+    while ctx is not None and ctx.parent is not None:  # the root's name is however Python was started
+        words.append(ctx.info_name or "")
+        ctx = ctx.parent
+    lock = ArchiveLock(Path(root), " ".join(["soundark", *reversed(words)]))
+    lock.acquire(settings.lock_wait_seconds)
+    current = click.get_current_context(silent=True)
+    if current is not None:
+        current.call_on_close(lock.release)
+    return lock
 
 
 class BarProgress(Progress):
@@ -105,6 +155,10 @@ class BarProgress(Progress):
             elif self.nbytes:
                 rate += f" {self.nbytes / elapsed / 1e6:,.1f} MB/s"
         self.bar.update(self.task, advance=n, rate=rate)
+
+    def cancelled(self) -> bool:
+        """True once SIGINT or SIGTERM arrived: stages that poll this stop at a clean point."""
+        return bool(STATE.signal)
 
     def note(self, message: str) -> None:
         self.notes += 1

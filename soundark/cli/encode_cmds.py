@@ -32,6 +32,7 @@ def encode(
 
     Resumable: a killed run loses at most the files in flight and the next run
     finishes the rest; two runs on one archive never encode the same recording.
+    SIGTERM or Ctrl-C puts the jobs in flight back, prints the summary and exits 143/130.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
@@ -45,6 +46,8 @@ def encode(
         _print_dry_run(result)
     else:
         _print_summary(result)
+    if result.interrupted:  # the summary is out: now exit as the boundary does (130, 143)
+        raise KeyboardInterrupt
     if result.stopped:
         err.print(f"error: stopped early, {result.stopped}; unfinished jobs stay pending: "
                   "fix it and run `soundark encode` again", markup=False, highlight=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import BarProgress, console, emit_json, load_settings
+from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
 from soundark.errors import BadInput
 from soundark.pipeline import Step, init_archive, run_steps
 
@@ -36,10 +36,14 @@ def demo(
     """
     from soundark.pipeline.demo import demo_steps
 
+    root = folder.absolute() / "archive"  # where demo_steps builds the archive
+    root.mkdir(parents=True, exist_ok=True)
+    hold_writer_lock(root, load_settings(root))
     with BarProgress(quiet=as_json) as progress:
         steps, paths = demo_steps(folder.absolute(), progress)
         done = run_steps(paths, load_settings(paths.root), steps, progress, _printer(as_json))
     ok = all(s.ok for s in done)
+    stop_if_signalled()  # a step returned early on SIGINT/SIGTERM: the later steps did not run
     if as_json:
         emit_json({"archive": str(paths.root), "ok": ok, "steps": [s.as_dict() for s in done]})
     else:
@@ -63,12 +67,16 @@ def archive(
 
     if not source.is_dir():
         raise BadInput(source, "not a folder")
+    archive_dir = archive_dir.absolute()
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    hold_writer_lock(archive_dir, load_settings(archive_dir))
     paths = init_archive(archive_dir)
     settings = load_settings(paths.root, rights=rights)
     with BarProgress(quiet=as_json) as progress:
         steps = archive_steps(source.absolute(), catalog_file, listens_file)
         done = run_steps(paths, settings, steps, progress, _printer(as_json))
     ok = all(s.ok for s in done)
+    stop_if_signalled()  # a step returned early on SIGINT/SIGTERM: the later steps did not run
     if as_json:
         emit_json({"archive": str(paths.root), "ok": ok, "steps": [s.as_dict() for s in done]})
     else:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 load_settings)
+                                 hold_writer_lock, load_settings)
 
 
 
@@ -43,6 +43,7 @@ def plan(
     if tiers is not None:
         overrides["tiers"] = parse_tiers(tiers)
     settings = load_settings(paths.root, **overrides)
+    hold_writer_lock(paths.root, settings)
     with BarProgress(quiet=as_json) as progress:
         result = run_plan(paths, settings, progress)
     if as_json:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from soundark.cli.common import BarProgress, console, emit_json, load_settings
+from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput
 from soundark.model import parse_bytes
@@ -63,7 +63,13 @@ def repair_cmd(
     path: Path = typer.Argument(..., help="An archive, a releases folder or one bag with its .parity sidecar beside it."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Restore damaged or missing files byte-exact from parity (no network), then verify again."""
+    """Restore damaged or missing files byte-exact from parity (no network), then verify again.
+
+    One repair at a time: it takes the writer lock of the archive holding PATH (or of
+    the folder holding a bag outside any archive), as the other writing commands do.
+    """
+    root = writer_root(path)
+    hold_writer_lock(root, load_settings(root))
     with BarProgress(quiet=as_json) as bar:
         report = repair_path(path, progress=bar)
     if as_json:

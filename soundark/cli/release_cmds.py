@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 load_settings)
+                                 hold_writer_lock, load_settings)
 
 DATE_OPT = typer.Option(None, "--date",
                         help="Release date YYYY-MM-DD written into bags and torrents (default: the "
@@ -62,6 +62,7 @@ def metadata(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_jso
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
+    hold_writer_lock(paths.root, settings)
     with BarProgress(quiet=as_json) as progress:
         result = run_release_metadata(paths, settings, progress, date=date)
     print_result(result, as_json)
@@ -92,6 +93,7 @@ def audio(
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
+    hold_writer_lock(paths.root, settings)
     with BarProgress(quiet=as_json) as progress:
         result = run_release_audio(paths, settings, progress, date=date, target_size=target_size,
                                    max_files=max_files, full_only=full_only)
@@ -105,6 +107,7 @@ def art(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bo
 
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
+    hold_writer_lock(paths.root, settings)
     with BarProgress(quiet=as_json) as progress:
         result = run_release_art(paths, settings, progress, date=date)
     print_result(result, as_json)

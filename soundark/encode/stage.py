@@ -78,6 +78,7 @@ class EncodeResult:
     reclaimed: int = 0             # leases taken back from dead runs
     remaining: int = 0             # jobs still pending after this run
     stopped: str | None = None     # the run stopped early: the machine's problem (disk full...), not an input's
+    interrupted: bool = False      # stopped by SIGINT/SIGTERM: jobs in flight went back to pending
     sync: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     would_encode: list[dict[str, Any]] = field(default_factory=list)
@@ -119,6 +120,7 @@ def run_encode(paths: ArchivePaths, settings: Settings, progress: Progress = NO_
             run = _Run(catalog, paths, settings, progress, options, result)
             run.go(total)
             result.stopped = run.stopped
+            result.interrupted = run.interrupted
         result.remaining = jobs.pending_count(catalog)
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -161,6 +163,7 @@ class _Run:
         self.waiting: list[tuple[float, EncodeTask, Job, str]] = []  # leased, not yet submitted
         self.executor: Executor | None = None
         self.stopped: str | None = None  # why the run stopped early (the machine, not an input)
+        self.interrupted = False
 
     def go(self, total: int) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -182,6 +185,10 @@ class _Run:
                 if time.monotonic() >= renew_at:
                     jobs.renew(self.catalog, self.owner, self.lease_seconds)
                     renew_at = time.monotonic() + self.lease_seconds / 3
+        except KeyboardInterrupt:
+            # SIGINT or SIGTERM (the CLI turns both into this): stop, give the work in flight
+            # back below, and return what was done, so the caller can print a summary.
+            self.interrupted = True
         finally:
             for future in self.inflight:
                 future.cancel()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from soundark.catalog import open_catalog
+from soundark.catalog.store import check_new_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.model import NO_PROGRESS, ImportReport, Progress
 
@@ -39,6 +40,7 @@ def init_archive(root: Path, settings: Settings | None = None) -> ArchivePaths:
         write_settings(paths.root, settings or Settings())
     for folder in (paths.store, paths.art, paths.releases):
         folder.mkdir(exist_ok=True)
+    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
     open_catalog(paths.catalog).close()
     return paths
 

@@ -40,7 +40,9 @@ class StoreFile:
 
 
 def is_archive(path: Path) -> bool:
-    return (path / "catalog.sqlite3").is_file() and (path / "store").is_dir()
+    """An archive folder: a store and its catalog, or its settings when the catalog was lost."""
+    return (path / "store").is_dir() and ((path / "catalog.sqlite3").exists()
+                                          or (path / "soundark.toml").is_file())
 
 
 def store_files(root: Path) -> Iterator[StoreFile]:

@@ -4,6 +4,10 @@ The only libtorrent user in the preserve stage. Everything that contacts hosts o
 peers one names is off unless the archive's settings turn it on: DHT (and its public bootstrap
 nodes), LSD, UPnP, NAT-PMP, the IP notifier, the WebTorrent STUN server and PEX. A session that
 listens only on loopback also sends only from loopback (shared/DEPENDENCIES.md, "Network safety").
+The trackers (BEP 3 ``announce``, BEP 12 ``announce-list``), web seeds (BEP 19 ``url-list``,
+BEP 17 ``httpseeds``) and DHT ``nodes`` that a .torrent or magnet names are stripped before
+libtorrent sees them, unless ``enable_trackers`` / ``enable_web_seeds`` / ``enable_dht`` allow them:
+libtorrent contacts them by itself as soon as a torrent is added.
 
 Untrusted metainfo is parsed by :mod:`soundark.fixity.torrent` before libtorrent sees it; a
 magnet is added in upload mode (nothing is written) until its metadata arrives and passes the
@@ -23,7 +27,7 @@ import libtorrent as lt
 
 from soundark.config import Settings
 from soundark.errors import BadInput, EnvironmentProblem
-from soundark.fixity.torrent import parse_magnet, parse_torrent, read_torrent
+from soundark.fixity.torrent import bdecode, parse_magnet, parse_torrent, read_torrent
 from soundark.model import NO_PROGRESS, Progress
 
 RESUME_DIR = ".soundark-fetch"
@@ -57,11 +61,32 @@ class SwarmConfig:
     upload_rate_limit: int = 0
     download_rate_limit: int = 0
     connections_limit: int = 200
+    enable_trackers: bool = False
+    enable_web_seeds: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> "SwarmConfig":
         return cls(s.listen_interfaces, s.enable_dht, s.enable_lsd, s.enable_upnp, s.enable_natpmp,
-                   s.upload_rate_limit, s.download_rate_limit, s.connections_limit)
+                   s.upload_rate_limit, s.download_rate_limit, s.connections_limit,
+                   s.enable_trackers, s.enable_web_seeds)
+
+    def contact_keys(self) -> frozenset[bytes]:
+        """Top-level .torrent keys naming hosts libtorrent would contact that are not allowed."""
+        keys: set[bytes] = set()
+        if not self.enable_trackers:
+            keys |= {b"announce", b"announce-list"}
+        if not self.enable_web_seeds:
+            keys |= {b"url-list", b"httpseeds"}
+        if not self.enable_dht:
+            keys.add(b"nodes")
+        return frozenset(keys)
+
+    def strip_contacts(self, atp: lt.add_torrent_params) -> None:
+        """Magnets' ``tr=``/``ws=`` and resume data's saved trackers and seeds likewise."""
+        if not self.enable_trackers:
+            atp.trackers = []
+        if not self.enable_web_seeds:
+            atp.url_seeds = []
 
     @property
     def loopback_only(self) -> bool:
@@ -119,12 +144,31 @@ def _torrent_params(torrent: Path, save_path: Path, cfg: SwarmConfig) -> lt.add_
     read_torrent(torrent)  # refuse hostile metainfo before libtorrent parses it
     atp = lt.add_torrent_params()
     try:
-        atp.ti = lt.torrent_info(str(torrent))
+        atp.ti = lt.torrent_info(without_contacts(torrent.read_bytes(), cfg, torrent))
+    except OSError as e:
+        raise BadInput(torrent, f"cannot read: {e.strerror or e}") from e
     except RuntimeError as e:
         raise BadInput(torrent, f"libtorrent cannot read it: {e}") from e
     atp.save_path = str(save_path)
     atp.flags = (atp.flags | cfg.torrent_flags()) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
     return atp
+
+
+def without_contacts(data: bytes, cfg: SwarmConfig, subject: object) -> bytes:
+    """The metainfo without the keys :meth:`SwarmConfig.contact_keys` forbids.
+
+    The ``info`` dictionary is copied byte for byte (the infohash cannot change); the
+    other kept keys (``piece layers``, ``comment``...) are re-encoded in canonical order.
+    """
+    meta, span = bdecode(data, subject)
+    drop = cfg.contact_keys()
+    if not isinstance(meta, dict) or span is None or not drop & meta.keys():
+        return data
+    parts = [b"d"]
+    for key in sorted(k for k in meta if k not in drop):
+        value = data[span[0]:span[1]] if key == b"info" else lt.bencode(meta[key])
+        parts += [str(len(key)).encode(), b":", key, value]
+    return b"".join(parts + [b"e"])
 
 
 # ---------------------------------------------------------------- seeding
@@ -286,8 +330,7 @@ def _add_fetch(ses: lt.session, req: FetchRequest, cfg: SwarmConfig):
         except RuntimeError:
             pass  # stale or damaged resume data: libtorrent re-checks the files instead
     atp.save_path = str(req.to)
-    atp.trackers = []
-    atp.url_seeds = []
+    cfg.strip_contacts(atp)
     atp.flags = (atp.flags | cfg.torrent_flags()) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
     return ses.add_torrent(atp), torrent, peers
 

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundark.catalog.store import check_catalog
+from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, SoundarkError
 from soundark.fixity.bagit import (
     BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, parse_oxum, read_bag_info, read_manifest,
@@ -143,6 +145,12 @@ def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: P
     report.bytes += nbytes
     report.checks.append("store sha256")
     report.problems.extend(Problem("altered", rel, why) for rel, why in problems)
+    try:
+        check_catalog(ArchivePaths(root))
+    except SoundarkError as e:  # a lost catalog cannot say what should be stored; say so instead
+        kind = "missing" if isinstance(e, NotFound) else "altered"
+        report.problems.append(Problem(kind, "catalog.sqlite3", e.reason))
+        return
     report.problems.extend(Problem("missing", rel, "the catalog lists it as encoded")
                            for rel in missing_files(root))
 

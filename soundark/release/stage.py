@@ -219,7 +219,7 @@ def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progres
     ctx = make_context(paths, settings, date)
     limits = audio_limits(settings, ctx.hybrid, target_size, max_files)
     result = ReleaseResult("audio", ctx.date, str(paths.releases))
-    with open_catalog(paths.catalog) as catalog:
+    with open_catalog(paths.catalog, create=False) as catalog:
         for name in prepare_staging(ctx, catalog):
             progress.note(f"{name}: a run was killed while publishing it; taken back, built again")
         for reason, n in held_back_by_rights(catalog, tuple(settings.redistributable)).items():
@@ -256,7 +256,7 @@ def _run_phase(phase: str, publish: Any, paths: ArchivePaths, settings: Settings
     """One single-bag phase (metadata, art): build in staging, publish, refresh the release list."""
     ctx = make_context(paths, settings, date)
     result = ReleaseResult(phase, ctx.date, str(paths.releases))
-    with open_catalog(paths.catalog) as catalog:
+    with open_catalog(paths.catalog, create=False) as catalog:
         for name in prepare_staging(ctx, catalog):
             progress.note(f"{name}: a run was killed while publishing it; taken back, built again")
         publish(catalog, ctx, result, progress)
