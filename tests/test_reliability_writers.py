@@ -101,6 +101,7 @@ def test_second_writer_refuses_with_one_line_then_a_killed_holder_frees_the_lock
     ("scan", "{root}/store", "-a", "{root}"),
     ("import", "listens", "{root}/none.csv", "-a", "{root}"),
     ("init", "{root}"),
+    ("catalog", "split", "0" * 64, "-a", "{root}"),
 ])
 def test_every_writer_refuses_while_another_writes(ready: ArchivePaths, command: tuple[str, ...]) -> None:
     holder = hold_lock(ready.root)

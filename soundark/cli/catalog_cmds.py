@@ -297,6 +297,7 @@ def split_cmd(
     from soundark.catalog.merges import split_file, undo_split
 
     paths = archive_paths(archive)
+    hold_writer_lock(paths.root, load_settings(paths.root))
     with open_catalog(paths.catalog) as catalog:
         result = undo_split(catalog, file) if undo else split_file(catalog, file)
     if as_json:
