@@ -23,7 +23,7 @@ import traceback
 import typer
 
 from soundark import __version__
-from soundark.cli.common import STATE, err
+from soundark.cli.common import STATE, err, release_writer_locks
 from soundark.errors import SoundarkError
 
 app = typer.Typer(
@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     STATE.signal = 0
     _install_signal_handlers()
+    try:
+        _run(argv)
+    finally:
+        release_writer_locks()
+
+
+def _run(argv: list[str] | None) -> None:
+    """Run the app; every outcome becomes one line and an exit code (SystemExit)."""
     try:
         code = app(args=argv, standalone_mode=False)
         if STATE.signal:  # Typer turns KeyboardInterrupt into a bare return code 130

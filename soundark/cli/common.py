@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -86,23 +85,41 @@ def stop_if_signalled() -> None:
         raise KeyboardInterrupt
 
 
+_HELD_LOCKS: list[ArchiveLock] = []
+
+
 def hold_writer_lock(root: Path, settings: Settings) -> ArchiveLock:
     """Take the archive's writer lock for the rest of this command (docs/reliability.md).
 
     Waits up to the `lock_wait_seconds` setting for another writer, then refuses with
-    one line naming it. Released when the command ends, however it ends.
+    one line naming it. Released when the command ends, however it ends (:func:`main`
+    calls :func:`release_writer_locks`; a killed process loses its flock to the kernel).
     """
-    ctx = click.get_current_context(silent=True)
+    lock = ArchiveLock(Path(root), " ".join(["soundark", *_command_words()]))
+    lock.acquire(settings.lock_wait_seconds)
+    _HELD_LOCKS.append(lock)
+    return lock
+
+
+def release_writer_locks() -> None:
+    """Release every lock this command took (also when soundark runs in-process, as in tests)."""
+    while _HELD_LOCKS:
+        _HELD_LOCKS.pop().release()
+
+
+def _command_words() -> list[str]:
+    """The subcommand's words, e.g. ['release', 'audio'], from Typer's own click context."""
+    from typer.main import get_current_context  # Typer vendors its click: not click's own
+
+    try:
+        ctx = get_current_context(silent=True)
+    except Exception:  # noqa: BLE001 - only a label for the lock holder's note
+        ctx = None
     words = []
     while ctx is not None and ctx.parent is not None:  # the root's name is however Python was started
         words.append(ctx.info_name or "")
         ctx = ctx.parent
-    lock = ArchiveLock(Path(root), " ".join(["soundark", *reversed(words)]))
-    lock.acquire(settings.lock_wait_seconds)
-    current = click.get_current_context(silent=True)
-    if current is not None:
-        current.call_on_close(lock.release)
-    return lock
+    return list(reversed(words))
 
 
 class BarProgress(Progress):
