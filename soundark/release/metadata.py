@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,9 +28,7 @@ from soundark.model import Progress
 from soundark.release.bag import BagEntry, build_bag
 from soundark.release.publish import Context, next_name, publish
 from soundark.release.readme import metadata_readme
-
-if TYPE_CHECKING:
-    from soundark.release.stage import ReleaseResult
+from soundark.release.result import ReleaseResult, bag_info
 
 EXPORTED = ("recording", "artist", "recording_artist", "album", "track", "plan", "encoded", "art",
             "release", "release_file")
@@ -180,10 +177,8 @@ def _same_payload(a: Path, b: Path) -> bool:
     return content(a) == content(b)
 
 
-def publish_metadata(catalog: Catalog, ctx: Context, result: "ReleaseResult", progress: Progress) -> None:
+def publish_metadata(catalog: Catalog, ctx: Context, result: ReleaseResult, progress: Progress) -> None:
     """Build the metadata bag in staging; publish it unless the latest metadata release holds the same."""
-    from soundark.release.stage import bag_info
-
     name = next_name(catalog, ctx, "metadata")
     work = ctx.staging / "metadata-work"
     try:
