@@ -49,10 +49,11 @@ from soundark.catalog.store import utc_now
 from soundark.config import ArchivePaths, Settings, cpu_count, write_settings
 from soundark.encode.stage import EncodeOptions, run_encode
 from soundark.media import synth
+from soundark.media.libopus import OpusEncoder
 from soundark.media.transcode import (
     OPUS_RATE,
-    OpusEncoder,
     OpusSettings,
+    bitrate_for,
     output_channels,
 )
 
@@ -204,7 +205,8 @@ def run_ffmpeg(out_dir: Path, sources: list[Source], workers: int) -> tuple[floa
 
 def _libopus_only(src: Source) -> int:
     """Encode PCM already at 48 kHz with libopus, our settings; no decode, no Ogg, no QA."""
-    encoder = OpusEncoder(src.channels, OpusSettings())
+    s = OpusSettings()
+    encoder = OpusEncoder(src.channels, bitrate_for(s.bitrate, src.channels), s.complexity, s.vbr, s.frame_ms)
     step = encoder.frame_samples * src.channels
     total = (src.pcm.size // src.channels + encoder.pre_skip + encoder.frame_samples - 1)
     frames = total // encoder.frame_samples

@@ -151,3 +151,20 @@ def test_report_of_an_empty_catalog(archive: ArchivePaths, capsys: pytest.Captur
     code, out, _ = run(capsys, "report", "-a", str(archive.root))
     assert code == 0 and "budget 1.0 TB: 0 of 0 recordings kept in 0 B, 0.0 % of listens" in out
     assert _png_size((archive.root / "reports" / "coverage.png").read_bytes()) == (1200, 520)
+
+
+def test_report_html_escapes_text_but_not_its_chart(planned: ArchivePaths, capsys: pytest.CaptureFixture) -> None:
+    """coverage.html comes from a Jinja2 template with autoescape: figures are text, the SVG is markup."""
+    from soundark.plan.report import render_html
+    from soundark.plan.stage import coverage_figures
+
+    run(capsys, "plan", "-a", str(planned.root), "--budget", "250kB")
+    with open_catalog(planned.catalog, readonly=True) as cat:
+        figures = coverage_figures(cat)
+    figures = {**figures, "planned_at": "<b>&now</b>", "tiers_allowed": ['opus75', '"x"<y>']}
+    page = render_html(figures)
+    assert "of &lt;b&gt;&amp;now&lt;/b&gt;; tiers allowed: opus75, &#34;x&#34;&lt;y&gt;. Made by" in page
+    assert "<b>" not in page and page.count("<svg") == 1 and "&lt;svg" not in page
+    rows = [line for line in page.splitlines() if line.startswith("<tr><td>")]
+    assert len(rows) == len(figures["tiers"]) + len(figures["top"])  # one line per table row
+    assert page.endswith("</body></html>\n")

@@ -182,3 +182,41 @@ def test_cli_release_commands(tmp_path: Path) -> None:
     assert "soundark-art-0001" in table.stdout
     bad = run_cli("release", "audio", "-a", str(paths.root), "--date", "2024-02-30")
     assert bad.returncode == 1 and "error: date: " in bad.stderr
+
+
+def _scramble_history(paths: ArchivePaths) -> None:
+    """What another builder's catalog goes through with the same content: other run times, encode
+    jobs finishing in another order, a re-plan that remade indexes, an edit and its undoing."""
+    with open_catalog(paths.catalog) as cat:
+        with cat.transaction() as conn:
+            conn.execute("UPDATE plan SET planned_at = '2031-07-07T07:07:07Z'")
+            for table, key in (("encoded", "recording_id"), ("art", "sha256")):
+                rows = conn.execute(f"SELECT * FROM {table} ORDER BY {key} DESC").fetchall()
+                conn.execute(f"DELETE FROM {table}")
+                marks = ", ".join("?" for _ in rows[0])
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", [tuple(r) for r in rows])
+            conn.execute("UPDATE encoded SET created_at = '2031-07-08T08:08:08Z'")
+        cat.execute("DROP INDEX plan_rank")
+        cat.execute("CREATE INDEX plan_rank ON plan(rank)")
+        cat.execute("UPDATE recording SET title = 'Other' WHERE key = 'K1'")
+        cat.execute("UPDATE recording SET title = 'Song' WHERE key = 'K1'")
+
+
+def test_metadata_bytes_do_not_depend_on_the_catalog_history(tmp_path: Path) -> None:
+    """Same content, different write order, timestamps and schema history: the same torrent."""
+    built = []
+    for n in (1, 2):
+        paths = archive_with(tmp_path / f"a{n}")
+        if n == 2:
+            _scramble_history(paths)
+        pub = run_release_metadata(paths, SETTINGS, date=DATE).published[0]
+        built.append((paths, pub))
+    (a, first), (b, second) = built
+    db = snapshot_file(b.releases / second.name, tmp_path)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    assert conn.execute("SELECT DISTINCT planned_at FROM plan").fetchall() == [(DATE,)]
+    assert conn.execute("SELECT DISTINCT created_at FROM encoded").fetchall() == [(DATE,)]
+    assert [r[0] for r in conn.execute("SELECT recording_id FROM encoded ORDER BY rowid")] == [1, 2, 3, 4]
+    assert conn.execute("SELECT rowid FROM recording_fts WHERE recording_fts MATCH 'song'").fetchall()
+    conn.close()
+    assert (a.releases / first.torrent).read_bytes() == (b.releases / second.torrent).read_bytes()

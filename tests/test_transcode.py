@@ -17,9 +17,10 @@ from soundark.media.opus_tags import (
     MAX_VALUE_CHARS, clean_values, comments_from_tagset, merge_comments, r128_gain,
     read_opus_comments, write_opus_comments,
 )
+from soundark.media.libopus import libopus_version
 from soundark.media.qa import check_opus, check_source, inspect_opus, read_ogg_opus
 from soundark.media.transcode import (
-    OpusSettings, bitrate_for, libopus_version, measure_source, set_opus_input_rate,
+    OpusSettings, bitrate_for, measure_source, set_opus_input_rate,
     transcode_to_opus,
 )
 from soundark.model import TagSet
@@ -304,12 +305,12 @@ def test_bad_encoder_settings_are_refused(tmp_path):
 @needs_opusinfo
 def test_pyav_fallback_writes_the_same_kind_of_file(tmp_path, monkeypatch):
     """Without a loadable libopus, PyAV's encoder and muxer do the job, checked the same way."""
-    from soundark.media import transcode
+    from soundark.media import libopus
 
     src = synth.make_file(tmp_path / "src", "flac", 1.5, sample_rate=44100)
     direct = tmp_path / "direct.opus"
     pcm = transcode_to_opus(src, direct)
-    monkeypatch.setattr(transcode, "load_libopus", lambda: None)
+    monkeypatch.setattr(libopus, "load_libopus", lambda: None)
     fallback = tmp_path / "fallback.opus"
     pcm_fallback = transcode_to_opus(src, fallback)
     assert pcm_fallback.out_samples == pcm.out_samples and pcm_fallback.codec == pcm.codec

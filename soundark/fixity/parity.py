@@ -28,7 +28,6 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
 
 import zfec
 
@@ -40,9 +39,6 @@ from soundark.fixity.bagit import (
 from soundark.fixity.paths import check_relpath, check_size, check_unique
 from soundark.fixity.stream import ByteStream
 from soundark.model import NO_PROGRESS, Progress
-
-if TYPE_CHECKING:
-    from soundark.fixity.parity_repair import RepairResult
 
 FORMAT = "soundark-parity/1"
 INDEX = "data/parity.json"
@@ -277,14 +273,3 @@ def read_index(parity_dir: Path) -> ParityIndex:
     split = k * cols * HASH_LEN
     return ParityIndex(Layout(k, m, block, cols, total), files, parity_files, hashes[:split], hashes[split:])
 
-
-def repair_bag(bag: Path, parity_dir: Path, suspects: Iterable[str] | None = None,
-               progress: Progress = NO_PROGRESS) -> "RepairResult":
-    """Restore damaged, truncated or missing files of ``bag`` from ``parity_dir``, byte-exact.
-
-    ``suspects`` (paths relative to the bag) limits the block check to those files (plus any
-    file whose size is wrong); ``None`` checks every block. See :mod:`soundark.fixity.parity_repair`.
-    """
-    from soundark.fixity.parity_repair import repair_bag as _repair  # it builds on this module
-
-    return _repair(Path(bag), Path(parity_dir), suspects, progress)

@@ -246,6 +246,12 @@ def _copy_prefix(fin, fout, size: int) -> None:
 
 def repair_bag(bag: Path, parity_dir: Path, suspects: Iterable[str] | None = None,
                progress: Progress = NO_PROGRESS) -> RepairResult:
+    """Restore damaged, truncated or missing files of ``bag`` from ``parity_dir``, byte-exact.
+
+    ``suspects`` (paths relative to the bag) limits the block check to those files (plus any
+    file whose size is wrong); ``None`` checks every block.
+    """
+    bag, parity_dir = Path(bag), Path(parity_dir)
     idx = read_index(parity_dir)
     job = _Repair(bag, parity_dir, idx, progress)
     result = RepairResult(bag=str(bag))

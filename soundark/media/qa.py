@@ -31,7 +31,8 @@ import av
 import numpy as np
 
 from soundark.errors import BadInput
-from soundark.media.transcode import FRAME_SAMPLES, OPUS_RATE, PcmFacts, load_libopus
+from soundark.media.libopus import load_libopus
+from soundark.media.transcode import FRAME_SAMPLES, OPUS_RATE, PcmFacts
 
 # Below this RMS (dBFS) a source counts as silent and its output is not held to a level.
 SILENCE_DB = -60.0

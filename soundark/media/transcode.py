@@ -2,11 +2,9 @@
 
 The encoder is libopus: constrained VBR, complexity 10, application ``audio``,
 20 ms frames. PyAV decodes and resamples; the libopus that PyAV bundles is then
-called directly through ctypes and its packets are paged into Ogg by
-:mod:`soundark.media.ogg` (RFC 3533, RFC 7845 section 3): PyAV's own encode path
-pushes every 20 ms frame through a
-filter graph and costs about a tenth more CPU for the same bytes from the same
-library. When that libopus cannot be loaded, PyAV's encoder and Ogg muxer are used.
+called directly (:mod:`soundark.media.libopus`) and its packets are paged into Ogg by
+:mod:`soundark.media.ogg` (RFC 3533, RFC 7845 section 3). When that libopus cannot be
+loaded, PyAV's encoder and Ogg muxer are used.
 
 Mono stays mono (at 5/8 of the stereo rate), stereo stays stereo and anything
 wider is downmixed to stereo by libswresample's standard matrix: Opus at 75 kbit/s
@@ -25,9 +23,6 @@ While decoding, the PCM is measured (samples in and out, peak, RMS) so that
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import glob
 import io
 import math
 import os
@@ -41,22 +36,14 @@ import av
 import numpy as np
 
 from soundark.errors import BadInput, EnvironmentProblem
-from soundark.media import fallback
+from soundark.media import fallback, libopus
+from soundark.media.libopus import OPUS_RATE, OpusEncoder, libopus_version
 from soundark.media.ogg import OggWriter, ogg_crc, opus_head, opus_tags
 
-OPUS_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 # Sources larger than this are decoded from disk rather than from one in-memory copy.
 MAX_IN_MEMORY = 512 * 1024 * 1024
 _TIME_BASE = Fraction(1, OPUS_RATE)
-# libopus request codes (opus_defines.h)
-_APPLICATION_AUDIO = 2049
-_SET_BITRATE, _GET_BITRATE = 4002, 4003
-_SET_VBR, _GET_VBR = 4006, 4007
-_SET_COMPLEXITY, _GET_COMPLEXITY = 4010, 4011
-_SET_VBR_CONSTRAINT, _GET_VBR_CONSTRAINT = 4020, 4021
-_GET_LOOKAHEAD = 4027
-_MAX_PACKET = 4000  # bytes; a 120 ms packet holds at most 6 x 1275 + 7
 _BATCH_FRAMES = 25  # Opus frames measured and encoded per batch of decoded audio
 
 
@@ -295,7 +282,7 @@ def transcode_to_opus(source: Any, dest: Path, settings: OpusSettings = OpusSett
         channels = output_channels(source_channels)
         layout = "mono" if channels == 1 else "stereo"
         frames = frames_for(layout, OPUS_RATE)
-        if load_libopus() is not None:
+        if libopus.load_libopus() is not None:
             meter = _encode_direct(frames, Path(dest), subject, layout, settings, state, serial)
         else:
             try:
@@ -352,62 +339,11 @@ def _encode(frames: Iterator[av.AudioFrame], out: Any, subject: str, layout: str
     return meter
 
 
-class OpusEncoder:
-    """One libopus encoder (``opus_encoder_create``), set up and checked from *settings*."""
-
-    def __init__(self, channels: int, settings: OpusSettings) -> None:
-        lib = load_libopus()
-        if lib is None:
-            raise EnvironmentProblem("libopus", "the libopus bundled with PyAV cannot be loaded")
-        self._lib, self.channels = lib, channels
-        self.frame_samples = OPUS_RATE * settings.frame_ms // 1000
-        if settings.frame_ms not in (10, 20, 40, 60, 80, 100, 120):
-            raise BadInput("frame_ms", f"{settings.frame_ms} ms is not an Opus frame size")
-        error = ctypes.c_int(0)
-        self._enc = lib.opus_encoder_create(OPUS_RATE, channels, _APPLICATION_AUDIO,
-                                            ctypes.byref(error))
-        if not self._enc or error.value != 0:
-            raise EnvironmentProblem("libopus", f"cannot create an encoder (error {error.value})")
-        wanted = {(_SET_BITRATE, _GET_BITRATE): bitrate_for(settings.bitrate, channels),
-                  (_SET_COMPLEXITY, _GET_COMPLEXITY): settings.complexity,
-                  (_SET_VBR, _GET_VBR): int(settings.vbr != "off"),
-                  (_SET_VBR_CONSTRAINT, _GET_VBR_CONSTRAINT): int(settings.vbr == "constrained")}
-        for (set_request, get_request), value in wanted.items():
-            # a value libopus refuses or clamps must not pass silently (PyAV ignores typos)
-            if self._ctl(set_request, value) != 0 or self._get(get_request) != value:
-                self.close()
-                raise BadInput("opus settings", f"libopus refused request {set_request} = {value}")
-        self.pre_skip = self._get(_GET_LOOKAHEAD)
-        self._packet = ctypes.create_string_buffer(_MAX_PACKET)
-
-    def _ctl(self, request: int, value: int) -> int:
-        return int(self._lib.opus_encoder_ctl(ctypes.c_void_p(self._enc), ctypes.c_int(request),
-                                              ctypes.c_int(value)))
-
-    def _get(self, request: int) -> int:
-        out = ctypes.c_int32(0)
-        if self._lib.opus_encoder_ctl(ctypes.c_void_p(self._enc), ctypes.c_int(request),
-                                      ctypes.byref(out)) != 0:
-            raise EnvironmentProblem("libopus", f"request {request} failed")
-        return out.value
-
-    def encode(self, address: int) -> bytes:
-        """Encode one frame of interleaved float PCM at *address*; return the packet."""
-        n = self._lib.opus_encode_float(self._enc, address, self.frame_samples, self._packet,
-                                        _MAX_PACKET)
-        if n < 0:
-            raise EnvironmentProblem("libopus", f"refused the audio (error {n})")
-        return self._packet.raw[:n]
-
-    def close(self) -> None:
-        if self._enc:
-            self._lib.opus_encoder_destroy(self._enc)
-            self._enc = None
-
-
 def _encode_direct(frames: Iterator[av.AudioFrame], dest: Path, subject: str, layout: str,
                    settings: OpusSettings, state: _Decoded, serial: int) -> _Meter:
-    encoder = OpusEncoder(1 if layout == "mono" else 2, settings)
+    channels = 1 if layout == "mono" else 2
+    encoder = OpusEncoder(channels, bitrate_for(settings.bitrate, channels), settings.complexity,
+                          settings.vbr, settings.frame_ms)
     try:
         with _open_output(dest) as f:
             return _encode_stream(frames, encoder, OggWriter(f, serial), subject, state)
@@ -507,74 +443,6 @@ def read_source(path: Path, limit: int = MAX_IN_MEMORY) -> tuple[bytes | None, i
         raise BadInput(path, "source path is a folder") from e
     except OSError as e:
         raise BadInput(path, f"cannot read the source ({e.strerror or e})") from e
-
-
-@functools.lru_cache(maxsize=1)
-def load_libopus() -> Any:
-    """The libopus that PyAV bundles, through ctypes (None when it cannot be found).
-
-    The encoder runs on it directly, and QA decodes outputs with it: an independent
-    path from FFmpeg's decoder.
-    """
-    folder = os.path.dirname(av.__file__)
-    for pattern in (folder + ".libs/libopus*.so*", folder + "/.dylibs/libopus*"):
-        for candidate in glob.glob(pattern):
-            try:
-                lib = ctypes.CDLL(candidate)
-                lib.opus_get_version_string.restype = ctypes.c_char_p
-                lib.opus_decoder_create.restype = ctypes.c_void_p
-                lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int,
-                                                    ctypes.POINTER(ctypes.c_int)]
-                lib.opus_decode_float.restype = ctypes.c_int
-                lib.opus_decode_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
-                                                  ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-                lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
-                lib.opus_encoder_create.restype = ctypes.c_void_p
-                lib.opus_encoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int,
-                                                    ctypes.POINTER(ctypes.c_int)]
-                lib.opus_encode_float.restype = ctypes.c_int32
-                lib.opus_encode_float.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                                  ctypes.c_char_p, ctypes.c_int32]
-                lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
-                lib.opus_encoder_ctl.restype = ctypes.c_int  # variadic: no argtypes
-                if _ctl_round_trip(lib):
-                    return lib
-            except (OSError, AttributeError):
-                continue
-    return None
-
-
-def _ctl_round_trip(lib: Any) -> bool:
-    """Whether variadic ``opus_encoder_ctl`` calls work through ctypes on this platform.
-
-    Where the C calling convention passes variadic arguments differently (e.g. Apple
-    arm64), a set value does not read back; then PyAV's encoder is used instead.
-    """
-    error = ctypes.c_int(0)
-    enc = lib.opus_encoder_create(OPUS_RATE, 2, _APPLICATION_AUDIO, ctypes.byref(error))
-    if not enc or error.value != 0:
-        return False
-    try:
-        for set_request, get_request, value in ((_SET_BITRATE, _GET_BITRATE, 75_000),
-                                                (_SET_COMPLEXITY, _GET_COMPLEXITY, 7)):
-            out = ctypes.c_int32(0)
-            if (lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(set_request), ctypes.c_int(value)) != 0
-                    or lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(get_request),
-                                            ctypes.byref(out)) != 0
-                    or out.value != value):
-                return False
-        return True
-    finally:
-        lib.opus_encoder_destroy(ctypes.c_void_p(enc))
-
-
-@functools.lru_cache(maxsize=1)
-def libopus_version() -> str:
-    """``libopus 1.5.2``: the version of the libopus PyAV bundles (or 'libopus' if unknown)."""
-    lib = load_libopus()
-    if lib is None:
-        return "libopus"
-    return lib.opus_get_version_string().decode("ascii", "replace")
 
 
 def encoder_description(settings: OpusSettings) -> str:

@@ -8,13 +8,14 @@ embeds its chart as inline SVG and needs nothing else to display.
 
 from __future__ import annotations
 
-import html
+import functools
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
@@ -170,32 +171,19 @@ def coverage_svg(f: dict[str, Any]) -> str:
     return text[text.index("<svg"):]
 
 
-_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>soundark coverage</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:right}}
-th:first-child,td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head>
-<body><h1>Coverage of the plan</h1><p><strong>{headline}</strong></p>
-{svg}
-<h2>Tiers</h2><table><tr><th>tier</th><th>recordings</th><th>bytes</th><th>share of listens</th></tr>
-{tiers}</table>
-<h2>Concentration</h2><table><tr><th>top recordings</th><th>share of recordings</th><th>share of listens</th></tr>
-{top}</table>
-<p>Plan #{run_id} of {planned_at}; tiers allowed: {allowed}. Made by soundark.</p>
-</body></html>
-"""
+@functools.cache
+def _page() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("soundark.plan", "templates"), autoescape=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(si_bytes=format_bytes, pct=_pct, thousands=lambda n: f"{n:,}")
+    return env.get_template("coverage_report.html")
 
 
 def render_html(f: dict[str, Any]) -> str:
-    total = f["listens_total"] or 1.0
-    tiers = "\n".join(f"<tr><td>{html.escape(n)}</td><td>{r['recordings']:,}</td>"
-                      f"<td>{format_bytes(r['bytes'])}</td><td>{_pct(r['listens'] / total)}</td></tr>"
-                      for n, r in f["tiers"].items())
-    top = "\n".join(f"<tr><td>{r['recordings']:,}</td><td>{_pct(r['share_of_recordings'])}</td>"
-                    f"<td>{_pct(r['share'])}</td></tr>" for r in f["top"])
-    return _HTML.format(headline=html.escape(headline(f)), svg=coverage_svg(f), tiers=tiers, top=top,
-                        run_id=f.get("run_id", "?"), planned_at=html.escape(str(f.get("planned_at", "?"))),
-                        allowed=html.escape(", ".join(f.get("tiers_allowed", []))))
+    """The standalone coverage.html (templates/coverage_report.html, autoescaped but the SVG)."""
+    return _page().render(headline=headline(f), svg=coverage_svg(f), tiers=f["tiers"], top=f["top"],
+                          listens_total=f["listens_total"] or 1.0, run_id=f.get("run_id", "?"),
+                          planned_at=str(f.get("planned_at", "?")), allowed=", ".join(f.get("tiers_allowed", [])))
 
 
 @dataclass

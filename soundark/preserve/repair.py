@@ -17,7 +17,8 @@ from pathlib import Path
 
 from soundark.errors import BadInput, NotFound, SoundarkError
 from soundark.fixity.bagit import read_manifest, sha256_file
-from soundark.fixity.parity import INDEX as PARITY_INDEX, repair_bag
+from soundark.fixity.parity import INDEX as PARITY_INDEX
+from soundark.fixity.parity_repair import repair_bag
 from soundark.fixity.paths import resolve_inside
 from soundark.model import NO_PROGRESS, Progress
 from soundark.preserve.store import FOLDERS as STORE_FOLDERS, is_archive, restore_store

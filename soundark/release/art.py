@@ -10,7 +10,6 @@ release holds: a re-run publishes a new art release for new images only.
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
 
 from soundark.catalog import Catalog
 from soundark.model import Progress
@@ -19,9 +18,7 @@ from soundark.release.names import safe_ext
 from soundark.release.publish import Context, next_name, publish, refuse_if_taken
 from soundark.release.readme import art_readme
 from soundark.release.records import dumps
-
-if TYPE_CHECKING:
-    from soundark.release.stage import ReleaseResult
+from soundark.release.result import ReleaseResult, bag_info
 
 _USED = """
 WITH used(sha256, recording_id) AS (
@@ -58,10 +55,8 @@ def _mapping(catalog: Catalog, sql: str, images: dict[str, str]) -> bytes:
     return "".join(dumps(o) + "\n" for o in objs).encode("utf-8")
 
 
-def publish_art(catalog: Catalog, ctx: Context, result: "ReleaseResult", progress: Progress) -> None:
+def publish_art(catalog: Catalog, ctx: Context, result: ReleaseResult, progress: Progress) -> None:
     """Publish one art release with every shareable image not yet released (nothing if none)."""
-    from soundark.release.stage import bag_info
-
     rights = tuple(ctx.settings.redistributable) or ("",)
     rows = catalog.execute(_USED.format(rights=", ".join("?" for _ in rights)), rights).fetchall()
     shareable = []

@@ -14,11 +14,13 @@ temp file + rename), in publication order; they are derived data, the bags are t
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
@@ -82,47 +84,14 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Releases</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
-td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
-code {{ font-size: .85em; word-break: break-all; }}
-</style></head>
-<body>
-<h1>Releases</h1>
-<p>{count} releases. Every release is a BagIt bag (RFC 8493) shared as a BitTorrent torrent:
-download the .torrent file or open the magnet link in any BitTorrent client, then check the
-files with <code>sha256sum -c manifest-sha256.txt</code> inside the folder. The same list as
-JSON: <a href="torrents.json">torrents.json</a>.</p>
-<table>
-<thead><tr><th>name</th><th>phase</th><th>created</th><th>size</th><th>files</th><th>ranks</th>
-<th>share of listens</th><th>infohash</th><th>get</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-</body></html>
-"""
-
-
-def _row(r: dict[str, Any]) -> str:
-    e = html.escape
-    ranks = f"{r['rank_first']}–{r['rank_last']}" if r.get("rank_first") is not None else ""
-    share = f"{r['listens_share'] * 100:.2f} %" if r.get("listens_share") is not None else ""
-    hashes = f"<code>{e(r['infohash_v1'])}</code>"
-    if r.get("infohash_v2"):
-        hashes += f"<br><code>v2 {e(r['infohash_v2'])}</code>"
-    phase = e(r["phase"]) + (f" for {e(r['parity_for'])}" if r.get("parity_for") else "")
-    links = f"<a href=\"{e(r['torrent'])}\">torrent</a> · <a href=\"{e(r['magnet'])}\">magnet</a>"
-    return (f"<tr><td>{e(r['name'])}</td><td>{phase}</td><td>{e(r['created'])}</td>"
-            f"<td class=\"n\">{human_bytes(r['bytes'])}</td><td class=\"n\">{r['files']:,}</td>"
-            f"<td class=\"n\">{ranks}</td><td class=\"n\">{share}</td><td>{hashes}</td><td>{links}</td></tr>")
+@functools.cache
+def _page() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("soundark.release", "templates"), autoescape=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(human_bytes=human_bytes, thousands=lambda n: f"{n:,}")
+    return env.get_template("torrents.html")
 
 
 def render_html(listing: dict[str, Any]) -> str:
-    releases = listing["releases"]
-    return _PAGE.format(count=len(releases), rows="\n".join(_row(r) for r in releases))
+    """The static page of the release list (templates/torrents.html, autoescaped)."""
+    return _page().render(releases=listing["releases"])

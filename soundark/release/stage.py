@@ -14,7 +14,7 @@ After each run ``releases/torrents.json`` and ``releases/torrents.html`` list ev
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from soundark.catalog import Catalog, open_catalog
@@ -32,57 +32,11 @@ from soundark.release.publish import (
 )
 from soundark.release.readme import audio_readme
 from soundark.release.records import tracks_jsonl
+from soundark.release.result import ReleaseResult, bag_info
 from soundark.release.torrent import piece_length_for
 
 __all__ = ["ReleaseResult", "run_release_audio", "run_release_metadata", "run_release_art",
            "load_torrent_list"]
-MAX_KEPT_ERRORS = 1000
-
-
-@dataclass
-class ReleaseResult:
-    """What one run of a phase did: releases published, items held back and why, errors."""
-
-    phase: str
-    date: str
-    releases_dir: str
-    published: list[Published] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # releases that already hold this content
-    held_back: dict[str, int] = field(default_factory=dict)  # reason -> count
-    waiting: int = 0  # recordings left for a later run (--full-only: not enough for a full release)
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def hold(self, reason: str, n: int = 1) -> None:
-        self.held_back[reason] = self.held_back.get(reason, 0) + n
-
-    def error(self, subject: object, reason: str) -> None:
-        if len(self.errors) < MAX_KEPT_ERRORS:
-            self.errors.append({"subject": str(subject), "reason": reason})
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase, "date": self.date, "releases_dir": self.releases_dir,
-            "published": [p.as_dict() for p in self.published],
-            "unchanged": self.unchanged,
-            "held_back": dict(sorted(self.held_back.items())),
-            "held_back_total": sum(self.held_back.values()),
-            "waiting": self.waiting, "errors": self.errors,
-        }
-
-
-def bag_info(ctx: Context, name: str, description: str) -> dict[str, str]:
-    """bag-info.txt fields (RFC 8493 §2.2.2), in this order; Payload-Oxum is added by fixity."""
-    info: dict[str, str] = {}
-    if ctx.settings.organisation:
-        info["Source-Organization"] = ctx.settings.organisation
-    if ctx.settings.contact:
-        info["Contact-Email"] = ctx.settings.contact
-    info["External-Identifier"] = name
-    info["External-Description"] = description
-    info["Bagging-Date"] = ctx.date
-    info["Bag-Group-Identifier"] = ctx.prefix
-    info["Bag-Software-Agent"] = "soundark"
-    return info
 
 
 # ---------------------------------------------------------------- audio
@@ -268,7 +222,7 @@ def _run_phase(phase: str, publish: Any, paths: ArchivePaths, settings: Settings
 def run_release_metadata(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
                          date: str | None = None) -> ReleaseResult:
     """Publish a clean catalog snapshot with Parquet exports, unless the latest one holds the same."""
-    from soundark.release.metadata import publish_metadata
+    from soundark.release.metadata import publish_metadata  # late: pyarrow costs ~0.5 s to import
 
     return _run_phase("metadata", publish_metadata, paths, settings, progress, date)
 
