@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from soundark.catalog import open_catalog
-from soundark.catalog.search import count_matches, search
+from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
                                  load_settings)
@@ -170,11 +170,11 @@ def search_cmd(
     """Search the catalog by title, artist, album or ISRC."""
     paths = archive_paths(archive)
     with open_catalog(paths.catalog, readonly=True) as catalog:
-        hits = search(catalog, query, limit=limit, offset=offset)
-        total = count_matches(catalog, query) if hits else 0
+        found = find(catalog, query, limit=limit, offset=offset)
+    hits, total = found.hits, f"{found.total}+" if found.capped else str(found.total)
     if as_json:
-        emit_json({"query": query, "total": max(total, len(hits)), "offset": offset,
-                   "results": [h.as_dict() for h in hits]})
+        emit_json({"query": query, "total": found.total, "total_is_lower_bound": found.capped,
+                   "offset": offset, "results": [h.as_dict() for h in hits]})
         return
     con = console(False)
     if not hits:
