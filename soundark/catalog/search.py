@@ -41,9 +41,9 @@ FIELD_WEIGHTS = (10.0, 5.0, 2.0)  # title, artist, album
 MIN_PREFIX = 3  # a shorter prefix* merges the doclists of thousands of terms
 MAX_EXPANSION = 256  # a prefix* is rewritten as an OR of at most this many words
 MIN_TRIGRAM = 3  # FTS5's trigram tokenizer cannot match fewer characters
-# Scripts written without spaces: kana, CJK ideographs (+ ext. A, compatibility, planes 2-3),
+# Scripts written without spaces: kana + CJK (U+3040-9FFF: ideographs, ext. A, symbols; planes 2-3),
 # half-width katakana, Thai + Lao, Myanmar, Khmer. Migration 0010's GLOB class lists the same.
-NOSPACE = "぀-ヿ㐀-䶿一-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿"
+NOSPACE = "぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿"
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
