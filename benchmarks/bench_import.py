@@ -140,8 +140,12 @@ def generate(n: int, jsonl: Path, csv_path: Path, seed: int = 42, registrant: st
 # ISRC, else per artists + title), artists and credits, albums, tracks, both search indexes (words
 # and trigrams) and every index of the schema, without soundark's matching, normalisation or
 # validation. As a careful SQL user would, it defers the search indexes to one statement each
-# (the fts_deferred row of migrations 0005/0010), in one transaction, fresh or incremental alike.
+# (the fts_deferred row of migrations 0005/0010), in one transaction, fresh or incremental alike,
+# with the page cache and sync setting soundark's import uses (the CLI's 2 MB default cache made
+# it wait on the disk most of the time).
 SAME_TABLES_SQL = """
+PRAGMA cache_size = -262144;
+PRAGMA synchronous = NORMAL;
 .mode csv
 .import --schema temp {csv} stage
 BEGIN;

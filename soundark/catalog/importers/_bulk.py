@@ -118,6 +118,16 @@ RESOLVE = [
     " WHERE l.seq = stage.leader_seq AND stage.seq != stage.leader_seq",
 ]
 
+# Rows that joined a recording older than this batch, by the rule that found it (ImportReport.counts).
+# Read right after RESOLVE: step 3 gives a recording found by match key its row's MBID, so a
+# via_key leader counts as name+duration before the identifier comparisons can see that MBID.
+JOINED = (
+    "SELECT CASE WHEN l.via_key = 1 THEN 'name+duration' WHEN r.isrc = l.isrc THEN 'isrc'"
+    " WHEN r.mbid = l.mbid THEN 'mbid' ELSE 'name+duration' END AS rule, count(*)"
+    " FROM stage s JOIN stage l ON l.seq = s.leader_seq JOIN recording r ON r.id = s.rec_id"
+    " WHERE s.rec_id <= :last GROUP BY rule"
+)
+
 # Albums: only the first row of each album in the batch looks the album up or makes it (new ones
 # get the id :abase + seq, as recordings do); the other rows find it through album_seq.
 ALBUMS = [
@@ -260,8 +270,8 @@ class BulkWriter:
                 conn.execute(sql)
             # Fresh path: an empty or near-empty catalog defers its indexes until the end
             # (committed now, so a kill at any later point leaves the marker to recover).
-            self.fresh = conn.execute("SELECT 1 FROM recording LIMIT 1 OFFSET ?",
-                                      (NEAR_EMPTY_RECORDINGS,)).fetchone() is None
+            self.fresh = NEAR_EMPTY_RECORDINGS > 0 and conn.execute(
+                "SELECT 1 FROM recording LIMIT 1 OFFSET ?", (NEAR_EMPTY_RECORDINGS - 1,)).fetchone() is None
             if self.fresh:
                 deferred.begin_fresh_load(conn)
         catalog.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
@@ -299,6 +309,7 @@ class BulkWriter:
             if owned:
                 conn.execute("DELETE FROM fts_deferred")
                 deferred.index_new(conn, last_id)
+            joined = conn.execute(JOINED, ids).fetchall()
             self._fix_track_keys(conn, batch, ids)
             for sql in ALBUMS:
                 conn.execute(sql, ids)
@@ -308,6 +319,8 @@ class BulkWriter:
             new, changed = self._upsert_tracks(conn)
             conn.execute("DELETE FROM stage")
         updated = changed + gains
+        for rule, n in joined:
+            self.report.count(f"joined_by_{rule}", n)
         self.report.new += new
         self.report.updated += updated
         self.report.unchanged += len(batch.rows) - new - updated
