@@ -37,6 +37,9 @@ def index_new(conn: sqlite3.Connection, after_id: int) -> None:
 
 
 def pending(conn: sqlite3.Connection) -> bool:
+    """True when a fresh import left work; False also for a catalog older than migration 0010."""
+    if conn.execute("SELECT 1 FROM pragma_table_info('fts_deferred') WHERE name = 'upto'").fetchone() is None:
+        return False
     return conn.execute("SELECT 1 FROM fts_deferred").fetchone() is not None
 
 
