@@ -123,7 +123,7 @@ def _fts_expression(positive: list[Term], negative: list[Term]) -> str:
 def fts_query(text: str) -> str:
     """The word-index part of *text* as a safe FTS5 query; '' when no wanted word remains."""
     terms = [t for t in parse(text) if not t.substring]
-    return _fts_expression([t for t in terms if not t.negative], [t for t in terms if t.negative])
+    return _fts_expression(_wanted(terms), _excluded(terms))
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -160,7 +160,7 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
     if common:
         rows.sort(key=lambda r: (-(r[8] or 0), r[0]))
     else:
-        wanted = [t for t in terms if not t.negative]
+        wanted = _wanted(terms)
         rows.sort(key=lambda r: (-_score(r[2], r[3], r[4], wanted), -(r[8] or 0), r[0]))
     return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), common)
 
@@ -187,14 +187,12 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | No
     words = [t for t in terms if not t.substring]
     tri = [t for t in terms if t.substring and len(t.words[0]) >= MIN_TRIGRAM]
     short = [t for t in terms if t.substring and len(t.words[0]) < MIN_TRIGRAM]
-    pos = lambda ts: [t for t in ts if not t.negative]  # noqa: E731
-    neg = lambda ts: [t for t in ts if t.negative]  # noqa: E731
-    if not (pos(words) or pos(tri) or pos(short)):
+    if not (_wanted(words) or _wanted(tri) or _wanted(short)):
         return "", []
-    word_query = _fts_expression(pos(words), neg(words))
+    word_query = _fts_expression(_wanted(words), _excluded(words))
     if word_query and terms_of is not None:
         word_query = _PREFIX.sub(lambda m: _expanded(m, terms_of), word_query)
-    tri_query = _fts_expression(pos(tri), neg(tri))
+    tri_query = _fts_expression(_wanted(tri), _excluded(tri))
     params: list = []
     where: list[str] = []
     if word_query:
@@ -202,24 +200,32 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | No
         params.append(word_query)
     elif tri_query:
         driver, tri_query = "SELECT rowid AS rid FROM recording_trigram WHERE recording_trigram MATCH ?", ""
-        params.append(_fts_expression(pos(tri), neg(tri)))
+        params.append(_fts_expression(_wanted(tri), _excluded(tri)))
     else:
         driver = "SELECT id AS rid FROM recording"
     if tri_query:
         where.append("r.id IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
         params.append(tri_query)
-    elif neg(tri) and not pos(tri):
+    elif _excluded(tri) and not _wanted(tri):
         where.append("r.id NOT IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
-        params.append(" OR ".join(t.fts for t in neg(tri)))
-    if neg(words) and not pos(words):
+        params.append(" OR ".join(t.fts for t in _excluded(tri)))
+    if _excluded(words) and not _wanted(words):
         where.append("r.id NOT IN (SELECT rowid FROM recording_fts WHERE recording_fts MATCH ?)")
-        params.append(" OR ".join(t.fts for t in neg(words)))
+        params.append(" OR ".join(t.fts for t in _excluded(words)))
     for t in short:  # lower(): ASCII only, enough beside these scripts
         where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
         params.append(t.words[0])
     sql = (f"SELECT {_COLUMNS} FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
     return sql, params + [CANDIDATES]
+
+
+def _wanted(terms: list[Term]) -> list[Term]:
+    return [t for t in terms if not t.negative]
+
+
+def _excluded(terms: list[Term]) -> list[Term]:
+    return [t for t in terms if t.negative]
 
 
 def _expanded(m: re.Match[str], terms_of: Callable[[str], list[str]]) -> str:

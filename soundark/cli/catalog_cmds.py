@@ -161,13 +161,15 @@ def _fmt_duration(ms: int | None) -> str:
 
 def search_cmd(
     query: str = typer.Argument(..., help='Words to find in title, artists or album; "a phrase", '
-                                          "prefix*, -excluded, or an ISRC."),
+                                          "prefix*, -excluded, or an ISRC. Words in scripts written "
+                                          "without spaces (Japanese, Chinese, Thai) also match inside "
+                                          "longer text."),
     archive: Path = ARCHIVE_OPT,
     limit: int = typer.Option(20, "--limit", "-n", help="Most results to show (1-200)."),
     offset: int = typer.Option(0, "--offset", help="Skip this many results (paging)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Search the catalog by title, artist, album or ISRC."""
+    """Search the catalog by title, artist, album or ISRC (the same search and ranking as the web)."""
     paths = archive_paths(archive)
     with open_catalog(paths.catalog, readonly=True) as catalog:
         found = find(catalog, query, limit=limit, offset=offset)
