@@ -11,8 +11,8 @@ Two indexes answer: words go to ``recording_fts`` (unicode61: case and accents
 ignored). A word in a script written without spaces (CJK, kana, Thai...) is one
 token there for a whole run of text, so such a word is searched as a substring:
 through ``recording_trigram`` (migration 0010) when it has 3 characters or more,
-else by ``instr`` over the rows the other terms found (or a scan, stopped at
-CANDIDATES hits).
+else by ``instr`` over the rows the other terms found (or a scan of the rows
+holding such a script, stopped at CANDIDATES hits).
 
 Cost is bounded whatever the catalog's size: the first CANDIDATES hits are read
 with their rows and ranked here, by where the words occur (title, then artists,
@@ -181,8 +181,9 @@ def _by_isrc(catalog: Catalog, code: str) -> list[Any]:
 def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None) -> tuple[str, list]:
     """One SELECT of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
 
-    The first index with a wanted term drives (words, else trigrams, else a scan); the
-    other terms filter the rows it yields, so LIMIT stops the whole statement early.
+    The first index with a wanted term drives (words, else trigrams, else a scan of the rows
+    with a script written without spaces: the trigram index's document list); the other terms
+    filter the rows it yields, so LIMIT stops the whole statement early.
     """
     words = [t for t in terms if not t.substring]
     tri = [t for t in terms if t.substring and len(t.words[0]) >= MIN_TRIGRAM]
@@ -201,8 +202,8 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | No
     elif tri_query:
         driver, tri_query = "SELECT rowid AS rid FROM recording_trigram WHERE recording_trigram MATCH ?", ""
         params.append(_fts_expression(_wanted(tri), _excluded(tri)))
-    else:
-        driver = "SELECT id AS rid FROM recording"
+    else:  # only 1-2 character substrings: scan the rows the trigram index holds (few percent)
+        driver = "SELECT id AS rid FROM recording_trigram_docsize"
     if tri_query:
         where.append("r.id IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
         params.append(tri_query)
