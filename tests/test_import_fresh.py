@@ -88,7 +88,7 @@ def import_twice(db: Path, first: Path, second: Path) -> list:
 @pytest.mark.parametrize("commit_rows", [1, 250, 10**6])
 def test_fresh_and_incremental_paths_build_the_same_catalog(tmp_path, monkeypatch, commit_rows):
     monkeypatch.setattr(tabular, "CHUNK_BYTES", 20_000)  # ~100 rows per batch
-    monkeypatch.setattr(_bulk, "COMMIT_ROWS", commit_rows)
+    monkeypatch.setattr(_bulk, "FRESH_COMMIT_ROWS", commit_rows)
     first = write(tmp_path / "a.jsonl", rows(1200))
     second = write(tmp_path / "b.jsonl", rows(700, "USXYZ") + rows(300, "GBABC"))  # joins and new rows
     fresh = import_twice(tmp_path / "fresh.sqlite3", first, second)
@@ -132,7 +132,7 @@ CHILD = textwrap.dedent("""
             time.sleep(600)  # the parent kills us here, mid-import
 
     tabular.CHUNK_BYTES = 20_000
-    _bulk.COMMIT_ROWS = 1  # commit every batch, so the kill finds some committed
+    _bulk.FRESH_COMMIT_ROWS = 1  # commit every batch, so the kill finds some committed
     with open_catalog(sys.argv[1]) as catalog:
         tabular.import_catalog_file(catalog, Path(sys.argv[2]), progress=StopAfterOneBatch())
 """)
@@ -181,7 +181,7 @@ def test_a_killed_fresh_import_is_finished_by_the_next_open_and_the_rerun(tmp_pa
 
 def test_a_failing_batch_loses_only_its_uncommitted_group(tmp_path, monkeypatch):
     monkeypatch.setattr(tabular, "CHUNK_BYTES", 20_000)  # ~130 rows per batch
-    monkeypatch.setattr(_bulk, "COMMIT_ROWS", 200)  # a commit every second batch
+    monkeypatch.setattr(_bulk, "FRESH_COMMIT_ROWS", 200)  # a commit every second batch
     original, sizes = _bulk.BulkWriter._upsert_tracks, []
 
     def failing(conn):
