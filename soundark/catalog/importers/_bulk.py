@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -35,10 +34,6 @@ IMPORT_CACHE_KIB = 262_144  # page cache while importing: random-key index inser
 # A catalog with fewer recordings than this takes the fresh path (catalog/deferred.py): search
 # indexes built once at the end. Re-indexing this many existing rows costs less than a second.
 NEAR_EMPTY_RECORDINGS = 100_000
-# The fresh path commits every this many rows, not every batch: a commit writes every page the
-# batch touched to the WAL, and 50k random keys touch most pages of each key index, so
-# per-batch commits cost O(catalog) each (measured: the largest cost past ~500k rows).
-FRESH_COMMIT_ROWS = 1_000_000
 STAGE_COLUMNS = (
     "seq", "title", "artist", "artists", "album", "album_key", "album_first", "album_mbid",
     "upc", "date", "label", "isrc", "mbid", "duration_ms", "track_number", "disc_number", "listens",
@@ -258,8 +253,7 @@ class ImportSource:
 
 
 class BulkWriter:
-    """Merges staged batches into the catalog; one transaction per batch (fresh path: per
-    FRESH_COMMIT_ROWS rows, and the deferred index builds in the last one)."""
+    """Merges staged batches into the catalog; one transaction per batch."""
 
     def __init__(self, catalog: Catalog, report: ImportReport, source: ImportSource) -> None:
         self.catalog = catalog
@@ -270,8 +264,6 @@ class BulkWriter:
         # is busy in Python, each row then waits for the GIL to come back: 10x slower staging.
         # The reader takes the lock for each slice of rows it prepares (RowPreparer.turn).
         self.turn = threading.Lock()
-        self._open: sqlite3.Connection | None = None  # the fresh path's transaction across batches
-        self._uncommitted = 0
         self._cache_size = catalog.scalar("PRAGMA cache_size")
         with catalog.transaction() as conn:
             for sql in _CREATE:
@@ -285,42 +277,20 @@ class BulkWriter:
         catalog.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
 
     def close(self) -> None:
-        """Build what the fresh path deferred and commit; give back the import's page cache."""
+        """Build what the fresh path deferred; give back the import's page cache."""
         try:
             if self.fresh:
-                with self._transaction(final=True) as conn:
+                with self.catalog.transaction() as conn:
                     deferred.finish_in(conn)
         finally:
             self.catalog.execute(f"PRAGMA cache_size = {int(self._cache_size)}")
-
-    @contextlib.contextmanager
-    def _transaction(self, rows: int = 0, final: bool = False) -> Iterator[sqlite3.Connection]:
-        """One batch's transaction; on the fresh path, batches share one until enough rows wait."""
-        if not self.fresh:
-            with self.catalog.transaction() as conn:
-                yield conn
-            return
-        if self._open is None:
-            self._transaction_cm = self.catalog.transaction()
-            self._open = self._transaction_cm.__enter__()
-        try:
-            yield self._open
-        except BaseException as e:
-            self._open = None
-            if not self._transaction_cm.__exit__(type(e), e, e.__traceback__):
-                raise
-            return
-        self._uncommitted += rows
-        if final or self._uncommitted >= FRESH_COMMIT_ROWS:
-            self._open, self._uncommitted = None, 0
-            self._transaction_cm.__exit__(None, None, None)
 
     def write(self, batch: StagedBatch) -> None:
         for line, reason in batch.rejections:
             self.report.reject(f"{self.source.name}:{line}", reason)
         if not batch.rows:
             return
-        with self._transaction(len(batch.rows)) as conn:
+        with self.catalog.transaction() as conn:
             conn.execute("DELETE FROM stage")
             conn.execute("DELETE FROM stage_artist")
             with self.turn:
