@@ -174,3 +174,23 @@ def test_a_killed_fresh_import_is_finished_by_the_next_open_and_the_rerun(tmp_pa
     for table in ("recording", "album", "artist"):
         assert sorted(r[1] for r in after[table]) == sorted(r[1] for r in expected[table]), table
     assert len(after["track"]) == len(expected["track"]) and len(after["credits"]) == len(expected["credits"])
+
+
+def test_a_failing_batch_keeps_the_finished_ones_searchable(tmp_path, monkeypatch):
+    monkeypatch.setattr(tabular, "CHUNK_BYTES", 20_000)  # ~130 rows per batch
+    original, sizes = _bulk.BulkWriter._upsert_tracks, []
+
+    def failing(conn):
+        sizes.append(conn.execute("SELECT count(*) FROM stage").fetchone()[0])
+        if len(sizes) == 3:
+            raise RuntimeError("disk on fire")
+        return original(conn)
+
+    monkeypatch.setattr(_bulk.BulkWriter, "_upsert_tracks", staticmethod(failing))
+    with open_catalog(tmp_path / "c.sqlite3") as cat:
+        with pytest.raises(RuntimeError):
+            import_catalog_file(cat, write(tmp_path / "a.jsonl", rows(1200)))
+        # batches 1 and 2 committed, batch 3 rolled back; the import's last step still built
+        # the deferred indexes over what was kept
+        assert cat.scalar("SELECT count(*) FROM track") == sizes[0] + sizes[1]
+        indexes_sound(cat)
