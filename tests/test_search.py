@@ -2,7 +2,7 @@
 
 import pytest
 
-from soundark.catalog.search import MAX_QUERY_CHARS, count_matches, fts_query, search
+from soundark.catalog.search import MAX_QUERY_CHARS, find, fts_query, search
 from soundark.errors import BadInput
 
 ROWS = [
@@ -59,7 +59,7 @@ def test_isrc_finds_its_recording_in_any_spelling(filled):
 def test_hostile_queries_never_crash(filled, hostile):
     hits = search(filled, hostile)
     assert isinstance(hits, list)
-    count_matches(filled, hostile)
+    assert find(filled, hostile).total >= len(hits)
 
 
 def test_fts_syntax_in_data_is_found_as_words(filled):
@@ -97,3 +97,87 @@ def test_paging_and_limits(filled):
 def test_equal_relevance_ranks_by_listens(filled):
     # "songs" is in both albums with equal weight; Day Songs has more listens
     assert titles(filled, "songs") == ["Blue Sky", "Blue Moon Rising"]
+
+
+# -- scripts written without spaces, ISRC counts, one search for both faces -----------------
+
+NOSPACE_ROWS = [
+    ("sa00000000000000a1", "東京タワー", "山田太郎", "夜景", 10),
+    ("sa00000000000000a2", "我爱北京天安门", "少年合唱团", "红歌", 20),
+    ("sa00000000000000a3", "สวัสดีครับ", "Thai Band", "", 5),
+    ("sa00000000000000a4", "Tokyo Nights", "東京スカパラダイスオーケストラ", "Live", 1),
+]
+
+
+@pytest.fixture
+def nospace(filled):
+    with filled.transaction() as conn:
+        for key, title, artist, album, listens in NOSPACE_ROWS:
+            conn.execute("INSERT INTO recording(key, title, artist, album, listens) VALUES (?, ?, ?, ?, ?)",
+                         (key, title, artist, album, listens))
+    return filled
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("東京", {"東京タワー", "Tokyo Nights"}),          # 2 characters: the start of a run
+    ("タワー", {"東京タワー"}),                          # 3+: the trigram index, inside a run
+    ("京タ", {"東京タワー"}),                            # 2 characters inside a run
+    ("北京", {"我爱北京天安门"}),                         # Chinese: a word inside a sentence
+    ("天安门", {"我爱北京天安门"}),
+    ("合唱", {"我爱北京天安门"}),                         # in the artist
+    ("วัสดี", {"สวัสดีครับ"}),                           # Thai
+    ("tokyo 東京", {"Tokyo Nights"}),                  # a word and a substring together
+    ("東京 -tokyo", {"東京タワー"}),
+    ("東京 -タワー", {"Tokyo Nights"}),
+    ('"スカパラダイス"', {"Tokyo Nights"}),
+    ("大阪", set()),
+    ("ワーX", set()),
+])
+def test_substrings_of_scripts_without_spaces_are_found(nospace, query, expected):
+    found = find(nospace, query, limit=50)
+    assert {h.title for h in found.hits} == expected
+    assert found.total == len(expected) and not found.capped
+
+
+def test_a_substring_in_the_title_ranks_above_one_in_the_artist(nospace):
+    assert titles(nospace, "東京") == ["東京タワー", "Tokyo Nights"]
+
+
+def test_an_isrc_query_counts_exactly_its_recording(filled):
+    assert find(filled, "US-RC1-76-07839").total == 1
+    assert [h.title for h in find(filled, "US-RC1-76-07839").hits] == ["Blue Moon Rising"]
+    assert find(filled, "GBXXX9999999").total == 0 and find(filled, "GBXXX9999999").hits == []
+    with filled.transaction() as conn:  # a second ISRC of the same recording (migration 0006)
+        rid = conn.execute("SELECT id FROM recording WHERE isrc = 'GBA1B0200001'").fetchone()[0]
+        conn.execute("INSERT INTO isrc_alias(isrc, recording_id, source) VALUES ('FRZ039800212', ?, 'test')",
+                     (rid,))
+    found = find(filled, "FR-Z03-98-00212")
+    assert found.total == 1 and [h.title for h in found.hits] == ["Blue Sky"]
+
+
+def test_the_cli_and_the_web_answer_alike(archive, nospace):
+    import json
+    import subprocess
+    import sys
+
+    from soundark.web.queries import ArchiveReader
+
+    reader = ArchiveReader(archive.root)
+    try:
+        for query in ("blue", "songs", "東京", "US-RC1-76-07839", "blu* -moon"):
+            out = subprocess.run([sys.executable, "-m", "soundark", "search", query, "--archive",
+                                  str(archive.root), "--json"], capture_output=True, text=True, check=True)
+            cli = json.loads(out.stdout)
+            web = reader.search(query).as_dict()
+            assert [r["key"] for r in cli["results"]] == [r["key"] for r in web["results"]], query
+            assert cli["total"] == web["total"] and cli["total_is_lower_bound"] == web["total_is_lower_bound"]
+    finally:
+        reader.close()
+
+
+def test_the_nospace_ranges_agree_with_migration_0010():
+    from soundark.catalog.search import NOSPACE
+    from soundark.catalog.store import migrations
+
+    sql = next(m.sql for m in migrations() if m.version == 10)
+    assert sql.count(f"GLOB '*[{NOSPACE}]*'") == 5

@@ -493,9 +493,9 @@ def test_no_archive_is_not_found(tmp_path):
 
 
 def test_common_queries_rank_a_bounded_candidate_set_by_listens(client, monkeypatch):
-    from soundark.catalog import queries
+    from soundark.catalog import search
 
-    monkeypatch.setattr(queries, "CANDIDATES", 10)
+    monkeypatch.setattr(search, "CANDIDATES", 10)
     body = client.get("/api/search", params={"q": "bulk", "size": 4}).json()
     assert body["total"] == 10 and body["total_is_lower_bound"] is True
     listens = [r["listens"] for r in body["results"]]
@@ -513,12 +513,12 @@ def test_short_prefixes_are_refused_with_a_reason(client):
 
 @pytest.mark.parametrize("text", ["bul*", "harb* -bulk", "Harbour mor*", "tide*", "zzz*", "sal* OR win*"])
 def test_prefix_expansion_finds_exactly_what_fts5_prefixes_find(client, text):
-    from soundark.catalog import queries
+    from soundark.catalog.search import find
 
     reader = client.app.state.reader
     cat = reader.catalog()
-    native = queries.web_search(cat, text, limit=100, offset=0)
-    expanded = queries.web_search(cat, text, limit=100, offset=0, terms_of=reader._terms_of)
+    native = find(cat, text, limit=100, offset=0)
+    expanded = find(cat, text, limit=100, offset=0, terms_of=reader._terms_of)
     assert [h.key for h in expanded.hits] == [h.key for h in native.hits]
     assert expanded.total == native.total
 

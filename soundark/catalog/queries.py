@@ -12,30 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from soundark import isrc as isrc_codes
-from soundark.catalog.search import SearchHit, fts_query
 from soundark.catalog.store import Catalog
-from soundark.errors import BadInput
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-# Matches are found by FTS5 but not ranked by its bm25(): bm25 needs statistics over every
-# hit of every term (a term in half of 1M rows costs ~15 ms before the first row comes
-# back), which makes common words slow whatever the LIMIT. Instead the first CANDIDATES
-# hits are read with their rows and ranked here: by where the words occur (title, then
-# artists, then album; shorter fields first), then by listens. A query with CANDIDATES
-# hits or more is "common": its candidates are ordered by listens, and paging stops
-# there ("300+ matches: add a word").
-CANDIDATES = 300
-FIELD_WEIGHTS = (10.0, 5.0, 2.0)  # title, artist, album: the weights `soundark search` gives bm25
-MIN_PREFIX = 3  # a shorter prefix* merges the doclists of thousands of terms
-MAX_EXPANSION = 256  # a prefix* is rewritten as an OR of at most this many words
-_PREFIX = re.compile(r'"(\w+)"\*')
-_PHRASE = re.compile(r'(NOT )?"([^"]*)"(\*?)')
-_HIT_COLUMNS = "r.id, r.key, r.title, r.artist, r.album, r.date, r.duration_ms, r.isrc, r.listens, r.rights"
-
 _SOURCE_COLUMNS = ("sha256, container, codec, bitrate, sample_rate, channels, duration_ms, lossless, "
                    "license, copyright, rights, has_art, scanned_at, decoder, guessed, licence_conflict")
 
@@ -56,7 +37,9 @@ def recording_row(catalog: Catalog, key: str) -> dict[str, Any] | None:
 
 
 def key_of_isrc(catalog: Catalog, isrc: str) -> str | None:
-    value = catalog.scalar("SELECT key FROM recording WHERE isrc = ?", (isrc,))
+    value = catalog.scalar(  # its own ISRC, else an alias (migration 0006)
+        "SELECT key FROM recording WHERE isrc = ?1 UNION ALL SELECT r.key FROM isrc_alias a"
+        " JOIN recording r ON r.id = a.recording_id WHERE a.isrc = ?1 LIMIT 1", (isrc,))
     return None if value is None else str(value)
 
 
@@ -124,90 +107,15 @@ def _art_of(catalog: Catalog, rec: dict[str, Any], have: set[str]) -> dict[str, 
     return None
 
 
-@dataclass(frozen=True)
-class Matches:
-    hits: list[SearchHit]
-    total: int            # exact unless capped
-    capped: bool          # at least CANDIDATES recordings match
-
-
-def web_search(catalog: Catalog, text: str, limit: int, offset: int,
-               terms_of: Callable[[str], list[str]] | None = None) -> Matches:
-    """Recordings matching *text* (the syntax of soundark.catalog.search), best first, at bounded cost.
-
-    *terms_of(bucket)* lists the indexed words that start with a 3-letter *bucket*
-    (see :func:`terms_in_bucket`; callers cache it): a prefix* is then searched as an OR of
-    whole words, which FTS5 evaluates lazily, instead of merging every matching doclist.
-    """
-    code = isrc_codes.normalise_or_none(text) if len(text) < 40 else None
-    if code:
-        rows = catalog.execute(f"SELECT {_HIT_COLUMNS} FROM recording r WHERE r.isrc = ?", (code,)).fetchall()
-        if rows:
-            return Matches([SearchHit(*row) for row in rows][offset:offset + limit], len(rows), False)
-    query = fts_query(text)
-    if not query:
-        return Matches([], 0, False)
-    short = [p for p in _PREFIX.findall(query) if len(p) < MIN_PREFIX]
-    if short:
-        raise BadInput("q", f"{short[0]}*: a prefix needs at least {MIN_PREFIX} letters before the *")
-    if terms_of is not None:
-        query = _PREFIX.sub(lambda m: _expanded(m, terms_of), query)
-    rows = catalog.execute(
-        f"SELECT {_HIT_COLUMNS} FROM (SELECT rowid AS rid FROM recording_fts WHERE recording_fts MATCH ? "
-        "LIMIT ?) AS h JOIN recording r ON r.id = h.rid", (query, CANDIDATES)).fetchall()
-    common = len(rows) >= CANDIDATES
-    # rows are (id, key, title, artist, album, date, duration_ms, isrc, listens, rights)
-    if common:
-        rows.sort(key=lambda r: (-(r[8] or 0), r[0]))
-    else:
-        terms = _positive_terms(query)
-        rows.sort(key=lambda r: (-_score(r[2], r[3], r[4], terms), -(r[8] or 0), r[0]))
-    return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), common)
-
-
-def _expanded(m: re.Match[str], terms_of: Callable[[str], list[str]]) -> str:
-    """``"abc"*`` as ``("abc" OR "abcd" OR ...)``, or unchanged when that would not be cheaper."""
-    prefix = m.group(1)
-    if not prefix.isascii():  # the tokenizer folds non-ASCII letters; leave those to FTS5
-        return m.group(0)
-    prefix = prefix.lower()
-    words = [t for t in terms_of(prefix[:MIN_PREFIX]) if t.startswith(prefix)]
-    if not words or len(words) > MAX_EXPANSION:
-        return m.group(0)
-    return "(" + " OR ".join(f'"{w}"' for w in words) + ")"
-
-
 def terms_in_bucket(catalog: Catalog, bucket: str) -> list[str]:
-    """Every indexed word starting with *bucket* (FTS5's fts5vocab, in a TEMP table: the catalog
-    file is not touched). Slow-ish once per bucket (it reads the words' doclists): cache it."""
+    """Every indexed word starting with *bucket*, for the prefix expansion of soundark.catalog.search.find
+    (FTS5's fts5vocab, in a TEMP table: the catalog file is not touched). Slow-ish once per bucket
+    (it reads the words' doclists): cache it."""
     catalog.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.soundark_fts_terms "
                     "USING fts5vocab(main, recording_fts, 'row')")
     high = bucket[:-1] + chr(ord(bucket[-1]) + 1)
     return [r[0] for r in catalog.execute(
         "SELECT term FROM temp.soundark_fts_terms WHERE term >= ? AND term < ?", (bucket, high))]
-
-
-def _positive_terms(query: str) -> list[tuple[str, bool]]:
-    """(lower-case word, is_prefix) of each wanted word of an fts_query() string."""
-    terms = []
-    for neg, phrase, star in _PHRASE.findall(query):
-        if not neg:
-            words = phrase.lower().split()
-            terms += [(w, False) for w in words[:-1]] + [(words[-1], bool(star))] if words else []
-    return terms
-
-
-def _score(title: str, artist: str, album: str, terms: list[tuple[str, bool]]) -> float:
-    """Weighted share of the query's words found in each field; a short field counts more."""
-    total = 0.0
-    for text, weight in zip((title, artist, album), FIELD_WEIGHTS):
-        words = text.lower().split()
-        if not words:
-            continue
-        found = sum(1 for t, prefix in terms
-                    if any(w.startswith(t) if prefix else w.strip(".,;:!?()[]\"'") == t for w in words))
-        total += weight * found / (len(terms) or 1) * (1.0 + 1.0 / len(words))
-    return total
 
 
 def search_extras(catalog: Catalog, ids: list[int], have: set[str] | None = None) -> dict[int, dict[str, Any]]:

@@ -1,18 +1,32 @@
-"""Full-text search over recordings (SQLite FTS5).
+"""Search over recordings (SQLite FTS5): the one search of the CLI and the web (docs/catalog.md).
 
-User text never reaches ``MATCH`` as it is: :func:`fts_query` turns it into a
-query of quoted terms, so FTS5 syntax in the input (``NEAR(``, ``AND``, ``:``,
-``^``, unbalanced quotes or parentheses) is searched for as words. What the
-user may use on purpose: ``"a phrase"`` in double quotes, a trailing ``*`` on a
-word for a prefix search, and ``-word`` to exclude a word. An ISRC (with or
-without dashes) finds its recording directly.
+User text never reaches ``MATCH`` as it is: :func:`parse` turns it into terms of
+quoted words, so FTS5 syntax in the input (``NEAR(``, ``AND``, ``:``, ``^``,
+unbalanced quotes or parentheses) is searched for as words. What the user may use
+on purpose: ``"a phrase"`` in double quotes, a trailing ``*`` on a word for a prefix
+search, and ``-word`` to exclude a word. An ISRC (with or without dashes) finds
+the recording that carries it, as its own ISRC or as an alias (``isrc_alias``).
+
+Two indexes answer: words go to ``recording_fts`` (unicode61: case and accents
+ignored). A word in a script written without spaces (CJK, kana, Thai...) is one
+token there for a whole run of text, so such a word is searched as a substring:
+through ``recording_trigram`` (migration 0010) when it has 3 characters or more,
+else by ``instr`` over the rows the other terms found (or a scan of the rows
+holding such a script, stopped at CANDIDATES hits).
+
+Cost is bounded whatever the catalog's size: the first CANDIDATES hits are read
+with their rows and ranked here, by where the words occur (title, then artists,
+then album; shorter fields first), then by listens. bm25() is not used: it needs
+statistics over every hit of every term (~15 ms for a term in half of 1M rows).
+A query with CANDIDATES hits or more is *common*: its candidates are ordered by
+listens and its total is a lower bound ("300+ matches: add a word").
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from soundark import isrc as isrc_codes
 from soundark.catalog.store import Catalog
@@ -21,12 +35,21 @@ from soundark.errors import BadInput
 MAX_QUERY_CHARS = 1000
 MAX_TERMS = 32
 MAX_PAGE_SIZE = 200
-# Ranking every hit of a very common term is slow (bm25 over millions of rows);
-# rank only the first RANK_CAP hits, which keeps p95 flat on 10M+ rows.
-RANK_CAP = 2000
+MAX_OFFSET = 100_000
+CANDIDATES = 300
+FIELD_WEIGHTS = (10.0, 5.0, 2.0)  # title, artist, album
+MIN_PREFIX = 3  # a shorter prefix* merges the doclists of thousands of terms
+MAX_EXPANSION = 256  # a prefix* is rewritten as an OR of at most this many words
+MIN_TRIGRAM = 3  # FTS5's trigram tokenizer cannot match fewer characters
+# Scripts written without spaces: kana + CJK (U+3040-9FFF: ideographs, ext. A, symbols; planes 2-3),
+# half-width katakana, Thai + Lao, Myanmar, Khmer. Migration 0010's GLOB class lists the same.
+NOSPACE = "぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿"
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
+_NOSPACE = re.compile(f"[{NOSPACE}]")
+_PREFIX = re.compile(r'"(\w+)"\*')
+_COLUMNS = "r.id, r.key, r.title, r.artist, r.album, r.date, r.duration_ms, r.isrc, r.listens, r.rights"
 
 
 @dataclass(frozen=True)
@@ -46,77 +69,197 @@ class SearchHit:
         return dict(self.__dict__)
 
 
-def _quote(words: list[str]) -> str:
-    return '"' + " ".join(words) + '"'
+@dataclass(frozen=True)
+class Matches:
+    hits: list[SearchHit]  # the page asked for
+    total: int             # exact unless capped
+    capped: bool           # at least CANDIDATES recordings match: total is a lower bound
+
+
+@dataclass(frozen=True)
+class Term:
+    """Words to find together (a phrase when more than one); *substring*: one no-space word."""
+
+    words: tuple[str, ...]
+    negative: bool = False
+    prefix: bool = False
+    substring: bool = False
+
+    @property
+    def fts(self) -> str:
+        return '"' + " ".join(self.words) + '"' + ("*" if self.prefix else "")
+
+
+def _terms_of(words: list[str], negative: bool, prefix: bool) -> list[Term]:
+    """Words of a script without spaces become substring terms of their own; the rest one term."""
+    spaced = [w for w in words if not _NOSPACE.search(w)]
+    terms = [Term(tuple(spaced), negative, prefix and len(spaced) == 1 == len(words))] if spaced else []
+    return terms + [Term((w,), negative, substring=True) for w in words if _NOSPACE.search(w)]
+
+
+def parse(text: str) -> list[Term]:
+    """The terms of user text; raises BadInput when it is too long or has too many terms."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadInput("query", f"too long ({len(text)} characters; at most {MAX_QUERY_CHARS})")
+    terms: list[Term] = []
+    for m in _TOKEN.finditer(text):
+        if m.group(2) is not None:  # a quoted phrase
+            terms += _terms_of(_WORD.findall(m.group(2).lower()), bool(m.group(1)), False)
+            continue
+        raw = m.group(3)
+        terms += _terms_of(_WORD.findall(raw.lower()), raw.startswith("-") and len(raw) > 1, raw.endswith("*"))
+    if len(terms) > MAX_TERMS:
+        raise BadInput("query", f"too many terms (at most {MAX_TERMS})")
+    return terms
+
+
+def _fts_expression(positive: list[Term], negative: list[Term]) -> str:
+    if not positive:
+        return ""
+    query = " AND ".join(t.fts for t in positive)
+    return query + "".join(f" NOT {t.fts}" for t in negative)
 
 
 def fts_query(text: str) -> str:
-    """Translate user text into a safe FTS5 query; '' when nothing searchable remains."""
-    if len(text) > MAX_QUERY_CHARS:
-        raise BadInput("query", f"too long ({len(text)} characters; at most {MAX_QUERY_CHARS})")
-    positive: list[str] = []
-    negative: list[str] = []
-    for m in _TOKEN.finditer(text):
-        if m.group(2) is not None:  # a quoted phrase
-            words = _WORD.findall(m.group(2))
-            if words:
-                (negative if m.group(1) else positive).append(_quote(words))
-            continue
-        raw = m.group(3)
-        neg = raw.startswith("-") and len(raw) > 1
-        prefix = raw.endswith("*")
-        words = _WORD.findall(raw)
-        if not words:
-            continue
-        term = _quote(words)
-        if prefix and len(words) == 1:
-            term += "*"
-        (negative if neg else positive).append(term)
-    if len(positive) + len(negative) > MAX_TERMS:
-        raise BadInput("query", f"too many terms (at most {MAX_TERMS})")
-    if not positive:
-        return ""
-    query = " AND ".join(positive)
-    for term in negative:
-        query += f" NOT {term}"
-    return query
+    """The word-index part of *text* as a safe FTS5 query; '' when no wanted word remains."""
+    terms = [t for t in parse(text) if not t.substring]
+    return _fts_expression(_wanted(terms), _excluded(terms))
 
 
-_COLUMNS = "r.id, r.key, r.title, r.artist, r.album, r.date, r.duration_ms, r.isrc, r.listens, r.rights"
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadInput("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadInput("offset", f"must be between 0 and {MAX_OFFSET}")
+
+
+def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
+         terms_of: Callable[[str], list[str]] | None = None) -> Matches:
+    """Recordings matching *text*, best first: the page [offset, offset + limit) and the count.
+
+    *terms_of(bucket)* lists the indexed words that start with a 3-letter *bucket*
+    (:func:`soundark.catalog.queries.terms_in_bucket`; the web caches it): a prefix* is then
+    searched as an OR of whole words, which FTS5 evaluates lazily, instead of merging every
+    matching doclist. Raises BadInput for unusable queries.
+    """
+    _check_page(limit, offset)
+    code = isrc_codes.normalise_or_none(text) if len(text) < 40 else None
+    if code:
+        rows = _by_isrc(catalog, code)
+        return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), False)
+    terms = parse(text)
+    short = [t.words[0] for t in terms if t.prefix and len(t.words[0]) < MIN_PREFIX]
+    if short:
+        raise BadInput("query", f"{short[0]}*: a prefix needs at least {MIN_PREFIX} letters before the *")
+    sql, params = _candidates_sql(terms, terms_of)
+    if not sql:
+        return Matches([], 0, False)
+    rows = catalog.execute(sql, params).fetchall()
+    common = len(rows) >= CANDIDATES
+    # rows are (id, key, title, artist, album, date, duration_ms, isrc, listens, rights)
+    if common:
+        rows.sort(key=lambda r: (-(r[8] or 0), r[0]))
+    else:
+        wanted = _wanted(terms)
+        rows.sort(key=lambda r: (-_score(r[2], r[3], r[4], wanted), -(r[8] or 0), r[0]))
+    return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), common)
 
 
 def search(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
-    """Recordings matching *text*, best first. Raises BadInput for unusable queries."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise BadInput("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
-    if offset < 0 or offset > 100_000:
-        raise BadInput("offset", "must be between 0 and 100000")
-    code = isrc_codes.normalise_or_none(text) if len(text) < 40 else None
-    if code:
-        rows = catalog.execute(f"SELECT {_COLUMNS} FROM recording r WHERE r.isrc = ? UNION ALL"
-                               f" SELECT {_COLUMNS} FROM isrc_alias a JOIN recording r ON r.id = a.recording_id"
-                               " WHERE a.isrc = ?", (code, code)).fetchall()
-        if rows:
-            return [SearchHit(*row) for row in rows][offset: offset + limit]
-    query = fts_query(text)
-    if not query:
-        return []
-    sql = (
-        f"SELECT {_COLUMNS} FROM ("
-        "  SELECT rowid AS rid, bm25(recording_fts, 10.0, 5.0, 2.0) AS score"
-        "  FROM recording_fts WHERE recording_fts MATCH ? LIMIT ?"
-        f") AS hits JOIN recording r ON r.id = hits.rid "
-        "ORDER BY hits.score, coalesce(r.listens, 0) DESC, r.id LIMIT ? OFFSET ?"
-    )
-    rows = catalog.execute(sql, (query, RANK_CAP + offset, limit, offset)).fetchall()
-    return [SearchHit(*row) for row in rows]
+    """The hits of :func:`find` alone."""
+    return find(catalog, text, limit=limit, offset=offset).hits
 
 
-def count_matches(catalog: Catalog, text: str, cap: int = 10_000) -> int:
-    """How many recordings match, counted up to *cap*."""
-    query = fts_query(text)
-    if not query:
-        return 0
-    return int(catalog.scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM recording_fts WHERE recording_fts MATCH ? LIMIT ?)",
-        (query, cap)) or 0)
+def _by_isrc(catalog: Catalog, code: str) -> list[Any]:
+    """The recording carrying *code*, as its ISRC or an alias (an alias never repeats a primary)."""
+    return catalog.execute(
+        f"SELECT {_COLUMNS} FROM recording r WHERE r.isrc = ?1 UNION "
+        f"SELECT {_COLUMNS} FROM isrc_alias a JOIN recording r ON r.id = a.recording_id WHERE a.isrc = ?1",
+        (code,)).fetchall()
+
+
+def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None) -> tuple[str, list]:
+    """One SELECT of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
+
+    The first index with a wanted term drives (words, else trigrams, else a scan of the rows
+    with a script written without spaces: the trigram index's document list); the other terms
+    filter the rows it yields, so LIMIT stops the whole statement early.
+    """
+    words = [t for t in terms if not t.substring]
+    tri = [t for t in terms if t.substring and len(t.words[0]) >= MIN_TRIGRAM]
+    short = [t for t in terms if t.substring and len(t.words[0]) < MIN_TRIGRAM]
+    if not (_wanted(words) or _wanted(tri) or _wanted(short)):
+        return "", []
+    word_query = _fts_expression(_wanted(words), _excluded(words))
+    if word_query and terms_of is not None:
+        word_query = _PREFIX.sub(lambda m: _expanded(m, terms_of), word_query)
+    tri_query = _fts_expression(_wanted(tri), _excluded(tri))
+    params: list = []
+    where: list[str] = []
+    if word_query:
+        driver = "SELECT rowid AS rid FROM recording_fts WHERE recording_fts MATCH ?"
+        params.append(word_query)
+    elif tri_query:
+        driver, tri_query = "SELECT rowid AS rid FROM recording_trigram WHERE recording_trigram MATCH ?", ""
+        params.append(_fts_expression(_wanted(tri), _excluded(tri)))
+    else:  # only 1-2 character substrings: scan the rows the trigram index holds (few percent)
+        driver = "SELECT id AS rid FROM recording_trigram_docsize"
+    if tri_query:
+        where.append("r.id IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
+        params.append(tri_query)
+    elif _excluded(tri) and not _wanted(tri):
+        where.append("r.id NOT IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
+        params.append(" OR ".join(t.fts for t in _excluded(tri)))
+    if _excluded(words) and not _wanted(words):
+        where.append("r.id NOT IN (SELECT rowid FROM recording_fts WHERE recording_fts MATCH ?)")
+        params.append(" OR ".join(t.fts for t in _excluded(words)))
+    for t in short:  # lower(): ASCII only, enough beside these scripts
+        where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
+        params.append(t.words[0])
+    sql = (f"SELECT {_COLUMNS} FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
+           + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
+    return sql, params + [CANDIDATES]
+
+
+def _wanted(terms: list[Term]) -> list[Term]:
+    return [t for t in terms if not t.negative]
+
+
+def _excluded(terms: list[Term]) -> list[Term]:
+    return [t for t in terms if t.negative]
+
+
+def _expanded(m: re.Match[str], terms_of: Callable[[str], list[str]]) -> str:
+    """``"abc"*`` as ``("abc" OR "abcd" OR ...)``, or unchanged when that would not be cheaper."""
+    prefix = m.group(1)
+    if not prefix.isascii():  # the tokenizer folds non-ASCII letters; leave those to FTS5
+        return m.group(0)
+    prefix = prefix.lower()
+    words = [t for t in terms_of(prefix[:MIN_PREFIX]) if t.startswith(prefix)]
+    if not words or len(words) > MAX_EXPANSION:
+        return m.group(0)
+    return "(" + " OR ".join(f'"{w}"' for w in words) + ")"
+
+
+def _found(term: Term, text: str, words: list[str]) -> int:
+    """How many of the term's words the field holds (a substring term: anywhere in it)."""
+    if term.substring:
+        return int(term.words[0] in text)
+    last = len(term.words) - 1
+    return sum(1 for i, t in enumerate(term.words)
+               if any(w.startswith(t) if term.prefix and i == last else w.strip(".,;:!?()[]\"'") == t
+                      for w in words))
+
+
+def _score(title: str, artist: str, album: str, terms: list[Term]) -> float:
+    """Weighted share of the query's words found in each field; a short field counts more."""
+    total = 0.0
+    n_words = sum(len(t.words) for t in terms) or 1
+    for text, weight in zip((title, artist, album), FIELD_WEIGHTS):
+        text = text.lower()
+        words = text.split()
+        if not words:
+            continue
+        found = sum(_found(t, text, words) for t in terms)
+        total += weight * found / n_words * (1.0 + 1.0 / len(words))
+    return total

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
+from soundark.catalog import deferred
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound
 
@@ -190,6 +191,7 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
         conn.execute("PRAGMA temp_store = MEMORY")
         if not readonly:
             _apply_migrations(conn, path)
+            deferred.finish(conn)  # index work a killed bulk import left (catalog/deferred.py)
         else:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as e:

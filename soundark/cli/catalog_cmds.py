@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from soundark.catalog import open_catalog
-from soundark.catalog.search import count_matches, search
+from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.catalog.store import check_new_catalog
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
@@ -210,20 +210,22 @@ def _fmt_duration(ms: int | None) -> str:
 
 def search_cmd(
     query: str = typer.Argument(..., help='Words to find in title, artists or album; "a phrase", '
-                                          "prefix*, -excluded, or an ISRC."),
+                                          "prefix*, -excluded, or an ISRC. Words in scripts written "
+                                          "without spaces (Japanese, Chinese, Thai) also match inside "
+                                          "longer text."),
     archive: Path = ARCHIVE_OPT,
     limit: int = typer.Option(20, "--limit", "-n", help="Most results to show (1-200)."),
     offset: int = typer.Option(0, "--offset", help="Skip this many results (paging)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Search the catalog by title, artist, album or ISRC."""
+    """Search the catalog by title, artist, album or ISRC (the same search and ranking as the web)."""
     paths = archive_paths(archive)
     with open_catalog(paths.catalog, readonly=True) as catalog:
-        hits = search(catalog, query, limit=limit, offset=offset)
-        total = count_matches(catalog, query) if hits else 0
+        found = find(catalog, query, limit=limit, offset=offset)
+    hits, total = found.hits, f"{found.total}+" if found.capped else str(found.total)
     if as_json:
-        emit_json({"query": query, "total": max(total, len(hits)), "offset": offset,
-                   "results": [h.as_dict() for h in hits]})
+        emit_json({"query": query, "total": found.total, "total_is_lower_bound": found.capped,
+                   "offset": offset, "results": [h.as_dict() for h in hits]})
         return
     con = console(False)
     if not hits:

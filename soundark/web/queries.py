@@ -23,6 +23,7 @@ from typing import Any, Callable
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, open_catalog
 from soundark.catalog import queries as q
+from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound
@@ -209,7 +210,7 @@ class ArchiveReader:
 
     def _run_search(self, text: str, page: int, size: int) -> SearchPage:
         cat = self.catalog()
-        found = q.web_search(cat, text, limit=size, offset=(page - 1) * size, terms_of=self._terms_of)
+        found = find(cat, text, limit=size, offset=(page - 1) * size, terms_of=self._terms_of)
         hits = found.hits
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
         extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat)))

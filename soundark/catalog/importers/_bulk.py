@@ -24,12 +24,16 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from soundark.catalog import deferred
 from soundark.catalog.importers._rows import StagedBatch
 from soundark.catalog.store import Catalog
 from soundark.model import ImportReport, Progress, derived_key
 
 MATCH_WINDOW_MS = 3000
 IMPORT_CACHE_KIB = 262_144  # page cache while importing: random-key index inserts stay in memory
+# A catalog with fewer recordings than this takes the fresh path (catalog/deferred.py): search
+# indexes built once at the end. Re-indexing this many existing rows costs less than a second.
+NEAR_EMPTY_RECORDINGS = 100_000
 STAGE_COLUMNS = (
     "seq", "title", "artist", "artists", "album", "album_key", "album_first", "album_mbid",
     "upc", "date", "label", "isrc", "mbid", "duration_ms", "track_number", "disc_number", "listens",
@@ -120,6 +124,16 @@ RESOLVE = [
     "UPDATE stage SET rec_id = l.rec_id FROM stage AS l"
     " WHERE l.seq = stage.leader_seq AND stage.seq != stage.leader_seq",
 ]
+
+# Rows that joined a recording older than this batch, by the rule that found it (ImportReport.counts).
+# Read right after RESOLVE: step 3 gives a recording found by match key its row's MBID, so a
+# via_key leader counts as name+duration before the identifier comparisons can see that MBID.
+JOINED = (
+    "SELECT CASE WHEN l.via_key = 1 THEN 'name+duration' WHEN r.isrc = l.isrc THEN 'isrc'"
+    " WHEN r.mbid = l.mbid THEN 'mbid' ELSE 'name+duration' END AS rule, count(*)"
+    " FROM stage s JOIN stage l ON l.seq = s.leader_seq JOIN recording r ON r.id = s.rec_id"
+    " WHERE s.rec_id <= :last GROUP BY rule"
+)
 
 # Albums: only the first row of each album in the batch looks the album up or makes it (new ones
 # get the id :abase + seq, as recordings do); the other rows find it through album_seq.
@@ -227,8 +241,8 @@ UPSERT_TRACKS = (
 )
 
 _INSERT_STAGE = f"INSERT INTO stage({', '.join(STAGE_COLUMNS)}) VALUES ({', '.join('?' * len(STAGE_COLUMNS))})"
-_INDEX_NEW = ("INSERT INTO recording_fts(rowid, title, artist, album)"
-              " SELECT id, title, artist, album FROM recording WHERE id > ?")
+# migration 0010: while this row is in fts_deferred, recordings with id > upto wait for indexing
+_DEFER = "INSERT INTO fts_deferred(id, upto) VALUES (1, :last) ON CONFLICT DO NOTHING"
 # Rows on the recording their leader made (id :base + leader_seq) share its key: no need to look.
 _KEY_FIXES = (
     "SELECT s.seq, r.key, s.album_key, s.disc_number, s.track_number FROM stage s"
@@ -261,14 +275,25 @@ class BulkWriter:
         with catalog.transaction() as conn:
             for sql in _CREATE:
                 conn.execute(sql)
+            # Fresh path: an empty or near-empty catalog defers its indexes until the end
+            # (committed now, so a kill at any later point leaves the marker to recover).
+            self.fresh = NEAR_EMPTY_RECORDINGS > 0 and conn.execute(
+                "SELECT 1 FROM recording LIMIT 1 OFFSET ?", (NEAR_EMPTY_RECORDINGS - 1,)).fetchone() is None
+            if self.fresh:
+                deferred.begin_fresh_load(conn)
         catalog.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         # importer-specific steps, run in each batch's transaction after the merge, while the
         # stage table still holds the batch: hook(conn, batch.extra, ids)
         self.after_merge: list[Callable[..., None]] = []
 
     def close(self) -> None:
-        """Give back the import's page cache (the connection may live on)."""
-        self.catalog.execute(f"PRAGMA cache_size = {int(self._cache_size)}")
+        """Build what the fresh path deferred; give back the import's page cache."""
+        try:
+            if self.fresh:
+                with self.catalog.transaction() as conn:
+                    deferred.finish_in(conn)
+        finally:
+            self.catalog.execute(f"PRAGMA cache_size = {int(self._cache_size)}")
 
     def write(self, batch: StagedBatch) -> None:
         for line, reason in batch.rejections:
@@ -282,15 +307,19 @@ class BulkWriter:
                 conn.executemany(_INSERT_STAGE, batch.rows)
                 conn.executemany("INSERT OR IGNORE INTO stage_artist(key, name, mbid) VALUES (?, ?, ?)",
                                  batch.artists)
-            # migration 0005: index this batch's new recordings in one statement, not per row
             last_id = conn.execute("SELECT coalesce(max(id), 0) FROM recording").fetchone()[0]
             ids = {"last": last_id, "base": last_id + 1,
                    "abase": conn.execute("SELECT coalesce(max(id), 0) + 1 FROM album").fetchone()[0]}
-            conn.execute("INSERT INTO fts_deferred(id) VALUES (1)")
+            # migrations 0005/0010: index new recordings in one statement, not per row; on the
+            # fresh path (or behind another import's pending row) leave them for deferred.finish
+            conn.execute(_DEFER, ids)
+            owned = not self.fresh and conn.execute("SELECT changes()").fetchone()[0] == 1
             for sql in RESOLVE:
                 conn.execute(sql, ids)
-            conn.execute("DELETE FROM fts_deferred")
-            conn.execute(_INDEX_NEW, (last_id,))
+            if owned:
+                conn.execute("DELETE FROM fts_deferred")
+                deferred.index_new(conn, last_id)
+            joined = conn.execute(JOINED, ids).fetchall()
             self._fix_track_keys(conn, batch, ids)
             for sql in ALBUMS:
                 conn.execute(sql, ids)
@@ -302,6 +331,8 @@ class BulkWriter:
                 hook(conn, batch.extra, ids)
             conn.execute("DELETE FROM stage")
         updated = changed + gains
+        for rule, n in joined:
+            self.report.count(f"joined_by_{rule}", n)
         self.report.new += new
         self.report.updated += updated
         self.report.unchanged += len(batch.rows) - new - updated

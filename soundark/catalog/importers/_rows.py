@@ -24,7 +24,6 @@ exactly) and the SHA-256 derived keys. Keys follow docs/formats.md:
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import hashlib
 from hashlib import sha256
@@ -61,10 +60,20 @@ _WORD_JUNK = re.compile(r"[^\w]+", re.UNICODE)
 _FEAT = re.compile(r"(?i)\s+(feat\.?|ft\.?|featuring)\s+.*$")
 
 
-@functools.cache
-def _combining_marks() -> dict[int, None]:
-    """str.translate table deleting every code point with a non-zero combining class."""
-    return {cp: None for cp in range(0x300, 0x110000) if unicodedata.combining(chr(cp))}
+class _CombiningMarks(dict):
+    """str.translate table deleting every code point with a non-zero combining class.
+
+    Filled on demand, one code point the first time it is seen: building it for all 1.1M code
+    points up front cost ~0.8 s per process (4 us/row on a 200k-row import).
+    """
+
+    def __missing__(self, cp: int) -> int | None:
+        value = None if unicodedata.combining(chr(cp)) else cp
+        self[cp] = value
+        return value
+
+
+_MARKS = _CombiningMarks()
 
 
 def _normalise(text: str) -> str:
@@ -79,7 +88,7 @@ def _normalise(text: str) -> str:
     if not text:
         return ""
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).translate(_combining_marks())
+        text = unicodedata.normalize("NFKD", text).translate(_MARKS)
     text = _FEAT.sub("", text.casefold())
     return _WORD_JUNK.sub(" ", text).strip(" ")
 
