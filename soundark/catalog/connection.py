@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, SoundarkError
 
@@ -49,15 +49,20 @@ class CatalogCursor(sqlite3.Cursor):
     """A cursor whose statements and fetches convert SQLite errors (see the module docstring)."""
 
     def _fail(self, err: sqlite3.Error) -> SoundarkError:
-        return describe_sqlite_error(getattr(self.connection, "catalog_path", "catalog"), err)
+        conn = self.connection
+        if isinstance(conn, CatalogConnection):
+            return conn._fail(err)
+        return describe_sqlite_error("catalog", err)
 
     def execute(self, sql: str, parameters: Any = (), /) -> "CatalogCursor":
+        self.connection._stopped = False  # type: ignore[attr-defined]  # made only by CatalogConnection
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> "CatalogCursor":
+        self.connection._stopped = False  # type: ignore[attr-defined]
         try:
             return super().executemany(sql, seq_of_parameters)
         except sqlite3.Error as e:
@@ -107,12 +112,35 @@ class CatalogConnection(sqlite3.Connection):
     """``sqlite3.Connection`` that converts every SQLite error; open it with :func:`connect`."""
 
     catalog_path: Path
+    _stopped = False  # our progress handler stopped the running statement
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or CatalogCursor)
 
     def _fail(self, err: sqlite3.Error) -> SoundarkError:
+        if self._stopped:
+            # a stop can surface under another message too ("vtable constructor failed"
+            # when it lands while FTS5 opens its tables): the handler knows, not the text
+            self._stopped = False
+            return QueryInterrupted(self.catalog_path, "the query was stopped before it finished")
         return describe_sqlite_error(self.catalog_path, err)
+
+    def set_progress_handler(self, progress_handler: Callable[[], object] | None, n: int) -> None:
+        if progress_handler is None:
+            super().set_progress_handler(None, n)
+            return
+        handler = progress_handler
+
+        def watched() -> int:
+            stop = handler()
+            if stop:
+                self._stopped = True
+            return 1 if stop else 0
+        super().set_progress_handler(watched, n)
+
+    def interrupt(self) -> None:
+        self._stopped = True
+        super().interrupt()
 
     # sqlite3's own Connection.execute* make a plain Cursor in C, bypassing cursor():
     # go through a CatalogCursor so the rows read later convert their errors too
