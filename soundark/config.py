@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from soundark.errors import BadInput
+from soundark.durable import write_durably
 from soundark.units import parse_bytes, split_host_port
 
 SETTINGS_FILE = "soundark.toml"
@@ -267,12 +268,10 @@ def _toml_value(value: Any) -> str:
 
 
 def write_settings(archive: Path, settings: Settings) -> Path:
-    """Write ``soundark.toml`` atomically (temp file + rename)."""
+    """Write ``soundark.toml`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
     archive = Path(archive)
     path = archive / SETTINGS_FILE
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(settings.to_toml(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_durably(path, settings.to_toml().encode("utf-8"))
     return path
 
 

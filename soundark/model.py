@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from soundark.errors import BadInput
 from soundark.units import parse_bytes  # noqa: F401  - re-exported: its home is units
 
 TIERS = ("original", "opus75", "skip")

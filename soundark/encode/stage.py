@@ -25,6 +25,7 @@ from typing import Any
 
 from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
+from soundark.durable import replace_durably
 from soundark.encode import jobs
 from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
@@ -300,8 +301,7 @@ class _Run:
             self.result.deduplicated += 1
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(outcome.tmp_path, final)
-            _fsync_dir(final.parent)
+            replace_durably(outcome.tmp_path, final)
         art = self._store_art(outcome)
         row = EncodedRow(job.recording_id, job.tier, outcome.sha256, outcome.bytes, outcome.ext,
                          outcome.duration_ms, outcome.source_sha256,
@@ -332,24 +332,9 @@ class _Run:
                 f.write(outcome.art)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            replace_durably(tmp, final)
             self.result.art_stored += 1
         return sha, mime, ext, len(outcome.art)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable: fsync the folder that holds the new name."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["EncodeOptions", "EncodeResult", "Failure", "run_encode", "SyncCounts"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths, Settings
+from soundark.durable import rename_durably
 from soundark.errors import BadInput, Conflict, EnvironmentProblem
 from soundark.release.bag import BuiltBag
 from soundark.release.names import check_prefix
@@ -198,7 +199,9 @@ def _move_into_place(staged: Path, final: Path) -> None:
     if final.exists():
         raise Conflict(final, "appeared while the release was built; not touched")
     try:
-        os.rename(staged, final)
+        rename_durably(staged, final)
+    except EnvironmentProblem as e:
+        raise EnvironmentProblem(final, f"cannot move the bag into place: {e.reason}") from e
     except OSError as e:
         raise EnvironmentProblem(final, f"cannot move the bag into place: {e.strerror or e}") from e
 

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import libtorrent as lt
 
+from soundark.durable import fsync_dir
 from soundark.errors import BadInput, Conflict, EnvironmentProblem
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -156,6 +157,7 @@ def write_torrent(path: Path, data: bytes) -> bool:
             f.flush()
             os.fsync(f.fileno())
         os.link(tmp, path)  # fails if a racing run wrote it first: never overwrite
+        fsync_dir(path.parent)  # the new name, not only the bytes, must survive a crash
     except FileExistsError as e:
         raise Conflict(path, "written by another run at the same time; re-run to check") from e
     except OSError as e:
