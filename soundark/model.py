@@ -120,28 +120,6 @@ class TagSet:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class CatalogRow:
-    """One track as the catalog importers understand it (docs/formats.md)."""
-
-    title: str
-    artists: tuple[str, ...] = ()
-    album: str | None = None
-    isrc: str | None = None
-    recording_mbid: str | None = None
-    release_mbid: str | None = None
-    track_id: str | None = None
-    duration_ms: int | None = None
-    date: str | None = None
-    label: str | None = None
-    upc: str | None = None
-    track_number: int | None = None
-    disc_number: int | None = None
-    listens: int | None = None
-    popularity: float | None = None
-    rights: str | None = None
-
-
 @dataclass
 class Rejection:
     subject: str

@@ -31,7 +31,7 @@ from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
 from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
-from soundark.errors import BadInput
+from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
 
@@ -204,7 +204,8 @@ class _Run:
         it; the rest wait here, longest (by scanned duration, else size) first, so the
         last tasks of a run are short ones and no core idles while one long file ends.
         """
-        assert self.executor is not None
+        if self.executor is None:
+            raise EnvironmentProblem("encode", "no worker pool is running (it was shut down)")
         window = 4 * self.executor.workers
         room = window - len(self.inflight) - len(self.waiting)
         if self.limit is not None:
@@ -294,7 +295,8 @@ class _Run:
             self.executor = make_executor(self.kind, self.workers, self.address)
 
     def _store(self, job: Job, outcome: EncodeOutcome) -> None:
-        assert outcome.tmp_path and outcome.sha256 and outcome.source_sha256
+        if not (outcome.tmp_path and outcome.sha256 and outcome.source_sha256):
+            raise EnvironmentProblem(job.recording_id, "the encode worker reported success without its output file")
         final = self.paths.store_path(outcome.sha256, outcome.ext)
         if final.exists() and final.stat().st_size == outcome.bytes:
             os.unlink(outcome.tmp_path)  # same bytes already stored: content addressing

@@ -204,8 +204,3 @@ def _move_into_place(staged: Path, final: Path) -> None:
         raise EnvironmentProblem(final, f"cannot move the bag into place: {e.reason}") from e
     except OSError as e:
         raise EnvironmentProblem(final, f"cannot move the bag into place: {e.strerror or e}") from e
-
-
-def staged_bag_files(folder: Path) -> list[str]:
-    """Payload paths of a bag on disk (for bags built by someone else, e.g. parity)."""
-    return sorted(p.relative_to(folder).as_posix() for p in (folder / "data").rglob("*") if p.is_file())

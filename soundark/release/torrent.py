@@ -117,16 +117,6 @@ def make_torrent(spec: TorrentSpec, parent: Path, pieces: list[bytes] | None = N
     return MadeTorrent(data, str(hashes.v1), v2, info_bytes)
 
 
-def read_infohashes(path: Path) -> tuple[str, str | None]:
-    """(v1, v2 or None) infohashes of a .torrent file."""
-    try:
-        info = lt.torrent_info(str(path))
-    except RuntimeError as e:
-        raise BadInput(path, f"not a valid torrent: {e}") from e
-    hashes = info.info_hashes()
-    return str(hashes.v1), (str(hashes.v2) if hashes.has_v2() else None)
-
-
 def magnet_link(name: str, infohash_v1: str, infohash_v2: str | None = None,
                 trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> str:
     """A magnet URI (BEP 9; ``btmh`` multihash for v2 per BEP 52) with name, trackers, web seeds."""

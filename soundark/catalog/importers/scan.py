@@ -336,7 +336,8 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Fo
     its names and identifiers say.
     """
     tags, facts = scanned.tags, scanned.facts
-    assert tags is not None and facts is not None
+    if tags is None or facts is None:  # the reader rejects such a file before it gets here
+        raise BadInput(scanned.path, "read without tags or audio facts")
     path = guess_from_path(Path(scanned.path), seen.depth)
     artists = tags.artists or ((path.artist,) if path.artist else ())
     album = tags.album or path.album
