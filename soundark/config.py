@@ -9,22 +9,93 @@ this table. CLI flags override the file (:meth:`Settings.with_overrides`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from soundark.errors import BadInput
+from soundark.durable import write_durably
+from soundark.units import parse_bytes, split_host_port
 
 SETTINGS_FILE = "soundark.toml"
 CATALOG_FILE = "catalog.sqlite3"
 
 
-def _s(default: Any, help: str) -> Any:
+Check = Callable[[Any], "str | None"]  # why a (well-typed) value is refused; None accepts it
+
+# A release name prefix (also checked by soundark.release.names before naming anything)
+RELEASE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        bad = [v for v in (value if isinstance(value, tuple) else (value,)) if v not in choices]
+        return f"{bad[0]!r} is not one of {', '.join(choices)}" if bad else None
+    return check
+
+
+def between(low: float, high: float | None = None) -> Check:
+    def check(value: Any) -> str | None:
+        if value < low or (high is not None and value > high):
+            return f"{value!r} is not between {low:g} and {high:g}" if high is not None else \
+                f"{value!r} is less than {low:g}"
+        return None
+    return check
+
+
+def size(*, empty_ok: bool, positive: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if value == "" and empty_ok:
+            return None
+        try:
+            n = parse_bytes(value)
+        except BadInput as e:
+            return e.reason
+        return f"{value!r} must be more than 0 bytes" if positive and n == 0 else None
+    return check
+
+
+def _listeners(value: Any) -> str | None:
+    parts = [p for p in value.split(",") if p.strip()]
+    if not parts:
+        return "give at least one host:port"
+    for part in parts:
+        try:
+            split_host_port(part)
+        except BadInput as e:
+            return e.reason
+    return None
+
+
+def _date(value: Any) -> str | None:
+    if value == "":
+        return None
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return f"{value!r} is not a date YYYY-MM-DD"
+    return None if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else f"{value!r} is not a date YYYY-MM-DD"
+
+
+def _prefix(value: Any) -> str | None:
+    return None if RELEASE_PREFIX.match(value) else \
+        f"{value!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
+
+
+def _not_empty(value: Any) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _s(default: Any, help: str, check: Check | None = None) -> Any:
+    """One row of the table: default, help (written into soundark.toml and docs/settings.md)
+    and an optional value check; the type check comes from the field's annotation."""
     if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        default = tuple(default)
+    return field(default=default, metadata={"help": help, "check": check})
 
 
 @dataclass(frozen=True)
@@ -32,26 +103,37 @@ class Settings:
     """Everything an archive can be told. Unknown keys in the file are an error."""
 
     # every command that writes the archive
-    lock_wait_seconds: float = _s(5.0, "How long a writing command waits for another one writing the same "
-                                       "archive before it refuses (docs/reliability.md).")
+    lock_wait_seconds: float = _s(5.0, "How long a writing command (init, scan, import, plan, release, repair, "
+                                       "archive, demo) waits for another one writing the same archive before it "
+                                       "refuses with one line naming it (docs/reliability.md).", between(0))
     # catalog / import
-    rights: str = _s("unknown", "Rights of sources imported without --rights (e.g. owned, cc-by-4.0, public-domain).")
+    rights: str = _s("unknown", "Rights of sources imported without --rights (e.g. owned, cc-by-4.0, public-domain).",
+                     _not_empty)
     artist_separator: str = _s(";", "Separates artists in one text cell of an imported CSV/JSONL row "
-                                    "(spaces around names are trimmed); a recognised export uses its own.")
+                                    "(spaces around names are trimmed); a recognised export uses its own "
+                                    "(Exportify: `,` with `\\,` inside names; docs/formats.md).", _not_empty)
     # plan
-    budget: str = _s("", "Byte budget for the plan, e.g. 4TB, 500GB, 4TiB; empty keeps everything.")
-    tiers: tuple[str, ...] = _s(("original", "opus75"), "Tiers the plan may choose, from: original, opus75.")
-    original_max_bitrate: int = _s(192_000, "Lossy sources at or under this bit rate (bit/s) may be kept as they are.")
+    budget: str = _s("", "Byte budget for the plan, e.g. 4TB, 500GB, 4TiB; empty keeps everything.",
+                     size(empty_ok=True))
+    tiers: tuple[str, ...] = _s(("original", "opus75"), "Tiers the plan may choose, from: original, opus75.",
+                                 one_of("original", "opus75"))
+    original_max_bitrate: int = _s(192_000, "Lossy sources at or under this bit rate (bit/s) may be kept as they are.",
+                                   between(0))
     # encode
-    opus_bitrate: int = _s(75_000, "Ogg Opus target bit rate for stereo, in bit/s (mono gets 5/8 of it).")
-    workers: int = _s(0, "Parallel encode workers; 0 means one per core.")
-    executor: str = _s("local", "Where encode jobs run: local (process pool) or ray.")
+    opus_bitrate: int = _s(75_000, "Ogg Opus target bit rate for stereo, in bit/s (mono gets 5/8 of it).",
+                           between(6_000, 510_000))
+    workers: int = _s(0, "Parallel encode workers; 0 means one per core.", between(0, 4096))
+    executor: str = _s("local", "Where encode jobs run: local (process pool) or ray.", one_of("local", "ray"))
     ray_address: str = _s("", "Ray cluster address for --executor ray; empty starts a private local cluster.")
-    lease_seconds: int = _s(600, "How long a running encode job is reserved before another run may take it.")
+    lease_seconds: int = _s(600, "How long a running encode job is reserved before another run may take it.",
+                            between(1))
     # release
-    target_size: str = _s("100GiB", "Target payload size of one audio release (torrent).")
-    max_files: int = _s(50_000, "Most files in one release; clients struggle past ~100k files per torrent.")
-    torrent_format: str = _s("v1", "v1 (every client reads it) or hybrid (BEP 52 v1+v2 with BEP 47 pad files).")
+    target_size: str = _s("100GiB", "Target payload size of one audio release (torrent).",
+                          size(empty_ok=False, positive=True))
+    max_files: int = _s(50_000, "Most files in one release; clients struggle past ~100k files per torrent.",
+                        between(1))
+    torrent_format: str = _s("v1", "v1 (every client reads it) or hybrid (BEP 52 v1+v2 with BEP 47 pad files).",
+                             one_of("v1", "hybrid"))
     trackers: tuple[str, ...] = _s((), "Tracker announce URLs written into torrents; none by default.")
     web_seeds: tuple[str, ...] = _s((), "BEP 19 web seed URLs written into torrents; none by default.")
     redistributable: tuple[str, ...] = _s(
@@ -61,11 +143,15 @@ class Settings:
     release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their rights (scan warns of each); off holds them back.")
     organisation: str = _s("", "Source-Organization written into bag-info.txt.")
     contact: str = _s("", "Contact-Email written into bag-info.txt.")
-    parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release.")
-    release_prefix: str = _s("soundark", "Release names start with this: <prefix>-audio-0001, <prefix>-metadata-0001 ...")
-    release_date: str = _s("", "Release date YYYY-MM-DD written into bags and torrents; empty means today (UTC).")
+    parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release; "
+                                   "0 writes none.", between(0, 1))
+    release_prefix: str = _s("soundark", "Release names start with this: <prefix>-audio-0001, "
+                                                   "<prefix>-metadata-0001 ... (docs/release.md).", _prefix)
+    release_date: str = _s("", "Release date YYYY-MM-DD written into bags and torrents; empty means today "
+                                "(UTC).", _date)
     # swarm (everything that contacts other hosts is off by default)
-    listen_interfaces: str = _s("127.0.0.1:6881", "Where seed/fetch listen (host:port[,host:port]).")
+    listen_interfaces: str = _s("127.0.0.1:6881", "Where seed/fetch listen (host:port[,host:port]).",
+                                _listeners)
     enable_dht: bool = _s(False, "Use the BitTorrent DHT (contacts public bootstrap nodes).")
     enable_lsd: bool = _s(False, "Use local service discovery (multicast on the LAN).")
     enable_upnp: bool = _s(False, "Ask the router for a port mapping by UPnP.")
@@ -74,12 +160,21 @@ class Settings:
                                       "(otherwise they are stripped before libtorrent sees them).")
     enable_web_seeds: bool = _s(False, "Let fetch download from the web seeds (BEP 19/17) a .torrent or magnet "
                                        "names (otherwise they are stripped before libtorrent sees them).")
-    upload_rate_limit: int = _s(0, "Upload limit in bytes/s; 0 is unlimited.")
-    download_rate_limit: int = _s(0, "Download limit in bytes/s; 0 is unlimited.")
-    connections_limit: int = _s(200, "Most peer connections at once.")
+    upload_rate_limit: int = _s(0, "Upload limit in bytes/s; 0 is unlimited.", between(0))
+    download_rate_limit: int = _s(0, "Download limit in bytes/s; 0 is unlimited.", between(0))
+    connections_limit: int = _s(200, "Most peer connections at once.", between(1))
     # web
-    host: str = _s("127.0.0.1", "Address `soundark serve` binds to.")
-    port: int = _s(8080, "Port `soundark serve` listens on.")
+    host: str = _s("127.0.0.1", "Address `soundark serve` binds to.", _not_empty)
+    port: int = _s(8080, "Port `soundark serve` listens on.",
+                   between(0, 65535))
+
+    def __post_init__(self) -> None:
+        # values that did not come through load()/with_overrides() (code, tests) are held to
+        # the same table; those two name the file or the flag themselves
+        for f in dataclasses.fields(self):
+            reason = _refusal(f, getattr(self, f.name))
+            if reason:
+                raise BadInput("settings", f"{f.name}: {reason}")
 
     @classmethod
     def names(cls) -> list[str]:
@@ -92,7 +187,7 @@ class Settings:
     def with_overrides(self, **values: Any) -> "Settings":
         """A copy with the given settings replaced; ``None`` values are ignored (unset flags)."""
         given = {k: v for k, v in values.items() if v is not None}
-        return dataclasses.replace(self, **_checked(given, source="flags"))
+        return dataclasses.replace(self, **_checked(given, source=None))
 
     @classmethod
     def load(cls, archive: Path) -> "Settings":
@@ -116,29 +211,49 @@ class Settings:
         return "\n".join(lines)
 
 
-def _checked(data: dict[str, Any], source: str) -> dict[str, Any]:
-    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+def _checked(data: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """Type and value of each setting in *data*; *source* is the file, None for flags.
+
+    A refusal is one line: ``ARCHIVE/soundark.toml: torrent_format: 'v3' is not one of v1,
+    hybrid`` (or ``--torrent-format: ...`` for a flag), before any stage runs.
+    """
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in types:
-            raise BadInput(source, f"unknown setting {key!r} (known: {', '.join(sorted(types))})")
-        kind = types[key]
-        if kind.startswith("tuple"):
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise BadInput(source, f"setting {key!r} must be a list of strings")
-            value = tuple(value)
-        elif kind == "bool" and not isinstance(value, bool):
-            raise BadInput(source, f"setting {key!r} must be true or false")
-        elif kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise BadInput(source, f"setting {key!r} must be an integer")
-        elif kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise BadInput(source, f"setting {key!r} must be a number")
-        elif kind == "str" and not isinstance(value, str):
-            raise BadInput(source, f"setting {key!r} must be a string")
-        out[key] = float(value) if kind == "float" else value
+        if key not in fields:
+            raise BadInput(source or "flags", f"unknown setting {key!r} (known: {', '.join(sorted(fields))})")
+        value = _typed(key, str(fields[key].type), value, source)
+        reason = _refusal(fields[key], value)
+        if reason:
+            if source is None:
+                raise BadInput("--" + key.replace("_", "-"), reason)
+            raise BadInput(source, f"{key}: {reason}")
+        out[key] = value
     return out
+
+
+def _typed(key: str, kind: str, value: Any, source: str | None) -> Any:
+    where = source or "flags"
+    if kind.startswith("tuple"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise BadInput(where, f"setting {key!r} must be a list of strings")
+        return tuple(value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise BadInput(where, f"setting {key!r} must be true or false")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BadInput(where, f"setting {key!r} must be an integer")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise BadInput(where, f"setting {key!r} must be a number")
+    if kind == "str" and not isinstance(value, str):
+        raise BadInput(where, f"setting {key!r} must be a string")
+    return float(value) if kind == "float" else value
+
+
+def _refusal(f: dataclasses.Field, value: Any) -> str | None:
+    check = f.metadata.get("check")
+    return check(value) if check is not None else None
 
 
 def _toml_value(value: Any) -> str:
@@ -153,12 +268,10 @@ def _toml_value(value: Any) -> str:
 
 
 def write_settings(archive: Path, settings: Settings) -> Path:
-    """Write ``soundark.toml`` atomically (temp file + rename)."""
+    """Write ``soundark.toml`` atomically and durably (temp file, fsync, rename, fsync the folder)."""
     archive = Path(archive)
     path = archive / SETTINGS_FILE
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(settings.to_toml(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_durably(path, settings.to_toml().encode("utf-8"))
     return path
 
 

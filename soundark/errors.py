@@ -42,3 +42,7 @@ class Conflict(SoundarkError, RuntimeError):
 
 class EnvironmentProblem(SoundarkError, OSError):
     """The machine, not the input: disk full, permissions, a missing library."""
+
+
+class QueryInterrupted(SoundarkError):
+    """A catalog query stopped before it finished (a deadline's progress handler, a cancel)."""

@@ -56,7 +56,8 @@ def parse(text: object) -> ISRC:
         raise BadInput(shown, f"year {year!r} must be two digits")
     if not designation.isdigit():
         raise BadInput(shown, f"designation code {designation!r} must be five digits")
-    assert _SHAPE.fullmatch(code)
+    if not _SHAPE.fullmatch(code):  # the checks above name the part; this keeps the shape the one rule
+        raise BadInput(shown, "must be CC-XXX-YY-NNNNN: 2 letters, 3 letters or digits, 2 digits, 5 digits")
     return ISRC(country, registrant, year, designation)
 
 

@@ -61,15 +61,14 @@ class ArchiveLock:
                                           "wait for it or stop it")
             time.sleep(_POLL_SECONDS)
         self.fd = fd
-        self._write_holder()
+        self._write_holder(fd)
         return self
 
-    def _write_holder(self) -> None:
-        assert self.fd is not None
+    def _write_holder(self, fd: int) -> None:
         text = json.dumps({"pid": os.getpid(), "command": self.command,
                            "since": time.strftime("%H:%M:%S"), "started": time.time()})
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (text + "\n").encode(), 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (text + "\n").encode(), 0)
 
     def release(self) -> None:
         if self.fd is None:

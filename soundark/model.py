@@ -12,10 +12,9 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-from soundark.errors import BadInput
+from soundark.units import parse_bytes  # noqa: F401  - re-exported: its home is units
 
 TIERS = ("original", "opus75", "skip")
 LOSSLESS_CODECS = frozenset(
@@ -121,28 +120,6 @@ class TagSet:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class CatalogRow:
-    """One track as the catalog importers understand it (docs/formats.md)."""
-
-    title: str
-    artists: tuple[str, ...] = ()
-    album: str | None = None
-    isrc: str | None = None
-    recording_mbid: str | None = None
-    release_mbid: str | None = None
-    track_id: str | None = None
-    duration_ms: int | None = None
-    date: str | None = None
-    label: str | None = None
-    upc: str | None = None
-    track_number: int | None = None
-    disc_number: int | None = None
-    listens: int | None = None
-    popularity: float | None = None
-    rights: str | None = None
-
-
 @dataclass
 class Rejection:
     subject: str
@@ -237,30 +214,3 @@ class Progress:
 NO_PROGRESS = Progress()
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE]i?[bB]?|[bB])?\s*$", re.ASCII)
-_UNITS = {"": 1, "b": 1}
-for _i, _p in enumerate("kmgtpe", start=1):
-    _UNITS[_p] = _UNITS[_p + "b"] = 1000**_i
-    _UNITS[_p + "i"] = _UNITS[_p + "ib"] = 1024**_i
-
-
-def parse_bytes(text: object, subject: str = "size") -> int:
-    """``500GB``, ``4TB``, ``4 TB``, ``4TiB``, ``1.5PB`` or plain bytes -> bytes (SI: 1 TB = 10^12).
-
-    Raises BadInput for anything else (negative, unknown unit, empty).
-    """
-    if isinstance(text, bool):
-        raise BadInput(subject, f"{text!r} is not a size")
-    if isinstance(text, int):
-        if text < 0:
-            raise BadInput(subject, f"{text} is negative")
-        return text
-    m = _SIZE.match(str(text))
-    if not m:
-        raise BadInput(subject, f"{text!r} is not a size; use e.g. 500GB, 4TB, 4TiB, 1.5PB or plain bytes")
-    number, unit = m.group(1), (m.group(2) or "").lower()
-    # Fraction, not float: plain byte counts past 2**53 must stay exact
-    value = Fraction(number) * _UNITS[unit]
-    if value > 2**63 - 1:
-        raise BadInput(subject, f"{text!r} is too large")
-    return int(round(value))

@@ -191,3 +191,22 @@ def test_cancelled_verify_is_not_ok(tmp_path: Path) -> None:
     assert ("missing", "releases/rel-0002/data/audio/f000.bin") not in kinds(report)
     assert kinds(verify_path(tmp_path, progress=_CancelAfter(0))) == {
         ("refused", f"releases/rel-{i:04d}") for i in range(3)}
+
+
+def test_fast_checks_each_size_from_the_parity_index_without_a_torrent(tmp_path: Path) -> None:
+    bag, _ = make_release(tmp_path / "r")
+    (tmp_path / "r" / "torrents" / "rel-0001.torrent").unlink()
+    with open(bag / "data/audio/f001.bin", "ab") as f:
+        f.write(b"x")
+    report = verify_path(bag, fast=True)
+    assert ("altered", "data/audio/f001.bin") in kinds(report)  # named, not only the Oxum total
+    assert "sizes" in report.checks
+
+
+def test_fast_names_an_unreadable_parity_index_instead_of_dropping_its_sizes(tmp_path: Path) -> None:
+    bag, _ = make_release(tmp_path / "r")
+    (tmp_path / "r" / "torrents" / "rel-0001.torrent").unlink()
+    (tmp_path / "r" / "rel-0001.parity" / "data" / "parity.json").write_text("{not json")
+    report = verify_path(bag, fast=True)
+    assert kinds(report) == {("refused", "../rel-0001.parity/data/parity.json")}
+    assert "sizes" not in report.checks and "payload-oxum" in report.checks

@@ -163,7 +163,7 @@ def _drop_if_empty(conn: sqlite3.Connection, key: str) -> None:
     try:
         conn.execute("DELETE FROM track WHERE recording_id = ?", row)
         conn.execute("DELETE FROM recording WHERE id = ?", row)
-    except sqlite3.IntegrityError:
+    except Conflict:  # the connection's form of IntegrityError (connection.py)
         conn.execute("ROLLBACK TO drop_split")  # planned, encoded or released: keep it
     conn.execute("RELEASE drop_split")
 

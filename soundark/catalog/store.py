@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Iterator
 
 from soundark.catalog import deferred
+from soundark.catalog.connection import CatalogConnection, connect, describe_sqlite_error
 from soundark.config import ArchivePaths
-from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound
+from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, SoundarkError
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -50,27 +51,10 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def describe_sqlite_error(path: object, err: sqlite3.Error) -> EnvironmentProblem:
-    text = str(err)
-    if "disk is full" in text or "database or disk is full" in text:
-        hint = "the disk is full: free space and re-run (nothing was half-written)"
-    elif "locked" in text or "busy" in text:
-        hint = "the catalog is busy in another process: wait for it or stop it, then re-run"
-    elif "malformed" in text or "not a database" in text:
-        hint = "the catalog file is damaged or not a soundark catalog"
-    elif "readonly" in text or "read-only" in text:
-        hint = "the catalog is read-only here: check file permissions"
-    elif "unable to open" in text:
-        hint = "cannot open the catalog: check that the folder exists and is writable"
-    else:
-        hint = f"SQLite error: {text}"
-    return EnvironmentProblem(path, hint)
-
-
 class Catalog:
     """A connection to one catalog file. Use :func:`open_catalog`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+    def __init__(self, conn: CatalogConnection, path: Path, readonly: bool) -> None:
         self.conn = conn
         self.path = path
         self.readonly = readonly
@@ -86,28 +70,31 @@ class Catalog:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception."""
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise describe_sqlite_error(self.path, e) from e
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception.
+
+        The connection converts every SQLite error into a SoundarkError (connection.py),
+        inside the block too.
+        """
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): the error in flight,
+            # not a failed ROLLBACK, is what the user must read
+            if self.conn.in_transaction:
+                with contextlib.suppress(SoundarkError):
+                    self.conn.execute("ROLLBACK")
             raise
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            raise describe_sqlite_error(self.path, e) from e
+        except SoundarkError:
+            if self.conn.in_transaction:
+                with contextlib.suppress(SoundarkError):
+                    self.conn.execute("ROLLBACK")
+            raise
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
-        try:
-            return self.conn.execute(sql, params)
-        except sqlite3.OperationalError as e:
-            raise describe_sqlite_error(self.path, e) from e
+        return self.conn.execute(sql, params)
 
     def scalar(self, sql: str, params: tuple | dict = ()) -> object:
         row = self.execute(sql, params).fetchone()
@@ -117,7 +104,7 @@ class Catalog:
         return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_migration") or 0)
 
 
-def _apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
+def _apply_migrations(conn: CatalogConnection, path: Path) -> None:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migration ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
@@ -136,10 +123,11 @@ def _apply_migrations(conn: sqlite3.Connection, path: Path) -> None:
                 (m.version, m.name, utc_now()),
             )
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise describe_sqlite_error(path, e) from e
+        except SoundarkError:
+            if conn.in_transaction:
+                with contextlib.suppress(SoundarkError):
+                    conn.execute("ROLLBACK")
+            raise
 
 
 def _split_sql(script: str) -> list[str]:
@@ -173,12 +161,12 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
             raise BadInput(path, "the catalog is empty (0 bytes); " + restore_hint(path.parent))
     elif not path.parent.exists():
         raise NotFound(path.parent, "folder does not exist")
+    if readonly:
+        conn = connect(path, f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                       isolation_level=None, check_same_thread=False)
+    else:
+        conn = connect(path, path, isolation_level=None, timeout=30.0)
     try:
-        if readonly:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                   isolation_level=None, check_same_thread=False)
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -194,14 +182,10 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
             deferred.finish(conn)  # index work a killed bulk import left (catalog/deferred.py)
         else:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as e:
-        raise describe_sqlite_error(path, e) from e
+    except BaseException:
+        conn.close()
+        raise
     return Catalog(conn, path, readonly)
-
-
-def require_catalog(path: Path | str) -> None:
-    if not Path(path).is_file():
-        raise BadInput(path, "not a catalog file")
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"

@@ -83,21 +83,21 @@ def sync_jobs(catalog: Catalog, *, retry: bool = False) -> SyncCounts:
 
 
 class _Rollback(Exception):
-    pass
+    """Leaves a transaction so it rolls back, carrying what was found inside it."""
+
+    def __init__(self, result: tuple[SyncCounts, list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.result = result
 
 
 def preview(catalog: Catalog, *, retry: bool = False,
             limit: int | None = None) -> tuple[SyncCounts, list[dict[str, Any]]]:
     """What a run would do (--dry-run): sync and list the queue, then roll everything back."""
-    result: tuple[SyncCounts, list[dict[str, Any]]] | None = None
     try:
         with catalog.transaction() as conn:
-            result = (_sync(conn, retry), queue(conn, limit))
-            raise _Rollback
-    except _Rollback:
-        pass
-    assert result is not None
-    return result
+            raise _Rollback((_sync(conn, retry), queue(conn, limit)))
+    except _Rollback as done:
+        return done.result
 
 
 def _sync(conn: Any, retry: bool) -> SyncCounts:

@@ -25,12 +25,13 @@ from typing import Any
 
 from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
+from soundark.durable import replace_durably
 from soundark.encode import jobs
 from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
 from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
-from soundark.errors import BadInput
+from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
 
@@ -203,7 +204,8 @@ class _Run:
         it; the rest wait here, longest (by scanned duration, else size) first, so the
         last tasks of a run are short ones and no core idles while one long file ends.
         """
-        assert self.executor is not None
+        if self.executor is None:
+            raise EnvironmentProblem("encode", "no worker pool is running (it was shut down)")
         window = 4 * self.executor.workers
         room = window - len(self.inflight) - len(self.waiting)
         if self.limit is not None:
@@ -293,15 +295,15 @@ class _Run:
             self.executor = make_executor(self.kind, self.workers, self.address)
 
     def _store(self, job: Job, outcome: EncodeOutcome) -> None:
-        assert outcome.tmp_path and outcome.sha256 and outcome.source_sha256
+        if not (outcome.tmp_path and outcome.sha256 and outcome.source_sha256):
+            raise EnvironmentProblem(job.recording_id, "the encode worker reported success without its output file")
         final = self.paths.store_path(outcome.sha256, outcome.ext)
         if final.exists() and final.stat().st_size == outcome.bytes:
             os.unlink(outcome.tmp_path)  # same bytes already stored: content addressing
             self.result.deduplicated += 1
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(outcome.tmp_path, final)
-            _fsync_dir(final.parent)
+            replace_durably(outcome.tmp_path, final)
         art = self._store_art(outcome)
         row = EncodedRow(job.recording_id, job.tier, outcome.sha256, outcome.bytes, outcome.ext,
                          outcome.duration_ms, outcome.source_sha256,
@@ -332,24 +334,9 @@ class _Run:
                 f.write(outcome.art)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            replace_durably(tmp, final)
             self.result.art_stored += 1
         return sha, mime, ext, len(outcome.art)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable: fsync the folder that holds the new name."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["EncodeOptions", "EncodeResult", "Failure", "run_encode", "SyncCounts"]

@@ -17,7 +17,6 @@ pool reading 1 MiB blocks keeps every core busy without processes.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from soundark.config import cpu_count
+from soundark.durable import write_durably
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
 from soundark.fixity.paths import check_relpath, check_unique
 from soundark.model import NO_PROGRESS, Progress
@@ -106,12 +106,7 @@ def write_bag_tags(bag: Path, payload: list[tuple[str, str, int]], info: dict[st
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_durably(path, data)
 
 
 # ---------------------------------------------------------------- reading

@@ -32,6 +32,7 @@ from pathlib import Path
 import zfec
 
 from soundark.config import cpu_count
+from soundark.durable import fsync_dir, fsync_file, replace_durably
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.fixity.bagit import (
     BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, read_manifest, write_bag_tags,
@@ -167,9 +168,13 @@ def write_parity(bag: Path, out_dir: Path, overhead: float = 0.05) -> dict:
         (tmp / INDEX).write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / README).write_text(_readme(bag.name, layout), encoding="utf-8")
         _seal(tmp, bag.name, layout)
+        for written in (BLOCK_HASHES, INDEX, README):  # the parity files were fsynced above
+            fsync_file(tmp / written)
+        fsync_dir(tmp / Path(INDEX).parent)
+        fsync_dir(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_durably(tmp, out_dir)
     except OSError as e:
         raise EnvironmentProblem(out_dir, f"cannot write parity: {e.strerror or e}") from e
     return {"bag": str(bag), "parity": str(out_dir), "k": layout.k, "m": layout.m,

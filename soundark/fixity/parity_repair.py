@@ -24,6 +24,7 @@ from typing import Iterable
 import zfec
 
 from soundark.config import cpu_count
+from soundark.durable import replace_durably
 from soundark.errors import BadInput
 from soundark.fixity.bagit import sha256_file
 from soundark.fixity.parity import BATCH_BYTES, HASH_LEN, ParityIndex, read_index
@@ -206,7 +207,7 @@ class _Repair:
                 return "rebuilt file does not match its SHA-256 (parity index and bag disagree)"
             if os.path.isdir(dest) and not os.path.islink(dest):
                 return "a folder stands where the file should be; move it away and repair again"
-            os.replace(temp, dest)
+            replace_durably(temp, dest)
             temp = None
             return None
         except OSError as e:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings
+from soundark.durable import write_durably
 from soundark.errors import EnvironmentProblem
 from soundark.plan.stage import coverage_figures
 
@@ -201,12 +201,7 @@ class CoverageReport:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
+    write_durably(path, data)
 
 
 def run_report(paths: ArchivePaths, settings: Settings, out_dir: Path | None = None) -> CoverageReport:

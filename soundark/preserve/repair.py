@@ -11,11 +11,11 @@ to an intact release copy with the same SHA-256 (:mod:`soundark.preserve.store`)
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soundark.errors import BadInput, NotFound, SoundarkError
+from soundark.durable import replace_durably
+from soundark.errors import NotFound, SoundarkError
 from soundark.fixity.bagit import read_manifest, sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity_repair import repair_bag
@@ -148,7 +148,7 @@ def _rename_back(bag: Path, before: VerifyReport, result: BagRepair) -> None:
             if sha256_file(src)[0] != manifest.get(p.path):
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-        except (OSError, BadInput):
+            replace_durably(src, dst)
+        except (OSError, SoundarkError):
             continue
         result.renamed_back.append(p.path)

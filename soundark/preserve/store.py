@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, cpu_count
+from soundark.durable import replace_durably
 from soundark.fixity.bagit import read_manifest
 from soundark.errors import SoundarkError
 from soundark.model import NO_PROGRESS, Progress
@@ -142,8 +143,8 @@ def restore_store(root: Path, bags: Iterable[Path], damaged: Iterable[str]) -> t
         try:
             tmp.unlink(missing_ok=True)
             os.link(source, tmp)
-            os.replace(tmp, target)
-        except OSError as e:
+            replace_durably(tmp, target)
+        except OSError as e:  # EnvironmentProblem from the folder's fsync is one too
             lost[rel] = f"cannot restore: {e.strerror or e}"
             continue
         restored.append(rel)

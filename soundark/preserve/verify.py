@@ -221,7 +221,10 @@ class _BagPlan:
             return {}
         try:
             return {p: s for p, s, _ in read_index(parity).files}
-        except SoundarkError:
+        except SoundarkError as e:
+            # without a torrent this index holds the only per-file sizes fast verify has:
+            # an unreadable one is a finding, not a quiet fall back to Payload-Oxum alone
+            self.problem("refused", f"../{parity.name}/{PARITY_INDEX}", e.reason)
             return {}
 
     # ---------------------------------------------------------- running
@@ -242,7 +245,8 @@ class _BagPlan:
 
     def run_fast(self, progress: Progress) -> None:
         expected, present = self._start()
-        self.checks("sizes")
+        if self.sizes:  # from the torrent, else the parity index; listed only when checked
+            self.checks("sizes")
         self.checks("payload-oxum")
         for rel in sorted(expected - self.missing):
             size, want = present[rel], self.sizes.get(rel)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import jinja2
 
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
+from soundark.durable import write_durably
 from soundark.errors import BadInput, EnvironmentProblem
 
 FORMAT = "soundark-torrents/1"
@@ -64,13 +64,11 @@ def load_torrent_list(paths: ArchivePaths) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as e:
         raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
+    write_durably(path, text.encode("utf-8"))
 
 
 def human_bytes(n: int | None) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from soundark.config import RELEASE_PREFIX
 from soundark.errors import BadInput
 
 MAX_NAME_BYTES = 180  # well under 255: room for NFD expansion on macOS and a ~N suffix
@@ -31,7 +32,7 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
              *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10)),
              "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³"}
 _EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PREFIX = RELEASE_PREFIX  # one rule, also checked where settings load
 
 
 def clean_text(text: str | None) -> str:

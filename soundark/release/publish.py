@@ -19,6 +19,7 @@ from typing import Any
 
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths, Settings
+from soundark.durable import rename_durably
 from soundark.errors import BadInput, Conflict, EnvironmentProblem
 from soundark.release.bag import BuiltBag
 from soundark.release.names import check_prefix
@@ -198,11 +199,8 @@ def _move_into_place(staged: Path, final: Path) -> None:
     if final.exists():
         raise Conflict(final, "appeared while the release was built; not touched")
     try:
-        os.rename(staged, final)
+        rename_durably(staged, final)
+    except EnvironmentProblem as e:
+        raise EnvironmentProblem(final, f"cannot move the bag into place: {e.reason}") from e
     except OSError as e:
         raise EnvironmentProblem(final, f"cannot move the bag into place: {e.strerror or e}") from e
-
-
-def staged_bag_files(folder: Path) -> list[str]:
-    """Payload paths of a bag on disk (for bags built by someone else, e.g. parity)."""
-    return sorted(p.relative_to(folder).as_posix() for p in (folder / "data").rglob("*") if p.is_file())

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import libtorrent as lt
 
+from soundark.durable import fsync_dir
 from soundark.errors import BadInput, Conflict, EnvironmentProblem
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -116,16 +117,6 @@ def make_torrent(spec: TorrentSpec, parent: Path, pieces: list[bytes] | None = N
     return MadeTorrent(data, str(hashes.v1), v2, info_bytes)
 
 
-def read_infohashes(path: Path) -> tuple[str, str | None]:
-    """(v1, v2 or None) infohashes of a .torrent file."""
-    try:
-        info = lt.torrent_info(str(path))
-    except RuntimeError as e:
-        raise BadInput(path, f"not a valid torrent: {e}") from e
-    hashes = info.info_hashes()
-    return str(hashes.v1), (str(hashes.v2) if hashes.has_v2() else None)
-
-
 def magnet_link(name: str, infohash_v1: str, infohash_v2: str | None = None,
                 trackers: tuple[str, ...] = (), web_seeds: tuple[str, ...] = ()) -> str:
     """A magnet URI (BEP 9; ``btmh`` multihash for v2 per BEP 52) with name, trackers, web seeds."""
@@ -156,6 +147,7 @@ def write_torrent(path: Path, data: bytes) -> bool:
             f.flush()
             os.fsync(f.fileno())
         os.link(tmp, path)  # fails if a racing run wrote it first: never overwrite
+        fsync_dir(path.parent)  # the new name, not only the bytes, must survive a crash
     except FileExistsError as e:
         raise Conflict(path, "written by another run at the same time; re-run to check") from e
     except OSError as e:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundark import __version__
-from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, SoundarkError
+from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, QueryInterrupted, SoundarkError
 from soundark.web import api, pages
 from soundark.web.queries import SEARCH_CACHE_SIZE, ArchiveReader
 from soundark.web.ranges import IMMUTABLE, RangeNotSatisfiable, file_response
@@ -115,7 +115,7 @@ def _register_errors(app: FastAPI) -> None:
     @app.exception_handler(SoundarkError)
     async def on_soundark(request: Request, e: SoundarkError) -> Response:
         status, code = _soundark_status(e)
-        if isinstance(e, EnvironmentProblem):
+        if isinstance(e, (EnvironmentProblem, QueryInterrupted)):  # their subject is a server path
             log.error("%s %s: %s", request.method, request.url.path, e)
             return error_response(request, status, code, "the archive cannot be read right now")
         return error_response(request, status, code, str(e))

@@ -26,7 +26,7 @@ from soundark.catalog import queries as q
 from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
-from soundark.errors import BadInput, NotFound
+from soundark.errors import BadInput, NotFound, QueryInterrupted
 from soundark.plan.stage import coverage_figures as plan_figures
 
 MAX_QUERY_CHARS = 256
@@ -200,7 +200,7 @@ class ArchiveReader:
         self._local.deadline = time.monotonic() + SEARCH_SECONDS
         try:
             return self._run_search(text, page, size)
-        except Exception as e:  # SQLite's "interrupted", raised by execute() or fetchall()
+        except QueryInterrupted as e:  # the progress handler stopped it: past the deadline
             if time.monotonic() > self._local.deadline:
                 raise BadInput("q", f"this search takes too long (over {SEARCH_SECONDS:g} s); "
                                     "add a word or lengthen the prefix") from e

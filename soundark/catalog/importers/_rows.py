@@ -1,7 +1,7 @@
 """Validate a batch of catalog rows and derive every key, column by column.
 
-Input is a polars DataFrame whose columns are the :class:`soundark.model.CatalogRow`
-fields as text (``artists`` may also be a list column), plus ``_line`` (where the
+Input is a polars DataFrame whose columns are the :data:`FIELDS` below (docs/formats.md)
+as text (``artists`` may also be a list column), plus ``_line`` (where the
 row came from) and, for MusicBrainz, ``_artist_mbids`` and ``_artist_display`` (the
 credited names with their join phrases; otherwise the display is ``A, B``). Output is a
 :class:`StagedBatch`: tuples ready for ``executemany`` into the staging table of

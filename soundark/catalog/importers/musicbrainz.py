@@ -156,7 +156,8 @@ def _tar_batches(path: Path) -> Iterator[Batch]:
                     if member.isfile() and len(parts) >= 2 and parts[-2:] in [("mbdump", m) for m in DUMP_MEMBERS]:
                         found = True
                         stream = tar.extractfile(member)
-                        assert stream is not None
+                        if stream is None:  # isfile() says it is a regular member: a damaged header
+                            raise BadInput(path, f"{member.name}: cannot be read from the tarball")
                         yield from dump_batches(stream)
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BadInput(path, f"not a readable tarball ({e}); rows read before the damage were imported") from e

@@ -104,9 +104,13 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
         raise BadInput(root, "not a folder")
     report = ImportReport(source=str(root))
     archives: set[str] = set()
-    progress.start(sum(1 for _ in _walk(root, archives)), f"scanning {root.name or root}", "files")
+    unreadable: dict[str, str] = {}
+    progress.start(sum(1 for _ in _walk(root, archives, unreadable)), f"scanning {root.name or root}", "files")
     for archive in sorted(archives):
         report.warn(archive, ARCHIVE_SKIPPED)
+    for folder, why in sorted(unreadable.items()):
+        report.reject(folder, f"cannot be read ({why}); nothing below it was scanned")
+        progress.note(f"{folder}: cannot be read ({why})")
     writer = _Writer(catalog, root, rights, report, progress)
     to_read = _changed(catalog, _walk(root), writer, progress)
     with cf.ThreadPoolExecutor(max_workers=max(1, cpu_count()), thread_name_prefix="scan") as pool:
@@ -125,10 +129,12 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
 
 # --- walking ---------------------------------------------------------------------------------
 
-def _walk(root: Path, archives: set[str] | None = None) -> Iterator[tuple[os.DirEntry[str], int]]:
+def _walk(root: Path, archives: set[str] | None = None,
+          unreadable: dict[str, str] | None = None) -> Iterator[tuple[os.DirEntry[str], int]]:
     """Candidate files below *root* with their depth, sorted per directory.
 
-    Soundark archives met on the way are added to *archives* and not entered.
+    Soundark archives met on the way are added to *archives* and not entered; folders
+    (and entries) that cannot be read go into *unreadable* with the OS's reason.
     Memory grows with the depth of the tree, not with the number of files.
     """
     stack: list[tuple[str, int]] = [(str(root), 0)]
@@ -137,8 +143,10 @@ def _walk(root: Path, archives: set[str] | None = None) -> Iterator[tuple[os.Dir
         try:
             with os.scandir(folder) as it:
                 entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
-        except OSError:
-            continue  # unreadable folder: nothing below it can be scanned
+        except OSError as e:  # nothing below it can be scanned: the caller reports it
+            if unreadable is not None:
+                unreadable[folder] = e.strerror or str(e)
+            continue
         if {SETTINGS_FILE, CATALOG_FILE} <= {e.name for e in entries}:
             if archives is not None:
                 archives.add(folder)
@@ -150,8 +158,9 @@ def _walk(root: Path, archives: set[str] | None = None) -> Iterator[tuple[os.Dir
                     subdirs.append(entry.path)
                 elif entry.is_file() and not _is_sidecar(entry.name):
                     yield entry, depth
-            except OSError:
-                continue
+            except OSError as e:
+                if unreadable is not None:
+                    unreadable[entry.path] = e.strerror or str(e)
         stack.extend((d, depth + 1) for d in reversed(subdirs))
 
 
@@ -327,7 +336,8 @@ def _catalogue(conn: Any, scanned: ScannedFile, seen: _Seen, rights: str) -> _Fo
     its names and identifiers say.
     """
     tags, facts = scanned.tags, scanned.facts
-    assert tags is not None and facts is not None
+    if tags is None or facts is None:  # the reader rejects such a file before it gets here
+        raise BadInput(scanned.path, "read without tags or audio facts")
     path = guess_from_path(Path(scanned.path), seen.depth)
     artists = tags.artists or ((path.artist,) if path.artist else ())
     album = tags.album or path.album

@@ -1,6 +1,6 @@
 """Import catalog rows from JSON Lines, CSV (RFC 4180) or Parquet files.
 
-The columns are those of :class:`soundark.model.CatalogRow`, documented with
+The columns are :data:`soundark.catalog.importers._rows.FIELDS`, documented with
 examples in docs/formats.md. Files are read in batches (about 50k rows), never
 whole: JSON Lines (https://jsonlines.org) in byte blocks cut at a newline and
 parsed by polars; CSV by the standard ``csv`` module; Parquet one row group
@@ -357,7 +357,8 @@ def parquet_frames(path: Path, options: ColumnOptions, on_plan=None) -> Iterator
         if rb is None:
             return
         df = pl.from_arrow(rb)
-        assert isinstance(df, pl.DataFrame)
+        if not isinstance(df, pl.DataFrame):  # a record batch is a table; anything else is not rows
+            raise BadInput(path, f"Parquet data after row {row - 1} is not a table of rows")
         casts = []
         for n in df.columns:
             dtype, col = df.schema[n], pl.col(n)
