@@ -81,6 +81,10 @@ _BATCH = 100_000
 _ZSTD_LEVEL = 10
 _STRIP = (
     "UPDATE source_file SET path = 'source-file-' || id, mtime_ns = 0, error = NULL, scanned_at = ''",
+    # the detail names the operator's other file by its path: the rule (matched_by) stays
+    "UPDATE source_file SET match_detail = NULL",
+    "UPDATE split_file SET path = 'source-file-' || coalesce("
+    "(SELECT min(f.id) FROM source_file f WHERE f.sha256 = split_file.sha256), 0)",
     "DELETE FROM encode_job",
     "DELETE FROM plan_run",  # the operator's planning history (timestamps): the plan table holds the result
     "UPDATE schema_migration SET applied_at = ''",  # when this operator upgraded: not the archive's business
@@ -91,7 +95,8 @@ _STRIP = (
 
 
 # Timestamps of the operator's runs become the release date: two builds from the same sources match.
-_DATED = ("UPDATE plan SET planned_at = ?", "UPDATE encoded SET created_at = ?")
+_DATED = ("UPDATE plan SET planned_at = ?", "UPDATE encoded SET created_at = ?",
+          "UPDATE source_file SET merged_at = ? WHERE merged_at IS NOT NULL", "UPDATE split_file SET split_at = ?")
 _SCHEMA_COOKIE = 1  # the live catalog's counts its own schema changes (plan drops and remakes indexes)
 
 
