@@ -264,3 +264,28 @@ def parse_bytes(text: object, subject: str = "size") -> int:
     if value > 2**63 - 1:
         raise BadInput(subject, f"{text!r} is too large")
     return int(round(value))
+
+
+_SI_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def si_unit(n: float) -> tuple[float, str]:
+    """The largest SI unit not above ``n`` bytes, as (bytes per unit, name): a chart axis's unit."""
+    scale, name = 1.0, "B"
+    for i, unit in enumerate(_SI_UNITS):
+        if abs(n) >= 1000.0**i:
+            scale, name = 1000.0**i, unit
+    return scale, name
+
+
+def format_bytes(n: float | None) -> str:
+    """Bytes for people, in SI units (1 kB = 1000 B, 1 TB = 10^12 B), everywhere a size is shown.
+
+    One unit system across the CLI, reports, torrents.html and the web (docs/settings.md, "Units"):
+    SI, as budgets and disks are sold. JSON keeps integer bytes. None reads as "".
+    """
+    if n is None:
+        return ""
+    # round first, so 999,950 B reads "1.0 MB", not "1,000.0 kB"
+    scale, unit = si_unit(float(f"{float(n):.4g}") if abs(n) >= 1000 else n)
+    return f"{n:,.0f} {unit}" if unit == "B" else f"{n / scale:,.1f} {unit}"

@@ -11,7 +11,7 @@ from rich.table import Table
 from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput
-from soundark.model import parse_bytes
+from soundark.model import format_bytes, parse_bytes
 from soundark.preserve.diff import diff_catalogs
 from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
 from soundark.preserve.repair import repair_path
@@ -51,7 +51,7 @@ def verify_cmd(
         c = report.counts()
         state = "intact" if report.ok else "DAMAGED"
         console(False).print(
-            f"{state}: {len(report.bags)} bag(s), {report.files} files, {report.bytes / 1e6:,.1f} MB checked "
+            f"{state}: {len(report.bags)} bag(s), {report.files} files, {format_bytes(report.bytes)} checked "
             f"({', '.join(sorted(set(report.checks)))})"
             + "".join(f"; {n} {k}" for k, n in c.items() if n), markup=False)
         _print_problems(report)
@@ -184,13 +184,12 @@ def mirror_plan_cmd(
     if as_json:
         emit_json({**plan.as_dict(), "magnets_file": str(magnets)})
         return
-    from soundark.release.listing import human_bytes
 
-    table = Table(title=f"mirror plan: {human_bytes(plan.bytes)} of {human_bytes(plan.budget)}", title_justify="left")
+    table = Table(title=f"mirror plan: {format_bytes(plan.bytes)} of {format_bytes(plan.budget)}", title_justify="left")
     for col in ("release", "phase", "size", "listens %", "seeders", "at risk %"):
         table.add_column(col, justify="left" if col in ("release", "phase") else "right")
     for c in plan.chosen:
-        table.add_row(c.name, c.phase, human_bytes(c.bytes), f"{100 * c.listens_share:.2f}",
+        table.add_row(c.name, c.phase, format_bytes(c.bytes), f"{100 * c.listens_share:.2f}",
                       str(c.seeders), f"{100 * c.at_risk:.2f}")
     con = console(False)
     con.print(table)

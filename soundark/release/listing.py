@@ -25,6 +25,7 @@ import jinja2
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, EnvironmentProblem
+from soundark.model import format_bytes
 
 FORMAT = "soundark-torrents/1"
 FIELDS = ("name", "phase", "infohash_v1", "infohash_v2", "magnet", "bytes", "files", "rank_first",
@@ -73,22 +74,11 @@ def _write(path: Path, text: str) -> None:
         raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
 
 
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 @functools.cache
 def _page() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("soundark.release", "templates"), autoescape=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(human_bytes=human_bytes, thousands=lambda n: f"{n:,}")
+    env.filters.update(bytes=format_bytes, thousands=lambda n: f"{n:,}")
     return env.get_template("torrents.html")
 
 
