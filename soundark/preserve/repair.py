@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundark.errors import BadInput, NotFound, SoundarkError
-from soundark.fixity.bagit import read_manifest, sha256_file
+from soundark.fixity.bagit import read_manifest
+from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity_repair import repair_bag
 from soundark.fixity.paths import resolve_inside
