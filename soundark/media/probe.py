@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 
 from soundark.errors import BadInput, EncryptedInput
-from soundark.media import fallback
+from soundark.media import fallback, ogg
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
@@ -380,18 +380,14 @@ def _ogg_last_page_cut(path: Path, size: int) -> bool:
             tail = f.read(tail_len)
     except OSError as e:
         raise BadInput(path, f"cannot read: {e.strerror or e}") from e
-    pos = tail.rfind(b"OggS")
+    pos = tail.rfind(ogg.CAPTURE)
     while pos >= 0:
-        if pos + 27 > len(tail):
+        if pos + ogg.PAGE_HEADER.size > len(tail):
             return True  # the file ends inside a page header
-        if tail[pos + 4] == 0:  # stream structure version 0: a real page header
-            nseg = tail[pos + 26]
-            seg_end = pos + 27 + nseg
-            if seg_end > len(tail):
-                return True
-            page_end = seg_end + sum(tail[pos + 27: seg_end])
-            return page_end > len(tail)
-        pos = tail.rfind(b"OggS", 0, pos)
+        page = ogg.read_page(tail, pos)
+        if page is not None:  # not just the bytes "OggS" inside audio data
+            return page.end > len(tail)
+        pos = tail.rfind(ogg.CAPTURE, 0, pos)
     return False
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media import fallback, libopus
 from soundark.media.libopus import OPUS_RATE, OpusEncoder, libopus_version
-from soundark.media.ogg import OggWriter, ogg_crc, opus_head, opus_tags
+from soundark.media.ogg import PAGE_HEADER, OggWriter, opus_head, opus_tags, read_page, with_crc
 
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 # Sources larger than this are decoded from disk rather than from one in-memory copy.
@@ -477,19 +477,16 @@ def set_opus_input_rate(path: Path, rate: int) -> None:
     if not 0 < rate < 2**32:
         return
     with open(path, "r+b") as f:
-        page = bytearray(f.read(27 + 255))
-        if page[:4] != b"OggS" or len(page) < 28:
+        page = bytearray(f.read(PAGE_HEADER.size + 255))
+        found = read_page(page)
+        if found is None or found.body_start > len(page):
             raise BadInput(path, "not an Ogg file")
-        nsegs = page[26]
-        body = 27 + nsegs
-        length = body + sum(page[27:body])
-        if len(page) < length:
-            page += f.read(length - len(page))
-        if page[body:body + 8] != b"OpusHead" or length > len(page):
+        if len(page) < found.end:
+            page += f.read(found.end - len(page))
+        body = found.body_start
+        if page[body:body + 8] != b"OpusHead" or found.end > len(page):
             raise BadInput(path, "first page is not an OpusHead")
-        page = page[:length]
+        page = page[:found.end]
         page[body + 12:body + 16] = int(rate).to_bytes(4, "little")
-        page[22:26] = b"\0\0\0\0"
-        page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
         f.seek(0)
-        f.write(page)
+        f.write(with_crc(page))
