@@ -11,6 +11,7 @@ from rich.table import Table
 from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput
+from soundark.fixity.releases import release_list_path
 from soundark.model import format_bytes, parse_bytes
 from soundark.preserve.diff import diff_catalogs
 from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
@@ -177,7 +178,7 @@ def mirror_plan_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Choose the releases that preserve the most listens at risk within a budget."""
-    source = torrents or ArchivePaths(Path(archive)).releases / "torrents.json"
+    source = torrents or release_list_path(ArchivePaths(Path(archive)).releases)
     plan = plan_mirror(load_releases(source), parse_bytes(budget, "--budget"),
                        load_seeders(seeders) if seeders else None)
     magnets.write_text(plan.magnets(), encoding="utf-8")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from soundark.catalog import open_catalog
 from soundark.catalog.store import check_new_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
+from soundark.fixity.releases import release_list_path
 from soundark.model import NO_PROGRESS, ImportReport, Progress, format_bytes
 
 
@@ -152,7 +153,7 @@ def list_step() -> StepFn:
             lines.append(f"{r['name']:<32} {r['phase']:<8} {r['files']:>4} files "
                          f"{format_bytes(r['bytes']):>10}{share}")
             lines.append(f"  {r['magnet']}")
-        lines.append(f"list: {paths.releases / 'torrents.json'} and torrents.html")
+        lines.append(f"list: {release_list_path(paths.releases)} and torrents.html")
         return Step("releases", lines, {"releases": listing["releases"]}, ok=bool(listing["releases"]))
     return run
 

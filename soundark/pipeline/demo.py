@@ -9,6 +9,7 @@ from soundark.catalog import open_catalog
 from soundark.catalog.search import search
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import NotFound
+from soundark.fixity.releases import is_parity_name
 from soundark.model import Progress
 from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, init_archive, list_step,
                                listens_step, plan_step, release_step, scan_step)
@@ -34,7 +35,7 @@ DEMO_SETTINGS = Settings(budget="6MB", organisation="soundark demo", parity_over
 def _first_audio_file(paths: ArchivePaths) -> tuple[Path, str]:
     """An audio file inside the first audio release: (bag folder, path inside the bag)."""
     for bag in sorted(paths.releases.glob("*-audio-*")):
-        if bag.is_dir() and not bag.name.endswith(".parity"):
+        if bag.is_dir() and not is_parity_name(bag.name):
             for f in sorted((bag / "data").rglob("*")):
                 if f.is_file() and f.suffix in (".opus", ".ogg", ".mp3", ".m4a", ".flac"):
                     return bag, f.relative_to(bag).as_posix()

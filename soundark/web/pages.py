@@ -122,5 +122,5 @@ def coverage_page(request: Request) -> Response:
 def releases_page(request: Request) -> Response:
     reader = _reader(request)
     releases = reader.releases()
-    listed = (reader.paths.releases / "torrents.json").is_file()
+    listed = reader.release_list.is_file()
     return _render(request, "releases.html", {"releases": releases, "listed": listed})
