@@ -289,3 +289,22 @@ def format_bytes(n: float | None) -> str:
     # round first, so 999,950 B reads "1.0 MB", not "1,000.0 kB"
     scale, unit = si_unit(float(f"{float(n):.4g}") if abs(n) >= 1000 else n)
     return f"{n:,.0f} {unit}" if unit == "B" else f"{n / scale:,.1f} {unit}"
+
+
+def split_host_port(text: str) -> tuple[str, str]:
+    """``host:port`` -> (host, port text), IPv6 brackets removed (``[::1]:6881`` -> ``::1``).
+
+    Lenient: the port is not checked (libtorrent's listen_interfaces allows suffixes such as
+    ``6881s``); :func:`parse_host_port` is the strict form.
+    """
+    host, _, port = text.strip().rpartition(":")
+    return host.strip().removeprefix("[").removesuffix("]"), port.strip()
+
+
+def parse_host_port(text: str, subject: object = None) -> tuple[str, int]:
+    """``host:port`` (a peer, a magnet's ``x.pe``) -> (host, port 1..65535); BadInput otherwise."""
+    host, port = split_host_port(text)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(subject if subject is not None else text,
+                       f"{text!r} is not host:port (e.g. 127.0.0.1:6881 or [::1]:6881)")
+    return host, int(port)

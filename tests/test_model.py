@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from soundark.model import format_bytes, parse_bytes
+from soundark.errors import BadInput
+from soundark.model import format_bytes, parse_bytes, parse_host_port, split_host_port
 
 PACKAGE = Path(__file__).resolve().parents[1] / "soundark"
 
@@ -36,3 +37,27 @@ def test_no_second_byte_formatter_in_the_package() -> None:
             if re.search(r"/ 1e[369]\b|/ 1024\b|\bhuman_bytes\b|\"(KiB|MiB|GiB|TiB)\"", code):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{no}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("text, parsed", [("127.0.0.1:6881", ("127.0.0.1", 6881)), ("[::1]:1", ("::1", 1)),
+                                          (" example.org:65535 ", ("example.org", 65535))])
+def test_host_port(text: str, parsed: tuple[str, int]) -> None:
+    assert parse_host_port(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", ":6881", "host:0", "host:65536", "host:http", "host:-1", ""])
+def test_host_port_refused(text: str) -> None:
+    with pytest.raises(BadInput, match="is not host:port") as e:
+        parse_host_port(text, "--peer")
+    assert e.value.subject == "--peer"
+
+
+def test_split_host_port_is_lenient_for_listen_interfaces() -> None:
+    assert split_host_port("0.0.0.0:6881s") == ("0.0.0.0", "6881s")  # libtorrent's SSL suffix
+    assert split_host_port(" [::1]:6881") == ("::1", "6881")
+
+
+def test_no_second_host_port_parser_in_the_package() -> None:
+    found = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if p.name != "model.py"
+             and re.search(r"""(rsplit|rpartition)\(":"(, 1)?\)""", p.read_text(encoding="utf-8"))]
+    assert found == []

@@ -10,9 +10,8 @@ from rich.table import Table
 
 from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
 from soundark.config import ArchivePaths
-from soundark.errors import BadInput
 from soundark.fixity.releases import release_list_path
-from soundark.model import format_bytes, parse_bytes
+from soundark.model import format_bytes, parse_bytes, parse_host_port
 from soundark.preserve.diff import diff_catalogs
 from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
 from soundark.preserve.repair import repair_path
@@ -94,13 +93,7 @@ def repair_cmd(
 
 
 def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
-    out = []
-    for v in values or []:
-        host, _, port = v.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadInput(v, "a peer is host:port, e.g. 127.0.0.1:6881")
-        out.append((host.strip("[]"), int(port)))
-    return tuple(out)
+    return tuple(parse_host_port(v, "--peer") for v in values or [])
 
 
 def _swarm_config(archive: Path, listen: Optional[str], up: Optional[int], down: Optional[int]) -> SwarmConfig:

@@ -29,10 +29,10 @@ from soundark.config import Settings
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.fixity.releases import find_torrent, torrent_name
 from soundark.fixity.torrent import bdecode, parse_magnet, parse_torrent, read_torrent
-from soundark.model import NO_PROGRESS, Progress
+from soundark.model import NO_PROGRESS, Progress, split_host_port
 
 RESUME_DIR = ".soundark-fetch"
-_LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 # pex_flags for the peers one names. libtorrent's default for connect_peer() is encryption | utp |
 # holepunch, and pex_utp marks the peer as speaking uTP. libtorrent tries uTP first with any peer
@@ -91,7 +91,7 @@ class SwarmConfig:
 
     @property
     def loopback_only(self) -> bool:
-        hosts = [i.rsplit(":", 1)[0].strip() for i in self.listen_interfaces.split(",") if i.strip()]
+        hosts = [split_host_port(i)[0] for i in self.listen_interfaces.split(",") if i.strip()]
         return bool(hosts) and all(h in _LOOPBACK for h in hosts)
 
     def session_pack(self) -> dict:
