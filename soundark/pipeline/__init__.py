@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from soundark.catalog import open_catalog
-from soundark.catalog.store import check_new_catalog
-from soundark.config import ArchivePaths, Settings, write_settings
+from soundark.config import ArchivePaths, Settings
 from soundark.fixity.releases import release_list_path
 from soundark.model import NO_PROGRESS, ImportReport, Progress, format_bytes
 
@@ -31,19 +30,6 @@ class Step:
 
 
 StepFn = Callable[[ArchivePaths, Settings, Progress], Step]
-
-
-def init_archive(root: Path, settings: Settings | None = None) -> ArchivePaths:
-    """Create the archive folder, its settings file (if missing) and catalog."""
-    paths = ArchivePaths(Path(root).absolute())
-    paths.root.mkdir(parents=True, exist_ok=True)
-    if not paths.settings.exists():
-        write_settings(paths.root, settings or Settings())
-    for folder in (paths.store, paths.art, paths.releases):
-        folder.mkdir(exist_ok=True)
-    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
-    open_catalog(paths.catalog).close()
-    return paths
 
 
 def import_step(name: str, report: ImportReport) -> Step:
