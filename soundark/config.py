@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from soundark.errors import BadInput
 from soundark.durable import write_durably
-from soundark.units import parse_bytes, split_host_port
+from soundark.units import parse_bytes, parse_host_port
 
 SETTINGS_FILE = "soundark.toml"
 CATALOG_FILE = "catalog.sqlite3"
@@ -65,7 +65,7 @@ def _listeners(value: Any) -> str | None:
         return "give at least one host:port"
     for part in parts:
         try:
-            split_host_port(part)
+            parse_host_port(part, "listen_interfaces", lowest_port=0)
         except BadInput as e:
             return e.reason
     return None

@@ -41,9 +41,48 @@ def parse_bytes(text: object, subject: str = "size") -> int:
     return int(round(value))
 
 
-def split_host_port(text: str, subject: str = "address") -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` -> (host, port); BadInput when the port is not 0-65535."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise BadInput(subject, f"{text.strip()!r} is not host:port with a port 0-65535")
+_SI_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def si_unit(n: float) -> tuple[float, str]:
+    """The largest SI unit not above ``n`` bytes, as (bytes per unit, name): a chart axis's unit."""
+    scale, name = 1.0, "B"
+    for i, unit in enumerate(_SI_UNITS):
+        if abs(n) >= 1000.0**i:
+            scale, name = 1000.0**i, unit
+    return scale, name
+
+
+def format_bytes(n: float | None) -> str:
+    """Bytes for people, in SI units (1 kB = 1000 B, 1 TB = 10^12 B), everywhere a size is shown.
+
+    One unit system across the CLI, reports, torrents.html and the web (docs/settings.md, "Units"):
+    SI, as budgets and disks are sold. JSON keeps integer bytes. None reads as "".
+    """
+    if n is None:
+        return ""
+    # round first, so 999,950 B reads "1.0 MB", not "1,000.0 kB"
+    scale, unit = si_unit(float(f"{float(n):.4g}") if abs(n) >= 1000 else n)
+    return f"{n:,.0f} {unit}" if unit == "B" else f"{n / scale:,.1f} {unit}"
+
+
+def split_host_port(text: str) -> tuple[str, str]:
+    """``host:port`` -> (host, port text), IPv6 brackets removed (``[::1]:6881`` -> ``::1``).
+
+    Lenient: the port is not checked (libtorrent's listen_interfaces allows suffixes such as
+    ``6881s``); :func:`parse_host_port` is the strict form.
+    """
+    host, _, port = text.strip().rpartition(":")
+    return host.strip().removeprefix("[").removesuffix("]"), port.strip()
+
+
+def parse_host_port(text: str, subject: object = None, *, lowest_port: int = 1) -> tuple[str, int]:
+    """``host:port`` -> (host, port); BadInput unless the port is *lowest_port*..65535.
+
+    A peer or a magnet's ``x.pe`` needs a real port (1..); a listener may ask for 0 (any free port).
+    """
+    host, port = split_host_port(text)
+    if not host or not port.isdigit() or not lowest_port <= int(port) <= 65535:
+        raise BadInput(subject if subject is not None else text,
+                       f"{text.strip()!r} is not host:port (e.g. 127.0.0.1:6881 or [::1]:6881)")
     return host, int(port)

@@ -13,8 +13,9 @@ import pytest
 from soundark.errors import BadInput, NotFound
 from soundark.fixity.bagit import (
     decode_path, encode_path, hash_files, read_bag_info, read_manifest, read_tagmanifest,
-    sha256_file, write_bag_tags,
+    write_bag_tags,
 )
+from soundark.fixity.digest import sha256_file
 from soundark.fixity.torrent import merkle_root, parse_magnet, read_torrent
 from test_fixity_util import make_bag, make_torrent, random_files
 

@@ -11,7 +11,7 @@ import pytest
 from soundark.catalog import open_catalog
 from soundark.cli import main
 from soundark.config import ArchivePaths, Settings
-from soundark.plan.report import coverage_svg, format_bytes, render_text, run_report
+from soundark.plan.report import coverage_svg, render_text, run_report
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plan.md"
 
@@ -123,12 +123,6 @@ def test_report_renders_without_budget_and_without_listens() -> None:
     assert "no budget: 3 of 3 recordings kept in 30 B" in text
     assert "no listens or popularity known" in text
     assert coverage_svg(figures).startswith("<svg")
-
-
-@pytest.mark.parametrize("n, text", [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (4 * 10**12, "4.0 TB"),
-                                     (1.5 * 10**15, "1.5 PB")])
-def test_format_bytes(n: float, text: str) -> None:
-    assert format_bytes(n) == text
 
 
 def test_docs_name_every_option() -> None:

@@ -1,4 +1,6 @@
-"""One-pass hashing (soundark.release.hashing): SHA-256 per file and SHA-1 per v1 piece."""
+"""One-pass hashing (soundark.release.hashing): SHA-256 per file and SHA-1 per v1 piece.
+
+The piece hasher itself is tested in test_fixity_digest.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from soundark.release.hashing import PieceHasher, StreamHasher
+from soundark.release.hashing import StreamHasher
 
 PIECE = 16384
 
@@ -31,11 +33,6 @@ def test_pieces_across_files_and_bytes(tmp_path: Path, size: int) -> None:
             assert hasher.add_file(f) == (hashlib.sha256(p).hexdigest(), len(p))
         pieces = hasher.finish()
     assert pieces == reference_pieces(head + b"".join(parts), PIECE)
-
-
-def test_piece_hasher_rejects_a_zero_piece_length() -> None:
-    with pytest.raises(ValueError):
-        PieceHasher(0)
 
 
 def test_a_missing_file_raises_and_the_helper_stops(tmp_path: Path) -> None:

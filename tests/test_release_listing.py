@@ -24,7 +24,7 @@ def test_one_line_per_release_with_its_figures() -> None:
     rows = [line for line in page.splitlines() if line.startswith("<tr><td>")]
     assert len(rows) == 2 and page.count("<tr>") == 3  # the header row and one per release
     assert rows[0] == ('<tr><td>sa-audio-0001</td><td>audio</td><td>2024-01-01</td>'
-                       '<td class="n">117.7 MiB</td><td class="n">1,234</td><td class="n">1–1234</td>'
+                       '<td class="n">123.5 MB</td><td class="n">1,234</td><td class="n">1–1234</td>'
                        f'<td class="n">12.35 %</td><td><code>{"ab" * 20}</code></td>'
                        '<td><a href="torrents/sa-audio-0001.torrent">torrent</a> · '
                        '<a href="magnet:?xt=urn:btih:abab&amp;dn=sa-audio-0001">magnet</a></td></tr>')

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from soundark.catalog import Catalog
-from soundark.catalog.importers.scan import scan_directory, sha256_file
+from soundark.catalog.importers.scan import scan_directory
+from soundark.fixity.digest import sha256_file
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.merges import list_merges, split_file, undo_split
 from soundark.config import ArchivePaths
@@ -135,7 +136,7 @@ def test_split_gives_the_file_its_own_recording_and_a_rescan_keeps_it(
     assert (rescan.updated, rescan.merged) == (1, 0)
     assert _recording_of(catalog, mp3) == result.recording
     with pytest.raises(Conflict):
-        split_file(catalog, sha256_file(mp3))
+        split_file(catalog, sha256_file(mp3)[0])
 
 
 def test_split_by_sha256_then_undo_lets_the_next_scan_merge_again(catalog: Catalog, tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_split_by_sha256_then_undo_lets_the_next_scan_merge_again(catalog: Catal
     mp3 = _make(tmp_path / "lib" / "mp3", "01 Battle Theme", "mp3", TUNE_A)
     scan_directory(catalog, tmp_path / "lib")
     old = _recording_of(catalog, mp3)
-    split_file(catalog, sha256_file(mp3))
+    split_file(catalog, sha256_file(mp3)[0])
     undone = undo_split(catalog, str(mp3))
     assert (undone.action, undone.recording) == ("undone", old)
     assert _recordings(catalog) == 1  # the emptied split recording is gone

@@ -321,3 +321,18 @@ def test_pyav_fallback_writes_the_same_kind_of_file(tmp_path, monkeypatch):
         assert int(info["rate"]) == 44100 and int(info["pre_skip"]) == facts.pre_skip
         assert abs(float(info["length"]) - 1.5) < 0.001
     assert abs(direct.stat().st_size - fallback.stat().st_size) < 0.05 * direct.stat().st_size
+
+
+@pytest.mark.parametrize("fmt", ["flac", "wav", "mp3"])
+def test_declared_duration_is_rounded_like_probe_rounds_it(tmp_path: Path, fmt: str) -> None:
+    """The container says 44,133 samples at 44.1 kHz = 1000.748 ms. The encoder's copy used to
+    truncate (1000) while probe rounded (1001); there is one reader now, and it rounds."""
+    import av
+    import numpy as np
+
+    from soundark.media.probe import declared_ms
+
+    path = synth.encode_file(tmp_path / f"a.{fmt}", np.zeros((1, 44_133), dtype=np.float32), 44_100, fmt)
+    with av.open(str(path)) as container:
+        assert declared_ms(container, container.streams.audio[0]) == 1001
+    assert measure_source(path).declared_ms == 1001

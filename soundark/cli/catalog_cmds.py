@@ -11,10 +11,10 @@ from rich.table import Table
 from soundark.catalog import open_catalog
 from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
-from soundark.catalog.store import check_new_catalog
+from soundark.catalog.archive import init_archive
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
                                  hold_writer_lock, load_settings)
-from soundark.config import Settings, write_settings
+from soundark.config import Settings
 from soundark.errors import BadInput
 from soundark.model import ImportReport
 
@@ -45,16 +45,10 @@ def init(
     """
     paths = archive_paths(archive, must_exist=False)
     paths.root.mkdir(parents=True, exist_ok=True)
-    created = not paths.settings.exists()
     settings = Settings.load(paths.root)  # validates an existing file
     hold_writer_lock(paths.root, settings)
-    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
-    if created:
-        write_settings(paths.root, settings)
-    for folder in (paths.store, paths.art, paths.releases):
-        folder.mkdir(exist_ok=True)
-    with open_catalog(paths.catalog) as catalog:
-        version = catalog.schema_version()
+    done = init_archive(paths.root, settings)
+    created, version = done.settings_created, done.schema_version
     result = {"archive": str(paths.root), "settings": str(paths.settings),
               "catalog": str(paths.catalog), "schema_version": version,
               "settings_created": created}

@@ -19,6 +19,7 @@ from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.lock import ArchiveLock
 from soundark.model import Progress
+from soundark.units import format_bytes
 
 # Progress bars, warnings and tables for people go to stderr when --json is given,
 # so stdout carries exactly one JSON object.
@@ -170,7 +171,7 @@ class BarProgress(Progress):
                 hours = self.audio_seconds / 3600 / elapsed
                 rate += f"  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
             elif self.nbytes:
-                rate += f" {self.nbytes / elapsed / 1e6:,.1f} MB/s"
+                rate += f" {format_bytes(self.nbytes / elapsed)}/s"
         self.bar.update(self.task, advance=n, rate=rate)
 
     def cancelled(self) -> bool:

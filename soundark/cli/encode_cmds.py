@@ -10,6 +10,7 @@ import typer
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json, err,
                                  load_settings)
 from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
+from soundark.units import format_bytes
 
 
 
@@ -54,10 +55,6 @@ def encode(
         raise typer.Exit(1)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
-
-
 def _print_dry_run(result: EncodeResult) -> None:
     con = console(False)
     items = result.would_encode
@@ -80,8 +77,8 @@ def _print_summary(result: EncodeResult) -> None:
               f"{ran}", markup=False)
     if result.encoded or result.kept:
         ratio = f" (ratio {result.ratio:,.1f}x)" if result.ratio else ""
-        con.print(f"audio {result.audio_seconds / 3600:,.2f} h; bytes in {_mb(result.bytes_in)}, "
-                  f"out {_mb(result.bytes_out)}{ratio}; already stored {result.deduplicated}; "
+        con.print(f"audio {result.audio_seconds / 3600:,.2f} h; bytes in {format_bytes(result.bytes_in)}, "
+                  f"out {format_bytes(result.bytes_out)}{ratio}; already stored {result.deduplicated}; "
                   f"new covers {result.art_stored}", markup=False)
     for f in result.failures[:20]:
         con.print(f"  failed {f.path or f.recording_id}: {f.reason}", markup=False, soft_wrap=True)

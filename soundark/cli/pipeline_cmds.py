@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
+from soundark.catalog.archive import init_archive
 from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
 from soundark.errors import BadInput
-from soundark.pipeline import Step, init_archive, run_steps
+from soundark.pipeline import Step, run_steps
 
 
 def _printer(as_json: bool):
@@ -70,7 +71,7 @@ def archive(
     archive_dir = archive_dir.absolute()
     archive_dir.mkdir(parents=True, exist_ok=True)
     hold_writer_lock(archive_dir, load_settings(archive_dir))
-    paths = init_archive(archive_dir)
+    paths = init_archive(archive_dir).paths
     settings = load_settings(paths.root, rights=rights)
     with BarProgress(quiet=as_json) as progress:
         steps = archive_steps(source.absolute(), catalog_file, listens_file)

@@ -9,6 +9,7 @@ import typer
 
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
                                  hold_writer_lock, load_settings)
+from soundark.units import format_bytes
 
 
 
@@ -32,7 +33,6 @@ def plan(
     the next `soundark encode`.
     """
     from soundark.plan.budget import parse_budget, parse_tiers
-    from soundark.plan.report import format_bytes
     from soundark.plan.stage import run_plan
 
     paths = archive_paths(archive)

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
 from soundark.config import ArchivePaths
-from soundark.errors import BadInput
-from soundark.model import parse_bytes
+from soundark.fixity.releases import release_list_path
+from soundark.units import format_bytes, parse_bytes, parse_host_port
 from soundark.preserve.diff import diff_catalogs
 from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
 from soundark.preserve.repair import repair_path
@@ -51,7 +51,7 @@ def verify_cmd(
         c = report.counts()
         state = "intact" if report.ok else "DAMAGED"
         console(False).print(
-            f"{state}: {len(report.bags)} bag(s), {report.files} files, {report.bytes / 1e6:,.1f} MB checked "
+            f"{state}: {len(report.bags)} bag(s), {report.files} files, {format_bytes(report.bytes)} checked "
             f"({', '.join(sorted(set(report.checks)))})"
             + "".join(f"; {n} {k}" for k, n in c.items() if n), markup=False)
         _print_problems(report)
@@ -93,13 +93,7 @@ def repair_cmd(
 
 
 def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
-    out = []
-    for v in values or []:
-        host, _, port = v.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadInput(v, "a peer is host:port, e.g. 127.0.0.1:6881")
-        out.append((host.strip("[]"), int(port)))
-    return tuple(out)
+    return tuple(parse_host_port(v, "--peer") for v in values or [])
 
 
 def _swarm_config(archive: Path, listen: Optional[str], up: Optional[int], down: Optional[int]) -> SwarmConfig:
@@ -177,20 +171,19 @@ def mirror_plan_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Choose the releases that preserve the most listens at risk within a budget."""
-    source = torrents or ArchivePaths(Path(archive)).releases / "torrents.json"
+    source = torrents or release_list_path(ArchivePaths(Path(archive)).releases)
     plan = plan_mirror(load_releases(source), parse_bytes(budget, "--budget"),
                        load_seeders(seeders) if seeders else None)
     magnets.write_text(plan.magnets(), encoding="utf-8")
     if as_json:
         emit_json({**plan.as_dict(), "magnets_file": str(magnets)})
         return
-    from soundark.release.listing import human_bytes
 
-    table = Table(title=f"mirror plan: {human_bytes(plan.bytes)} of {human_bytes(plan.budget)}", title_justify="left")
+    table = Table(title=f"mirror plan: {format_bytes(plan.bytes)} of {format_bytes(plan.budget)}", title_justify="left")
     for col in ("release", "phase", "size", "listens %", "seeders", "at risk %"):
         table.add_column(col, justify="left" if col in ("release", "phase") else "right")
     for c in plan.chosen:
-        table.add_row(c.name, c.phase, human_bytes(c.bytes), f"{100 * c.listens_share:.2f}",
+        table.add_row(c.name, c.phase, format_bytes(c.bytes), f"{100 * c.listens_share:.2f}",
                       str(c.seeders), f"{100 * c.at_risk:.2f}")
     con = console(False)
     con.print(table)

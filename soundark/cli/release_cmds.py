@@ -10,6 +10,7 @@ from rich.table import Table
 
 from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
                                  hold_writer_lock, load_settings)
+from soundark.units import format_bytes
 
 DATE_OPT = typer.Option(None, "--date",
                         help="Release date YYYY-MM-DD written into bags and torrents (default: the "
@@ -17,12 +18,6 @@ DATE_OPT = typer.Option(None, "--date",
 
 release_app = typer.Typer(help="Publish the archive: BagIt bags with torrents, and the release list.",
                           no_args_is_help=True)
-
-
-def _size(n: int | None) -> str:
-    from soundark.release.listing import human_bytes
-
-    return human_bytes(n)
 
 
 def print_result(result: Any, as_json: bool) -> None:
@@ -34,7 +29,7 @@ def print_result(result: Any, as_json: bool) -> None:
     shown = [p for p in result.published]
     for p in shown:
         ranks = f", ranks {p.rank_first}-{p.rank_last}" if p.rank_first is not None else ""
-        con.print(f"published {p.name} ({p.phase}): {p.files:,} files, {_size(p.bytes)}{ranks}, "
+        con.print(f"published {p.name} ({p.phase}): {p.files:,} files, {format_bytes(p.bytes)}{ranks}, "
                   f"infohash {p.infohash_v1}", markup=False, soft_wrap=True)
     for name in result.unchanged:
         con.print(f"unchanged: {name} already holds this content; nothing new published", markup=False)
@@ -130,7 +125,7 @@ def print_list(listing: dict[str, Any], as_json: bool) -> None:
     for r in releases:
         ranks = f"{r['rank_first']}-{r['rank_last']}" if r.get("rank_first") is not None else ""
         share = f"{100 * r['listens_share']:.2f} %" if r.get("listens_share") is not None else ""
-        table.add_row(r["name"], r["phase"], r["created"], _size(r["bytes"]), f"{r['files']:,}", ranks, share,
+        table.add_row(r["name"], r["phase"], r["created"], format_bytes(r["bytes"]), f"{r['files']:,}", ranks, share,
                       r["infohash_v1"])
     con.print(table)
 

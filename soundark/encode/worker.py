@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundark.errors import BadInput, SoundarkError
+from soundark.fixity.digest import sha256_file
 from soundark.media import opus_tags, qa, transcode
 from soundark.media.transcode import OpusSettings, PcmFacts
 
 # Extension of a kept original whose file name has none, by decoder name.
 _CODEC_EXT = {"mp3": ".mp3", "mp3float": ".mp3", "vorbis": ".ogg", "opus": ".opus",
               "libopus": ".opus", "aac": ".m4a", "flac": ".flac"}
-_HASH_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def _keep_original(path: Path, source: object, data: bytes | None, tmp: Path,
         _write_synced(tmp, data)
     else:
         _copy_synced(path, tmp)
-    sha, size = _hash_and_sync(tmp)
+    sha, size = sha256_file(tmp, sync=True)  # the digest of bytes that are on disk
     if data is None and sha != _hash_file(path):
         raise BadInput(path, "source changed while it was being copied")
     ext = path.suffix.lower() if path.suffix else _CODEC_EXT.get(pcm.codec, ".bin")
@@ -207,26 +208,10 @@ def _art(path: Path) -> tuple[bytes, str] | None:
 
 
 def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_HASH_CHUNK):
-                h.update(chunk)
+        return sha256_file(path)[0]
     except OSError as e:
         raise BadInput(path, f"cannot read the source ({e.strerror or e})") from e
-    return h.hexdigest()
-
-
-def _hash_and_sync(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of *path*, after its bytes are on disk (fsync)."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb+") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-        os.fsync(f.fileno())
-    return h.hexdigest(), size
 
 
 def _read_hash_and_sync(path: Path) -> tuple[bytes, str]:
@@ -246,7 +231,7 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 def _copy_synced(src: Path, dst: Path) -> None:
     with open(src, "rb") as fi, open(dst, "wb") as fo:
-        while chunk := fi.read(_HASH_CHUNK):
+        while chunk := fi.read(_COPY_CHUNK):
             fo.write(chunk)
         fo.flush()
         os.fsync(fo.fileno())

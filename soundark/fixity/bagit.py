@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 from soundark.config import cpu_count
 from soundark.durable import write_durably
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
+from soundark.fixity.digest import sha256_file
 from soundark.fixity.paths import check_relpath, check_unique
 from soundark.model import NO_PROGRESS, Progress
 
@@ -35,7 +36,6 @@ MANIFEST = "manifest-sha256.txt"
 TAGMANIFEST = "tagmanifest-sha256.txt"
 TAG_FILES = (BAGIT_TXT, BAG_INFO, MANIFEST)
 BAGIT_DECLARATION = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB of manifest is ~10M files: past that, refuse
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -205,22 +205,6 @@ class FileHash:
     sha256: str | None
     size: int
     error: str | None = None
-
-
-def sha256_file(path: Path, chunk: int = CHUNK) -> tuple[str, int]:
-    """(hex digest, bytes read) of one file; OSError propagates."""
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-            size += n
-    return h.hexdigest(), size
 
 
 def _hash_one(path: Path) -> FileHash:

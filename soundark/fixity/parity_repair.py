@@ -26,7 +26,7 @@ import zfec
 from soundark.config import cpu_count
 from soundark.durable import replace_durably
 from soundark.errors import BadInput
-from soundark.fixity.bagit import sha256_file
+from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import BATCH_BYTES, HASH_LEN, ParityIndex, read_index
 from soundark.fixity.paths import resolve_inside
 from soundark.fixity.stream import ByteStream

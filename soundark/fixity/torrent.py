@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from soundark.errors import BadInput
 from soundark.fixity.paths import check_relpath, check_size, check_unique
+from soundark.units import parse_host_port
 
 MAX_TORRENT_BYTES = 64 << 20
 MAX_DEPTH = 64
@@ -269,10 +270,5 @@ def parse_magnet(uri: str) -> Magnet:
     name = q.get("dn", [None])[0]
     if name is not None and ("/" in name or check_relpath(name, "magnet dn") != name):
         raise BadInput("magnet dn", f"name {name!r} is not a plain folder name")
-    peers = []
-    for pe in q.get("x.pe", []):
-        host, _, port = pe.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadInput("magnet x.pe", f"{pe!r} is not host:port")
-        peers.append((host.strip("[]"), int(port)))
-    return Magnet(v1, v2, name, tuple(peers), uri)
+    peers = tuple(parse_host_port(pe, "magnet x.pe") for pe in q.get("x.pe", []))
+    return Magnet(v1, v2, name, peers, uri)

@@ -58,6 +58,11 @@ class PcmSource:
     channels: int
     declared_frames: int
 
+    @property
+    def declared_ms(self) -> int:
+        """The declared length to the nearest millisecond, as probe rounds a container's."""
+        return round(self.declared_frames * 1000 / self.sample_rate)
+
 
 def describe_error(e: BaseException) -> str:
     """libsndfile's own message, on one line, without the file name soundfile prepends."""
@@ -128,7 +133,7 @@ def probe_pcm(path: Path, size: int, signature: SignatureBuilder | None = None) 
     if frames == 0:
         raise BadInput(path, "nothing could be decoded from it")
     duration_ms = round(frames * 1000 / source.sample_rate)
-    declared_ms = round(source.declared_frames * 1000 / source.sample_rate)
+    declared_ms = source.declared_ms
     if duration_ms < declared_ms - TRUNCATION_SLACK_MS:
         raise BadInput(path, f"truncated: decodes to {duration_ms / 1000:.2f} s of the "
                              f"{declared_ms / 1000:.2f} s its headers declare")

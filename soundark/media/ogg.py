@@ -1,4 +1,7 @@
-"""Ogg Opus pages written by hand: RFC 3533 (Ogg) and RFC 7845 sections 3-5 (Opus in Ogg).
+"""Ogg pages read and written by hand: RFC 3533 (Ogg) and RFC 7845 sections 3-5 (Opus in Ogg).
+
+:func:`read_page` is the one parser of an Ogg page header in soundark (QA's page walk, probe's
+cut-file check, the OpusHead rate patch); :class:`OggWriter` the one writer.
 
 The encoder (:mod:`soundark.media.transcode`) calls libopus directly and pages its packets
 here: the identification header (``OpusHead``), the comment header (``OpusTags``), then
@@ -12,9 +15,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
-_OGG_PAGE = struct.Struct("<4sBBqIIIB")
+# capture pattern, version, flags, granule position, serial, sequence, CRC, segment count
+PAGE_HEADER = struct.Struct("<4sBBqIIIB")
+CAPTURE = b"OggS"
+EOS = 0x04  # header type flag: last page of a logical stream
 _PAGE_PACKETS = 50  # about one second per Ogg page, as FFmpeg's muxer does
 
 
@@ -48,6 +54,38 @@ def ogg_crc(data: bytes) -> int:
     return int.from_bytes(reflected.to_bytes(4, "big").translate(_BITSWAP), "little")
 
 
+def with_crc(page: bytearray) -> bytearray:
+    """*page* (one whole page) with its CRC field recomputed, as RFC 3533 defines it."""
+    page[22:26] = b"\0\0\0\0"
+    page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
+    return page
+
+
+class OggPage(NamedTuple):
+    """One page header as found in a buffer; the body is ``data[body_start:end]``."""
+
+    flags: int
+    granule: int
+    serial: int
+    sequence: int
+    lacing: bytes      # shorter than the segment count when the data ends inside the table
+    body_start: int
+    end: int           # one past the page's last byte: past len(data) when the page is cut short
+
+
+def read_page(data: bytes | bytearray, pos: int = 0) -> OggPage | None:
+    """The Ogg page whose header starts at *pos*, or None when none does (too few bytes for a
+    header, another capture pattern, or a stream structure version other than 0)."""
+    if len(data) - pos < PAGE_HEADER.size:
+        return None
+    capture, version, flags, granule, serial, seq, _crc, nsegs = PAGE_HEADER.unpack_from(data, pos)
+    if capture != CAPTURE or version != 0:
+        return None
+    body_start = pos + PAGE_HEADER.size + nsegs
+    lacing = bytes(data[pos + PAGE_HEADER.size:body_start])
+    return OggPage(flags, granule, serial, seq, lacing, body_start, body_start + sum(lacing))
+
+
 class OggWriter:
     """Pages one logical stream of packets into an open file (RFC 3533), hashing as it writes."""
 
@@ -60,10 +98,8 @@ class OggWriter:
         lacing = bytearray()
         for packet in packets:
             lacing += b"\xff" * (len(packet) // 255) + bytes((len(packet) % 255,))
-        header = _OGG_PAGE.pack(b"OggS", 0, flags, granule, self._serial, self._seq, 0, len(lacing))
-        page = bytearray(header + lacing + b"".join(packets))
-        page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
-        self._f.write(page)
+        header = PAGE_HEADER.pack(CAPTURE, 0, flags, granule, self._serial, self._seq, 0, len(lacing))
+        self._f.write(with_crc(bytearray(header + lacing + b"".join(packets))))
         self._seq += 1
 
     def audio(self, packet: bytes, granule: int) -> None:
@@ -78,5 +114,5 @@ class OggWriter:
 
     def end(self, final_granule: int) -> None:
         """Write the last page with the end-of-stream flag; its granule trims the padding."""
-        self.page(self._packets, final_granule, flags=0x04)
+        self.page(self._packets, final_granule, flags=EOS)
         self._packets, self._lacing = [], 0

@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 
 from soundark.errors import BadInput, EncryptedInput
-from soundark.media import fallback
+from soundark.media import fallback, ogg
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
@@ -204,7 +204,7 @@ def _facts(path: Path, container: av.container.InputContainer, stream: av.AudioS
                                           f"({_short(decoded.first_error)})")
         raise _FfmpegCannotRead(path, "nothing could be decoded from it")
     duration_ms = round(decoded.samples * 1000 / rate)
-    declared = _declared_ms(container, stream)
+    declared = declared_ms(container, stream)
     if declared and duration_ms - 100 <= declared < duration_ms:
         # encoder padding (AAC, Vorbis) decodes as a last partial frame: the container knows better
         duration_ms = declared
@@ -215,7 +215,9 @@ def _facts(path: Path, container: av.container.InputContainer, stream: av.AudioS
                       sample_rate=rate, channels=stream.codec_context.channels, duration_ms=duration_ms)
 
 
-def _declared_ms(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+def declared_ms(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+    """The duration the container declares, to the nearest millisecond (as decoded durations
+    are rounded); None when it declares none. A stream duration of 0 means unknown."""
     if stream.duration and stream.time_base:
         return round(float(stream.duration * stream.time_base) * 1000)
     if container.duration:
@@ -247,7 +249,7 @@ def _trusted_declared_ms(path: Path, container: av.container.InputContainer, str
         return _wav_declared_ms(head)
     if name == "mp3" and not _has_vbr_header(head):
         return None  # without Xing/Info/VBRI, FFmpeg estimates duration from the file size
-    return _declared_ms(container, stream)
+    return declared_ms(container, stream)
 
 
 def _short(text: str, n: int = 120) -> str:
@@ -380,19 +382,15 @@ def _ogg_last_page_cut(path: Path, size: int) -> bool:
             tail = f.read(tail_len)
     except OSError as e:
         raise BadInput(path, f"cannot read: {e.strerror or e}") from e
-    pos = tail.rfind(b"OggS")
+    pos = tail.rfind(ogg.CAPTURE)
     while pos >= 0:
-        if pos + 27 > len(tail):
+        if pos + ogg.PAGE_HEADER.size > len(tail):
             return True  # the file ends inside a page header
-        if tail[pos + 4] == 0:  # stream structure version 0: a real page header
-            nseg = tail[pos + 26]
-            seg_end = pos + 27 + nseg
-            if seg_end > len(tail):
-                return True
-            page_end = seg_end + sum(tail[pos + 27: seg_end])
-            return page_end > len(tail)
-        pos = tail.rfind(b"OggS", 0, pos)
+        page = ogg.read_page(tail, pos)
+        if page is not None:  # not just the bytes "OggS" inside audio data
+            return page.end > len(tail)
+        pos = tail.rfind(ogg.CAPTURE, 0, pos)
     return False
 
 
-__all__ = ["probe", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]
+__all__ = ["probe", "declared_ms", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]

@@ -32,6 +32,7 @@ import numpy as np
 
 from soundark.errors import BadInput
 from soundark.media.libopus import load_libopus
+from soundark.media.ogg import EOS, PAGE_HEADER, read_page
 from soundark.media.transcode import FRAME_SAMPLES, OPUS_RATE, PcmFacts
 
 # Below this RMS (dBFS) a source counts as silent and its output is not held to a level.
@@ -43,7 +44,6 @@ MAX_LEVEL_DROP_DB = 10.0
 # QA decode rate. libopus decodes at 8-48 kHz, but its CELT decoder synthesises at 48 kHz
 # and then decimates: a lower rate saves almost nothing and would hear less of the band.
 QUICK_RATE = 48_000
-_PAGE = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, seq, crc, nsegs
 
 
 @dataclass(frozen=True)
@@ -87,30 +87,27 @@ def _walk(path: Path, packets: list[bytes] | None, data: bytes | None = None) ->
     pos, pages, serial, last_granule, head, eos = 0, 0, None, -1, b"", False
     partial = b""
     while pos < len(data):
-        if len(data) - pos < _PAGE.size:
+        if len(data) - pos < PAGE_HEADER.size:
             raise BadInput(path, f"Ogg page header cut short at byte {pos}")
-        capture, version, flags, granule, page_serial, _seq, _crc, nsegs = _PAGE.unpack_from(data, pos)
-        if capture != b"OggS" or version != 0:
+        page = read_page(data, pos)
+        if page is None:
             raise BadInput(path, f"no Ogg page at byte {pos}")
         if eos:
             raise BadInput(path, "data after the end-of-stream page")
-        lacing = data[pos + _PAGE.size: pos + _PAGE.size + nsegs]
-        body_start = pos + _PAGE.size + nsegs
-        body_end = body_start + sum(lacing)
-        if len(lacing) != nsegs or body_end > len(data):
+        if page.end > len(data):
             raise BadInput(path, f"Ogg page {pages} cut short")
         if serial is None:
-            serial, head = page_serial, data[body_start:body_end]
-        elif page_serial != serial:
+            serial, head = page.serial, data[page.body_start:page.end]
+        elif page.serial != serial:
             raise BadInput(path, "more than one logical stream")
-        if granule != -1:
-            if granule < last_granule:
+        if page.granule != -1:
+            if page.granule < last_granule:
                 raise BadInput(path, f"granule position goes backwards on page {pages}")
-            last_granule = granule
+            last_granule = page.granule
         if packets is not None:
-            partial = _collect(data, body_start, lacing, partial, packets)
-        eos = bool(flags & 0x04)
-        pos, pages = body_end, pages + 1
+            partial = _collect(data, page.body_start, page.lacing, partial, packets)
+        eos = bool(page.flags & EOS)
+        pos, pages = page.end, pages + 1
     return _facts_from_head(path, head, len(data), last_granule, pages, eos)
 
 

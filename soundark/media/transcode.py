@@ -38,7 +38,8 @@ import numpy as np
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media import fallback, libopus
 from soundark.media.libopus import OPUS_RATE, OpusEncoder, libopus_version
-from soundark.media.ogg import OggWriter, ogg_crc, opus_head, opus_tags
+from soundark.media.ogg import PAGE_HEADER, OggWriter, opus_head, opus_tags, read_page, with_crc
+from soundark.media.probe import declared_ms
 
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 # Sources larger than this are decoded from disk rather than from one in-memory copy.
@@ -149,14 +150,6 @@ def _ffmpeg_reason(e: Exception) -> str:
     return " ".join(str(text).split())[:200]
 
 
-def _declared_ms(container: Any, stream: Any) -> int | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return int(stream.duration * stream.time_base * 1000)
-    if container.duration:
-        return int(container.duration / 1000)
-    return None
-
-
 @dataclass
 class _Decoded:
     """State shared between the decode loop and its caller."""
@@ -179,7 +172,7 @@ def _decode_resampled(container: Any, subject: str, out_layout: str | None, rate
     state.codec = ctx.name
     state.source_rate = ctx.sample_rate or 0
     state.source_channels = ctx.channels or 0
-    state.declared_ms = _declared_ms(container, stream)
+    state.declared_ms = declared_ms(container, stream)
     state.bitrate = ctx.bit_rate or container.bit_rate or None
     return _resampled(container.decode(stream), subject, out_layout, rate, state)
 
@@ -242,7 +235,7 @@ def open_decoded(stack: ExitStack, source: Any, state: _Decoded, decoder: str | 
         raise BadInput(subject, f"not readable audio: ffmpeg: {ffmpeg_reason}; "
                                 f"{fallback.DECODER}: {e.reason}") from e
     state.codec, state.source_rate, state.source_channels = pcm.codec, pcm.sample_rate, pcm.channels
-    state.declared_ms = round(pcm.declared_frames * 1000 / pcm.sample_rate) or None
+    state.declared_ms = pcm.declared_ms or None
     return pcm.channels, lambda layout, rate: _resampled(fallback.av_frames(pcm), subject, layout,
                                                          rate, state)
 
@@ -477,19 +470,16 @@ def set_opus_input_rate(path: Path, rate: int) -> None:
     if not 0 < rate < 2**32:
         return
     with open(path, "r+b") as f:
-        page = bytearray(f.read(27 + 255))
-        if page[:4] != b"OggS" or len(page) < 28:
+        page = bytearray(f.read(PAGE_HEADER.size + 255))
+        found = read_page(page)
+        if found is None or found.body_start > len(page):
             raise BadInput(path, "not an Ogg file")
-        nsegs = page[26]
-        body = 27 + nsegs
-        length = body + sum(page[27:body])
-        if len(page) < length:
-            page += f.read(length - len(page))
-        if page[body:body + 8] != b"OpusHead" or length > len(page):
+        if len(page) < found.end:
+            page += f.read(found.end - len(page))
+        body = found.body_start
+        if page[body:body + 8] != b"OpusHead" or found.end > len(page):
             raise BadInput(path, "first page is not an OpusHead")
-        page = page[:length]
+        page = page[:found.end]
         page[body + 12:body + 16] = int(rate).to_bytes(4, "little")
-        page[22:26] = b"\0\0\0\0"
-        page[22:26] = ogg_crc(bytes(page)).to_bytes(4, "little")
         f.seek(0)
-        f.write(page)
+        f.write(with_crc(page))

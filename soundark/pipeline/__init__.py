@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from soundark.catalog import open_catalog
-from soundark.catalog.store import check_new_catalog
-from soundark.config import ArchivePaths, Settings, write_settings
+from soundark.config import ArchivePaths, Settings
+from soundark.fixity.releases import release_list_path
 from soundark.model import NO_PROGRESS, ImportReport, Progress
+from soundark.units import format_bytes
 
 
 @dataclass
@@ -30,19 +31,6 @@ class Step:
 
 
 StepFn = Callable[[ArchivePaths, Settings, Progress], Step]
-
-
-def init_archive(root: Path, settings: Settings | None = None) -> ArchivePaths:
-    """Create the archive folder, its settings file (if missing) and catalog."""
-    paths = ArchivePaths(Path(root).absolute())
-    paths.root.mkdir(parents=True, exist_ok=True)
-    if not paths.settings.exists():
-        write_settings(paths.root, settings or Settings())
-    for folder in (paths.store, paths.art, paths.releases):
-        folder.mkdir(exist_ok=True)
-    check_new_catalog(paths)  # a lost catalog is restored, never silently re-made
-    open_catalog(paths.catalog).close()
-    return paths
 
 
 def import_step(name: str, report: ImportReport) -> Step:
@@ -84,7 +72,7 @@ def listens_step(file: Path) -> StepFn:
 
 def plan_step() -> StepFn:
     def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
-        from soundark.plan.report import format_bytes, run_report
+        from soundark.plan.report import run_report
         from soundark.plan.stage import run_plan
 
         result = run_plan(paths, settings, progress)
@@ -108,10 +96,9 @@ def encode_step() -> StepFn:
         from soundark.encode.stage import run_encode
 
         result = run_encode(paths, settings, progress)
-        mb = lambda n: f"{n / 1e6:,.1f} MB"  # noqa: E731
         lines = [f"encoded {result.encoded}, kept {result.kept} original(s), failed {result.failed}, "
                  f"{result.remaining} left; {result.audio_seconds / 60:,.1f} min of audio, "
-                 f"{mb(result.bytes_in)} in -> {mb(result.bytes_out)} out"]
+                 f"{format_bytes(result.bytes_in)} in -> {format_bytes(result.bytes_out)} out"]
         lines += [f"  failed {f.path or f.recording_id}: {f.reason}" for f in result.failures[:10]]
         with open_catalog(paths.catalog, readonly=True) as catalog:
             refused = catalog.execute("SELECT path, error FROM source_file WHERE status = 'rejected' "
@@ -131,7 +118,7 @@ def release_step(phase: str) -> StepFn:
         fn = {"metadata": stage.run_release_metadata, "audio": stage.run_release_audio,
               "art": stage.run_release_art}[phase]
         result = fn(paths, settings, progress)
-        lines = [f"published {p.name}: {p.files:,} files, {p.bytes / 1e6:,.1f} MB, infohash {p.infohash_v1}"
+        lines = [f"published {p.name}: {p.files:,} files, {format_bytes(p.bytes)}, infohash {p.infohash_v1}"
                  for p in result.published]
         lines += [f"unchanged: {name} already holds this content" for name in result.unchanged]
         if not lines:
@@ -151,9 +138,9 @@ def list_step() -> StepFn:
         for r in listing["releases"]:
             share = f", {100 * r['listens_share']:.1f} % of listens" if r.get("listens_share") is not None else ""
             lines.append(f"{r['name']:<32} {r['phase']:<8} {r['files']:>4} files "
-                         f"{r['bytes'] / 1e6:>8,.2f} MB{share}")
+                         f"{format_bytes(r['bytes']):>10}{share}")
             lines.append(f"  {r['magnet']}")
-        lines.append(f"list: {paths.releases / 'torrents.json'} and torrents.html")
+        lines.append(f"list: {release_list_path(paths.releases)} and torrents.html")
         return Step("releases", lines, {"releases": listing["releases"]}, ok=bool(listing["releases"]))
     return run
 

@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 from soundark.catalog import open_catalog
+from soundark.catalog.archive import init_archive
 from soundark.catalog.search import search
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import NotFound
+from soundark.fixity.releases import is_parity_name
 from soundark.model import Progress
-from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, init_archive, list_step,
+from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, list_step,
                                listens_step, plan_step, release_step, scan_step)
 from soundark.pipeline.library import build_demo_library
 
@@ -34,7 +36,7 @@ DEMO_SETTINGS = Settings(budget="6MB", organisation="soundark demo", parity_over
 def _first_audio_file(paths: ArchivePaths) -> tuple[Path, str]:
     """An audio file inside the first audio release: (bag folder, path inside the bag)."""
     for bag in sorted(paths.releases.glob("*-audio-*")):
-        if bag.is_dir() and not bag.name.endswith(".parity"):
+        if bag.is_dir() and not is_parity_name(bag.name):
             for f in sorted((bag / "data").rglob("*")):
                 if f.is_file() and f.suffix in (".opus", ".ogg", ".mp3", ".m4a", ".flac"):
                     return bag, f.relative_to(bag).as_posix()
@@ -86,7 +88,7 @@ def demo_steps(folder: Path, progress: Progress) -> tuple[list[StepFn], ArchiveP
     """Build the demo collection (once) and the list of steps to run over its archive."""
     progress.start(None, "synthesising the demo collection", unit="files")
     library = build_demo_library(folder / "source")
-    paths = init_archive(folder / "archive", DEMO_SETTINGS)
+    paths = init_archive(folder / "archive", DEMO_SETTINGS).paths
     steps: list[StepFn] = [
         catalog_step(library.catalog_file),
         scan_step(library.music),

@@ -24,20 +24,8 @@ from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.durable import write_durably
 from soundark.errors import EnvironmentProblem
+from soundark.units import format_bytes, si_unit
 from soundark.plan.stage import coverage_figures
-
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
-
-
-def format_bytes(n: float) -> str:
-    """SI units, like the budget strings (1 TB = 10^12 bytes)."""
-    n = float(n)
-    for unit in _UNITS:
-        if abs(n) < 1000 or unit == _UNITS[-1]:
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
@@ -91,19 +79,11 @@ def _budget_points(f: dict[str, Any]) -> list[tuple[int, float]]:
     return out
 
 
-def _byte_axis(total: float) -> tuple[float, str]:
-    scale, unit = 1.0, "B"
-    for i, u in enumerate(_UNITS):
-        if total >= 1000**i:
-            scale, unit = 1000.0**i, u
-    return scale, unit
-
-
 def _draw_bytes(ax: Any, f: dict[str, Any]) -> None:
     curve = f["curve_bytes"]
     budget = f["budget"]
     right = max([f["bytes_cheapest_all"], budget or 0, f["bytes"], 1])
-    scale, unit = _byte_axis(right)
+    scale, unit = si_unit(right)
     xs = [0.0] + [b / scale for b in curve["bytes"]]
     ys = [0.0] + list(curve["share"])
     ax.plot(xs, ys, color="#1f5fa8", linewidth=2, label="listens covered")
@@ -175,7 +155,7 @@ def coverage_svg(f: dict[str, Any]) -> str:
 def _page() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("soundark.plan", "templates"), autoescape=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(si_bytes=format_bytes, pct=_pct, thousands=lambda n: f"{n:,}")
+    env.filters.update(bytes=format_bytes, pct=_pct, thousands=lambda n: f"{n:,}")
     return env.get_template("coverage_report.html")
 
 

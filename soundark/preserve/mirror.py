@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from soundark.errors import BadInput
+from soundark.fixity.releases import read_release_list
 
-FORMAT = "soundark-torrents/1"
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,8 @@ class MirrorPlan:
 
 
 def load_releases(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise BadInput(path, "no release list here (releases/torrents.json)") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(path, f"cannot read the release list: {e}") from e
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("releases"), list):
-        raise BadInput(path, f"not a {FORMAT} release list")
-    return data["releases"]
+    """The rows of a release list (soundark.fixity.releases reads it)."""
+    return read_release_list(path)
 
 
 def load_seeders(path: Path) -> dict[str, int]:

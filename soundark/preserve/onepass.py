@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from soundark.config import cpu_count
+from soundark.fixity.digest import PieceHasher
 from soundark.fixity.stream import ByteStream
 from soundark.fixity.torrent import BLOCK_V2, merkle_root
 from soundark.model import NO_PROGRESS, Progress
@@ -91,32 +92,22 @@ class _Pieces:
     """Checks the v1 pieces whose first byte lies in [start, end) of the stream."""
 
     def __init__(self, spec: PieceSpec, total: int, start: int, end: int) -> None:
-        self.spec, self.total = spec, total
-        self.first = math.ceil(start / spec.length)
+        self.spec = spec
         self.stop = math.ceil(end / spec.length)  # exclusive
-        self.pos = start
-        self.h = hashlib.sha1()
-        self.bad: list[int] = []
+        self.limit = min(self.stop * spec.length, total)  # where the last of these pieces ends
+        self.hasher = PieceHasher(spec.length, start, self.stop)
 
     @property
-    def limit(self) -> int:
-        return min(self.stop * self.spec.length, self.total)
+    def pos(self) -> int:
+        return self.hasher.pos
 
     def feed(self, view: memoryview) -> None:
-        plen, n = self.spec.length, len(view)
-        off = max(0, min(n, self.first * plen - self.pos))
-        while off < n:
-            p = (self.pos + off) // plen
-            if p >= self.stop:
-                break
-            end = min(n, (p + 1) * plen - self.pos)
-            self.h.update(view[off:end])
-            off = end
-            if self.pos + off == min((p + 1) * plen, self.total):
-                if self.h.digest() != self.spec.hashes[p]:
-                    self.bad.append(p)
-                self.h = hashlib.sha1()
-        self.pos += n
+        self.hasher.update(view)
+
+    def bad(self) -> list[int]:
+        """The pieces whose SHA-1 differs from the torrent's (call once everything is fed)."""
+        first, want = self.hasher.first, self.spec.hashes
+        return [first + k for k, got in enumerate(self.hasher.finish()) if got != want[first + k]]
 
     def feed_zeros(self, n: int) -> None:
         while n > 0:
@@ -184,7 +175,7 @@ def _group(job: "_Job", lo: int, hi: int) -> PassResult:
         pieces.feed(memoryview(tail))
         out.bytes_read += len(tail)
     if pieces is not None:
-        out.bad_pieces = pieces.bad
+        out.bad_pieces = pieces.bad()
     return out
 
 

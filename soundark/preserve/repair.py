@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundark.durable import replace_durably
-from soundark.errors import NotFound, SoundarkError
-from soundark.fixity.bagit import read_manifest, sha256_file
+from soundark.errors import BadInput, NotFound, SoundarkError
+from soundark.fixity.bagit import read_manifest
+from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity_repair import repair_bag
+from soundark.fixity.releases import parity_dir, parity_name
 from soundark.fixity.paths import resolve_inside
 from soundark.model import NO_PROGRESS, Progress
 from soundark.preserve.store import FOLDERS as STORE_FOLDERS, is_archive, restore_store
@@ -64,7 +66,7 @@ class RepairReport:
 
 def find_parity(bag: Path) -> Path | None:
     """``<bag>.parity`` beside the bag (the archive layout), if it holds a parity index."""
-    candidate = bag.with_name(bag.name + ".parity")
+    candidate = parity_dir(bag)
     return candidate if (candidate / PARITY_INDEX).is_file() else None
 
 
@@ -108,7 +110,7 @@ def _repair_one(bag: Path, progress: Progress) -> BagRepair:
     suspects = {p.path for p in damaged if p.path not in result.renamed_back}
     if suspects and parity is None:
         for rel in sorted(suspects):
-            result.unrecoverable[rel] = f"no parity ({bag.name}.parity) beside the bag; fetch it from a peer"
+            result.unrecoverable[rel] = f"no parity ({parity_name(bag.name)}) beside the bag; fetch it from a peer"
     elif suspects:
         try:
             fixed = repair_bag(bag, parity, suspects, progress)

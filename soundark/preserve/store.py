@@ -12,7 +12,6 @@ with the same SHA-256.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from typing import Iterable, Iterator
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, cpu_count
 from soundark.durable import replace_durably
-from soundark.fixity.bagit import read_manifest
 from soundark.errors import SoundarkError
+from soundark.fixity.bagit import read_manifest
+from soundark.fixity.digest import sha256_file
 from soundark.model import NO_PROGRESS, Progress
 
 _NAME = re.compile(r"^([0-9a-f]{64})(\.[A-Za-z0-9]{1,8})?$")
-_CHUNK = 1 << 20
 FOLDERS = ("store", "art")
 
 
@@ -70,14 +69,10 @@ def missing_files(root: Path) -> list[str]:
 
 
 def _sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        return sha256_file(path)[0]
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def bag_inodes(bags: Iterable[Path], damaged: set[Path]) -> dict[tuple[int, int], bool]:

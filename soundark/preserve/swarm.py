@@ -27,11 +27,13 @@ import libtorrent as lt
 
 from soundark.config import Settings
 from soundark.errors import BadInput, EnvironmentProblem
+from soundark.fixity.releases import find_torrent, torrent_name
 from soundark.fixity.torrent import bdecode, parse_magnet, parse_torrent, read_torrent
 from soundark.model import NO_PROGRESS, Progress
+from soundark.units import split_host_port
 
 RESUME_DIR = ".soundark-fetch"
-_LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 # pex_flags for the peers one names. libtorrent's default for connect_peer() is encryption | utp |
 # holepunch, and pex_utp marks the peer as speaking uTP. libtorrent tries uTP first with any peer
@@ -90,7 +92,7 @@ class SwarmConfig:
 
     @property
     def loopback_only(self) -> bool:
-        hosts = [i.rsplit(":", 1)[0].strip() for i in self.listen_interfaces.split(",") if i.strip()]
+        hosts = [split_host_port(i)[0] for i in self.listen_interfaces.split(",") if i.strip()]
         return bool(hosts) and all(h in _LOOPBACK for h in hosts)
 
     def session_pack(self) -> dict:
@@ -299,7 +301,7 @@ def fetch(req: FetchRequest, cfg: SwarmConfig, progress: Progress = NO_PROGRESS)
         ti = handle.torrent_file()
         meta = lt.bencode({"info": lt.bdecode(ti.info_section())})
         info = parse_torrent(meta, f"metadata of {req.source[:80]}")
-        torrent_path = to / f"{info.name}.torrent"
+        torrent_path = to / torrent_name(info.name)
         if atp_torrent is None:
             torrent_path.write_bytes(meta)  # beside the bag: `soundark verify` finds it there
         handle.unset_flags(lt.torrent_flags.upload_mode)
@@ -423,7 +425,7 @@ def resolve_release(arg: str, releases: Path) -> tuple[Path, Path]:
     bag = path if path.is_dir() else Path(releases) / arg
     if not bag.is_dir():
         raise BadInput(arg, f"not a release name in {releases}, a bag folder or a .torrent file")
-    for torrent in (bag.parent / "torrents" / f"{bag.name}.torrent", bag.parent / f"{bag.name}.torrent"):
-        if torrent.is_file():
-            return torrent, bag.parent
+    torrent = find_torrent(bag)
+    if torrent is not None:
+        return torrent, bag.parent
     raise BadInput(bag, "no .torrent for it in torrents/ or beside it")

@@ -27,6 +27,7 @@ from soundark.fixity.bagit import (
 )
 from soundark.fixity.paths import check_relpath
 from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
+from soundark.fixity.releases import find_torrent, parity_dir
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
 from soundark.preserve.onepass import Entry, PassJob, PassResult, PieceSpec, hash_passes
@@ -75,7 +76,7 @@ def is_bag(path: Path) -> bool:
     if path.is_symlink():
         return False
     return (any((path / n).is_file() for n in TAG_NAMES)
-            or (path.with_name(path.name + ".parity") / PARITY_INDEX).is_file())
+            or (parity_dir(path) / PARITY_INDEX).is_file())
 
 
 def find_bags(path: Path) -> list[Path]:
@@ -87,14 +88,6 @@ def find_bags(path: Path) -> list[Path]:
         return [path]
     base = path / "releases" if (path / "releases").is_dir() else path
     return sorted(p for p in base.iterdir() if p.is_dir() and is_bag(p))
-
-
-def find_torrent(bag: Path) -> Path | None:
-    for candidate in (bag.parent / "torrents" / f"{bag.name}.torrent",
-                      bag.parent / f"{bag.name}.torrent", bag / f"{bag.name}.torrent"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGRESS,
@@ -216,7 +209,7 @@ class _BagPlan:
         self.report.checks.append(name)
 
     def _parity_sizes(self) -> dict[str, int]:
-        parity = self.bag.with_name(self.bag.name + ".parity")
+        parity = parity_dir(self.bag)
         if not (parity / PARITY_INDEX).is_file():
             return {}
         try:

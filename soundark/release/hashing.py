@@ -4,7 +4,7 @@ A bag's manifest needs the SHA-256 of each payload file (RFC 8493 §2.1.3) and i
 torrent needs the SHA-1 of every fixed-size piece of the concatenated files (BEP 3). Both
 come from one read: the calling thread reads a file in 1 MiB blocks and updates its
 SHA-256; each block is also queued to a helper thread that cuts the stream into pieces and
-updates their SHA-1. hashlib releases the GIL on large updates, so the two digests run on
+updates their SHA-1 (soundark.fixity.digest.PieceHasher, the one v1 piece hasher). hashlib releases the GIL on large updates, so the two digests run on
 two cores at once. The piece hashes are then handed to libtorrent (``set_hash``), which
 would otherwise read everything again on one thread.
 """
@@ -16,39 +16,10 @@ import queue
 import threading
 from pathlib import Path
 
-CHUNK = 1 << 20
+from soundark.fixity.digest import CHUNK, PieceHasher
+
 _QUEUE_DEPTH = 16  # read buffers: at most 16 MiB in flight between the two threads
 _STOP = None
-
-
-class PieceHasher:
-    """SHA-1 of consecutive ``piece_length`` pieces of a byte stream; the last may be short."""
-
-    def __init__(self, piece_length: int) -> None:
-        if piece_length <= 0:
-            raise ValueError("piece length must be positive")
-        self.piece_length = piece_length
-        self.pieces: list[bytes] = []
-        self._h = hashlib.sha1()
-        self._filled = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while len(view):
-            take = min(len(view), self.piece_length - self._filled)
-            self._h.update(view[:take])
-            self._filled += take
-            view = view[take:]
-            if self._filled == self.piece_length:
-                self.pieces.append(self._h.digest())
-                self._h = hashlib.sha1()
-                self._filled = 0
-
-    def finish(self) -> list[bytes]:
-        if self._filled:
-            self.pieces.append(self._h.digest())
-            self._h, self._filled = hashlib.sha1(), 0
-        return self.pieces
 
 
 class StreamHasher:

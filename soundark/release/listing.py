@@ -1,21 +1,13 @@
 """The list of every release: ``releases/torrents.json`` and a static ``releases/torrents.html``.
 
 ``torrents.json`` (format ``soundark-torrents/1``) is what mirrors, the preserve stage and the
-web face read::
-
-    {"format": "soundark-torrents/1",
-     "releases": [{"name", "phase", "infohash_v1", "infohash_v2", "magnet", "bytes", "files",
-                   "rank_first", "rank_last", "listens", "listens_share", "created",
-                   "torrent", "parity_for"}, ...]}
-
-Both files are rewritten from the catalog's ``release`` table after every run (atomically:
+web face read; its one reader and writer is :mod:`soundark.fixity.releases`. Both files are rewritten from the catalog's ``release`` table after every run (atomically:
 temp file + rename), in publication order; they are derived data, the bags are the record.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,43 +16,33 @@ import jinja2
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
 from soundark.durable import write_durably
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import EnvironmentProblem
+from soundark.fixity.releases import (LIST_FIELDS, LIST_FORMAT, read_release_list, release_list_path,
+                                      release_list_text)
+from soundark.units import format_bytes
 
-FORMAT = "soundark-torrents/1"
-FIELDS = ("name", "phase", "infohash_v1", "infohash_v2", "magnet", "bytes", "files", "rank_first",
-          "rank_last", "listens", "listens_share", "created", "torrent", "parity_for")
 
 
 def release_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    sql = f"SELECT {', '.join(FIELDS)} FROM release ORDER BY id"
+    sql = f"SELECT {', '.join(LIST_FIELDS)} FROM release ORDER BY id"
     return [dict(row) for row in catalog.execute(sql)]
 
 
 def torrent_list(catalog: Catalog) -> dict[str, Any]:
-    return {"format": FORMAT, "releases": release_rows(catalog)}
+    return {"format": LIST_FORMAT, "releases": release_rows(catalog)}
 
 
 def write_torrent_list(catalog: Catalog, paths: ArchivePaths) -> dict[str, Any]:
     """Rewrite torrents.json and torrents.html from the catalog; return the list."""
     listing = torrent_list(catalog)
-    text = json.dumps(listing, ensure_ascii=False, indent=1) + "\n"
-    _write(paths.releases / "torrents.json", text)
+    _write(release_list_path(paths.releases), release_list_text(listing["releases"]))
     _write(paths.releases / "torrents.html", render_html(listing))
     return listing
 
 
 def load_torrent_list(paths: ArchivePaths) -> dict[str, Any]:
     """``releases/torrents.json`` as a dict; an archive without releases gets an empty list."""
-    path = paths.releases / "torrents.json"
-    if not path.exists():
-        return {"format": FORMAT, "releases": []}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(path, f"cannot read the release list: {e}") from e
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("releases"), list):
-        raise BadInput(path, f"not a {FORMAT} release list")
-    return data
+    return {"format": LIST_FORMAT, "releases": read_release_list(release_list_path(paths.releases), missing_ok=True)}
 
 
 def _write(path: Path, text: str) -> None:
@@ -71,22 +53,11 @@ def _write(path: Path, text: str) -> None:
     write_durably(path, text.encode("utf-8"))
 
 
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 @functools.cache
 def _page() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("soundark.release", "templates"), autoescape=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(human_bytes=human_bytes, thousands=lambda n: f"{n:,}")
+    env.filters.update(bytes=format_bytes, thousands=lambda n: f"{n:,}")
     return env.get_template("torrents.html")
 
 

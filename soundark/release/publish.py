@@ -21,6 +21,7 @@ from soundark.catalog import Catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.durable import rename_durably
 from soundark.errors import BadInput, Conflict, EnvironmentProblem
+from soundark.fixity.releases import torrent_name, torrent_relpath
 from soundark.release.bag import BuiltBag
 from soundark.release.names import check_prefix
 from soundark.release.torrent import TorrentSpec, magnet_link, make_torrent, piece_length_for, write_torrent
@@ -111,7 +112,7 @@ def prepare_staging(ctx: Context, catalog: Catalog | None = None) -> list[str]:
         for marker in sorted(ctx.staging.glob(f"*{PUBLISHING}")):
             name = marker.name[:-len(PUBLISHING)]
             if name and not is_published(catalog, name):
-                folder, torrent = ctx.paths.releases / name, ctx.paths.torrents / f"{name}.torrent"
+                folder, torrent = ctx.paths.releases / name, ctx.paths.torrents / torrent_name(name)
                 try:
                     if folder.is_dir() and not folder.is_symlink():
                         shutil.rmtree(folder)
@@ -169,7 +170,7 @@ def publish(catalog: Catalog, ctx: Context, built: BuiltBag, phase: str,
                         built.pieces if not ctx.hybrid else None)
     s = ctx.settings
     rel = Published(name, phase, ctx.date, made.infohash_v1, made.infohash_v2, built.bytes,
-                    len(built.files), f"torrents/{name}.torrent",
+                    len(built.files), torrent_relpath(name),
                     magnet_link(name, made.infohash_v1, made.infohash_v2, tuple(s.trackers), tuple(s.web_seeds)),
                     extra.rank_first, extra.rank_last, extra.listens, extra.listens_share, extra.parity_for)
     final = ctx.paths.releases / name

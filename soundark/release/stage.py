@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from soundark.catalog import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, SoundarkError
+from soundark.fixity.releases import parity_name
 from soundark.model import NO_PROGRESS, Progress, parse_bytes
 from soundark.release.bag import BagEntry, DamagedFile, adopt_bag, build_bag
 from soundark.release.layout import (
@@ -130,7 +131,7 @@ def _publish_parity(catalog: Catalog, ctx: Context, audio_name: str, result: Rel
     """The parity sidecar ``<audio>.parity`` (its own bag and torrent); errors are recorded, not raised."""
     from soundark.fixity.parity import write_parity
 
-    name = f"{audio_name}.parity"
+    name = parity_name(audio_name)
     out = ctx.staging / name
     try:
         refuse_if_taken(catalog, ctx, name)

@@ -117,7 +117,7 @@ def api_isrc(isrc: str, request: Request) -> JSONResponse:
             summary="Every release (torrent) with phase, size, files, share of listens and magnet link")
 def api_releases(request: Request) -> JSONResponse:
     reader = _reader(request)
-    listed = (reader.paths.releases / "torrents.json").is_file()
+    listed = reader.release_list.is_file()
     return JSONResponse({"releases": reader.releases(),
                          "torrents_json": "/releases/torrents.json" if listed else None})
 

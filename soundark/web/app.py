@@ -171,9 +171,8 @@ def _register_files(app: FastAPI) -> None:
 
     @app.get("/releases/torrents.json", tags=["files"], summary="The published list of releases")
     def torrents_json() -> Response:
-        path = reader.paths.releases / "torrents.json"
         try:
-            body = path.read_bytes()
+            body = reader.release_list.read_bytes()
         except OSError as e:
             raise NotFound("torrents.json", "no releases published yet") from e
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from soundark.errors import BadInput
+from soundark.units import format_bytes
 from soundark.web.queries import ArchiveReader
 
 router = APIRouter(include_in_schema=False)
@@ -27,17 +28,6 @@ def _duration(ms: Any) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _size(n: Any) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(value) < 1000 or unit == "PB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(n)
-
-
 def _percent(x: Any) -> str:
     return "" if x is None else f"{float(x) * 100:.1f} %"
 
@@ -48,7 +38,7 @@ def _number(x: Any) -> str:
     return f"{x:,.0f}" if isinstance(x, (int, float)) else str(x)
 
 
-templates.env.filters.update(duration=_duration, size=_size, percent=_percent, number=_number)
+templates.env.filters.update(duration=_duration, size=format_bytes, percent=_percent, number=_number)
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
@@ -121,7 +111,7 @@ def coverage_page(request: Request) -> Response:
     budget, kept = summary.get("budget"), summary.get("kept")
     share = _percent_text(summary.get("listens_share") or 0.0)
     charts = [_chart("Share of listens against bytes kept (each at its cheapest tier)", cov["curve_bytes"],
-                     "bytes", _size, "", budget, f"budget {_size(budget)}: {share} of listens" if budget else ""),
+                     "bytes", format_bytes, "", budget, f"budget {format_bytes(budget)}: {share} of listens" if budget else ""),
               _chart("Share of listens against recordings, most listened first", cov["curve_recordings"],
                      "recordings", _number, "recordings", kept,
                      f"{_number(kept)} recordings kept" if kept is not None else "")]
@@ -132,5 +122,5 @@ def coverage_page(request: Request) -> Response:
 def releases_page(request: Request) -> Response:
     reader = _reader(request)
     releases = reader.releases()
-    listed = (reader.paths.releases / "torrents.json").is_file()
+    listed = reader.release_list.is_file()
     return _render(request, "releases.html", {"releases": releases, "listed": listed})

@@ -26,14 +26,14 @@ from soundark.catalog import queries as q
 from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
-from soundark.errors import BadInput, NotFound, QueryInterrupted
+from soundark.errors import BadInput, NotFound, QueryInterrupted, SoundarkError
+from soundark.fixity.releases import read_release_list, release_list_path, torrent_name
 from soundark.plan.stage import coverage_figures as plan_figures
 
 MAX_QUERY_CHARS = 256
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 100
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_-.")
-TORRENTS_JSON = "torrents.json"
 SEARCH_CACHE_SIZE = 4096
 MMAP_BYTES = 1 << 30
 SEARCH_SECONDS = 2.0  # a search still running after this is stopped: "add a word"
@@ -274,19 +274,22 @@ class ArchiveReader:
         except OSError:
             return {}
 
-    def torrents_json(self) -> dict[str, Any] | None:
-        path = self.paths.releases / TORRENTS_JSON
+    @property
+    def release_list(self) -> Path:
+        """The published release list (torrents.json)."""
+        return release_list_path(self.paths.releases)
+
+    def listed_releases(self) -> list[dict[str, Any]]:
+        """The release list's rows; none when it is missing or unreadable (the page says so)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+            return read_release_list(self.release_list, missing_ok=True)
+        except SoundarkError:
+            return []
 
     def releases(self) -> list[dict[str, Any]]:
         rows = q.release_rows(self.catalog())
         if not rows:  # a mirror may hold only the published list
-            listed = (self.torrents_json() or {}).get("releases")
-            rows = [dict(r) for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
+            rows = [dict(r) for r in self.listed_releases()]
         have = set(self.torrent_files())
         for rel in rows:
             _decorate_release(rel, have)
@@ -349,7 +352,7 @@ def _figures_from_plan_rows(catalog: Catalog) -> dict[str, Any]:
 
 def _decorate_release(rel: dict[str, Any], have: set[str]) -> None:
     """Add the download URL of the release's .torrent when that file is on disk."""
-    name = Path(str(rel.get("torrent") or f"{rel.get('name', '')}.torrent")).name
+    name = Path(str(rel.get("torrent") or torrent_name(str(rel.get('name', ''))))).name
     rel["torrent_url"] = f"/torrents/{name}" if name in have else None
 
 

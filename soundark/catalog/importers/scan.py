@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -50,6 +49,7 @@ from soundark.catalog.match import (
 from soundark.catalog.store import Catalog, utc_now
 from soundark.config import CATALOG_FILE, SETTINGS_FILE, cpu_count
 from soundark.errors import BadInput, SoundarkError
+from soundark.fixity.digest import sha256_file
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.media.probe import probe
 from soundark.media.tags import read_tags
@@ -69,7 +69,6 @@ SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")  # SQLite's companions of any da
 ARCHIVE_SKIPPED = "a soundark archive: not scanned (its store and releases are its output, not sources)"
 BATCH_FILES = 200
 BATCH_SECONDS = 2.0
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,7 @@ def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
     """Hash, probe and read the tags of one file; any failure becomes ``error``."""
     base = ScannedFile(str(path), size, mtime_ns)
     try:
-        digest = sha256_file(path)
+        digest = sha256_file(path)[0]
     except OSError as e:
         return dataclasses.replace(base, error=f"cannot read: {e.strerror or e}")
     base = dataclasses.replace(base, sha256=digest)
@@ -224,14 +223,6 @@ def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
     except Exception as e:  # noqa: BLE001 - a library bug on one file must not stop the scan
         return dataclasses.replace(base, error=f"unreadable ({type(e).__name__}: {e})")
     return dataclasses.replace(base, facts=facts, tags=tags, signature=signature)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -416,5 +407,5 @@ def _tags_json(tags: TagSet | None) -> str | None:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-__all__ = ["scan_directory", "read_file", "sha256_file", "names_from_path", "AUDIO_EXTENSIONS",
+__all__ = ["scan_directory", "read_file", "names_from_path", "AUDIO_EXTENSIONS",
            "SIDECAR_EXTENSIONS", "ScannedFile"]

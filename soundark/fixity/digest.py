@@ -1,0 +1,83 @@
+"""The digests every stage takes of archive files: SHA-256 of a file (RFC 8493 manifests, the
+content-addressed store, scanned sources) and SHA-1 of BitTorrent v1 pieces (BEP 3).
+
+Each lives here once; the one-read passes (release's bag writer, preserve's verify) feed their
+buffers to :class:`PieceHasher` rather than cutting pieces themselves. Reads go through one
+reused 1 MiB buffer with ``readinto``: hashlib releases the GIL on updates that large, so
+threads calling these run on every core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path, chunk: int = CHUNK, *, sync: bool = False) -> tuple[str, int]:
+    """(SHA-256 hex, bytes read) of one file; OSError propagates.
+
+    ``sync``: also fsync the file before returning, so the digest describes bytes that are on
+    disk (a freshly written file about to be renamed into the store).
+    """
+    h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            size += n
+        if sync:
+            os.fsync(f.fileno())
+    return h.hexdigest(), size
+
+
+class PieceHasher:
+    """SHA-1 of consecutive v1 pieces (BEP 3) of a byte stream fed in order; the last may be short.
+
+    ``start`` is the stream offset of the first byte fed: hashing begins at the first piece
+    boundary at or after it (a verify thread owns the pieces that *start* in its range).
+    ``stop`` (exclusive piece index) ends it; bytes past it are ignored. ``pieces`` holds the
+    digests of pieces ``first``, ``first + 1``, ...; :meth:`finish` adds a short last piece.
+    """
+
+    def __init__(self, piece_length: int, start: int = 0, stop: int | None = None) -> None:
+        if piece_length <= 0:
+            raise ValueError("piece length must be positive")
+        self.piece_length = piece_length
+        self.first = -(-start // piece_length)
+        self.pos = start  # stream offset of the next byte fed
+        self.pieces: list[bytes] = []
+        self._skip = self.first * piece_length - start
+        self._left = None if stop is None else max(0, stop - self.first)
+        self._h = hashlib.sha1()
+        self._filled = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        self.pos += len(view)
+        if self._skip:
+            k = min(self._skip, len(view))
+            view, self._skip = view[k:], self._skip - k
+        while len(view) and self._left != 0:
+            take = min(len(view), self.piece_length - self._filled)
+            self._h.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == self.piece_length:
+                self._emit()
+
+    def _emit(self) -> None:
+        self.pieces.append(self._h.digest())
+        self._h, self._filled = hashlib.sha1(), 0
+        if self._left is not None:
+            self._left -= 1
+
+    def finish(self) -> list[bytes]:
+        """Every piece digest so far, the short last piece (the stream's end) included."""
+        if self._filled and self._left != 0:
+            self._emit()
+        return self.pieces
