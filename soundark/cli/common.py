@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TextColumn,
     TimeElapsedColumn, TimeRemainingColumn,
@@ -53,9 +54,9 @@ out = _make_console(sys.stdout, stderr=False)
 err = _make_console(sys.stderr, stderr=True)
 
 
-def table_width() -> int:
-    """The width tables are drawn to on stdout (the terminal's, or unbounded in a pipe)."""
-    return out.width
+def cut(value: str) -> Text:
+    """A table cell that ends in … when its column is narrowed to fit, instead of wrapping."""
+    return Text(value, no_wrap=True, overflow="ellipsis")
 
 
 class CliState:
