@@ -45,7 +45,7 @@ def _make_console(stream: Any, stderr: bool) -> Console:
     """
     tty = hasattr(stream, "isatty") and stream.isatty()
     width = None if tty or os.environ.get("COLUMNS", "").isdigit() else UNWRAPPED
-    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=not tty)
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=width == UNWRAPPED)
 
 
 # Progress bars, warnings and tables for people go to stderr when --json is given,

@@ -157,7 +157,7 @@ def seed_cmd(
 
 def fetch_cmd(
     source: str = typer.Argument(..., help="A .torrent file or a magnet link."),
-    to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/<name>/)."),
+    to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/NAME/)."),
     archive: Path = ARCHIVE_OPT,
     listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on."),
     download_limit: Optional[int] = typer.Option(None, "--download-limit", help="Bytes/s; 0 is unlimited."),

@@ -88,7 +88,7 @@ def audio(
 
     Only recordings whose rights are in the `redistributable` setting are published;
     the rest are counted as held back. Each audio release also gets a parity sidecar
-    release (<name>.parity) unless `parity_overhead` is 0. Published releases never change.
+    release (NAME.parity) unless `parity_overhead` is 0. Published releases never change.
     """
     from soundark.release.stage import run_release_audio
 
