@@ -275,17 +275,17 @@ def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float
         seeder.wait_ready()
         for host, port in peers:
             seeder.connect(host, port)
-        if on_ready:
-            on_ready(seeder.report())
-        progress.start(None, f"seeding on port {seeder.port}", "s")
         start = time.monotonic()
         interrupted = False
-        try:
+        try:  # Ctrl-C is how seeding normally ends: from here on, still say what was served
+            if on_ready:
+                on_ready(seeder.report())
+            progress.start(None, f"seeding on port {seeder.port}", "s")
             while not progress.cancelled() and (duration is None or time.monotonic() - start < duration):
                 time.sleep(0.5)
                 seeder.note_peers()
                 progress.advance(0, nbytes=0)
-        except KeyboardInterrupt:  # Ctrl-C is how seeding normally ends: still say what was served
+        except KeyboardInterrupt:
             interrupted = True
         report = seeder.report()
         report.seconds = time.monotonic() - start
