@@ -14,9 +14,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from soundark.units import (  # noqa: F401  - re-exported: their home is units
-    format_bytes, parse_bytes, parse_host_port, si_unit, split_host_port,
-)
 
 TIERS = ("original", "opus75", "skip")
 LOSSLESS_CODECS = frozenset(

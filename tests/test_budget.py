@@ -1,4 +1,4 @@
-"""Budget strings and tier lists of `soundark plan` (soundark.model.parse_bytes, soundark.plan.budget)."""
+"""Budget strings and tier lists of `soundark plan` (soundark.units.parse_bytes, soundark.plan.budget)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from soundark.config import Settings
 from soundark.errors import BadInput
-from soundark.model import parse_bytes
+from soundark.units import parse_bytes
 from soundark.plan.budget import PlanSettings, parse_budget, parse_tiers
 
 

@@ -561,5 +561,5 @@ def test_serve_binds_loopback_unless_told(archive):
     assert plan_serve(archive, Settings(host="0.0.0.0")).public is True
     with pytest.raises(BadInput):
         plan_serve(archive, Settings(port=70000))
-    assert serve_command(archive, Settings()) == f"soundark serve {archive.root}"
+    assert serve_command(archive, Settings()) == f"soundark serve -a {archive.root}"
     assert serve_command(archive, Settings(port=9000)).endswith("--port 9000")

@@ -7,14 +7,21 @@ here and register themselves on :data:`app`.
 
 Ctrl-C (SIGINT) and SIGTERM (what a service manager or a cluster scheduler sends)
 take the same path: the first one raises ``KeyboardInterrupt`` in the running
-stage, which finishes or gives back the work in flight; later ones are ignored so
-that clean-up is never cut short; the process exits 128 + the signal number
-(130, 143) after one line (and a long command's summary). docs/reliability.md.
+stage, which finishes or gives back the work in flight, and the process exits
+128 + the signal number (130, 143) after one line (and a long command's summary).
+A second one ends the process at once with the same code: what is already
+committed (the catalog's transactions, renames into the store and releases) stays;
+what was in flight is left as a killed run leaves it, for the next run to take
+back. docs/reliability.md.
+
+``--debug`` works before or after the subcommand; help texts name values in plain
+words (no Python types, no braces): :func:`plain_help`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -24,6 +31,7 @@ import typer
 
 from soundark import __version__
 from soundark.cli.common import STATE, err, release_writer_locks
+from soundark.cli.helptext import plain_help
 from soundark.errors import SoundarkError
 
 app = typer.Typer(
@@ -77,8 +85,10 @@ _register()
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    if STATE.signal:  # already stopping: let the clean-up finish
-        return
+    if STATE.signal:  # a second press: the user wants out now, not after the clean-up
+        os.write(2, f"error: {_stopped_by(STATE.signal)} again: stopped at once; "
+                    "run the command again to continue\n".encode())
+        os._exit(128 + STATE.signal)  # the kernel drops the writer lock; SQLite rolls back
     STATE.signal = signum
     raise KeyboardInterrupt
 
@@ -89,9 +99,18 @@ def _install_signal_handlers() -> None:
             signal.signal(signum, _on_signal)
 
 
+def _hoist_debug(args: list[str]) -> list[str]:
+    """``--debug`` anywhere before a ``--`` means the root's ``--debug``."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug", *[a for a in args[:end] if a != "--debug"], *args[end:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `soundark` console script: the one error boundary."""
-    STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = _hoist_debug(list(argv if argv is not None else sys.argv[1:]))
+    STATE.debug = argv[:1] == ["--debug"]
     STATE.signal = 0
     _install_signal_handlers()
     try:
@@ -103,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> None:
     """Run the app; every outcome becomes one line and an exit code (SystemExit)."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = plain_help(typer.main.get_command(app)).main(args=argv, prog_name="soundark",
+                                                             standalone_mode=False)
         if STATE.signal:  # Typer turns KeyboardInterrupt into a bare return code 130
             _interrupted()
         if isinstance(code, int) and code:  # click returns typer.Exit(n)'s code when not standalone
@@ -132,11 +152,14 @@ def _run(argv: list[str] | None) -> None:
     sys.exit(0)
 
 
+def _stopped_by(signum: int) -> str:
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+
+
 def _interrupted() -> None:
     signum = STATE.signal or signal.SIGINT
-    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
-    _fail(f"{what}: work in flight was finished or put back, nothing half-written was kept; "
-          "re-run the command to continue", 128 + signum)
+    _fail(f"{_stopped_by(signum)}: work in flight was finished or put back, nothing half-written was "
+          "kept; run the command again to continue", 128 + signum)
 
 
 def _fail(message: str, code: int) -> None:

@@ -12,7 +12,7 @@ from soundark.catalog import open_catalog
 from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.catalog.archive import init_archive
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, cut, emit_json,
                                  hold_writer_lock, load_settings)
 from soundark.config import Settings
 from soundark.errors import BadInput
@@ -35,15 +35,20 @@ import_app = typer.Typer(help="Import catalog rows, MusicBrainz dumps or listen 
 
 
 def init(
-    archive: Path = typer.Argument(..., help="Folder to create or adopt as an archive."),
+    folder: Optional[Path] = typer.Argument(None, help="Folder to create or adopt as an archive "
+                                                       "(default: the -a folder)."),
+    archive: Path = ARCHIVE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Create an archive folder: soundark.toml with every setting, and an empty catalog.
 
+    `soundark init DIR` and `soundark init -a DIR` do the same; `soundark init` alone
+    makes the current folder (or $SOUNDARK_ARCHIVE) an archive.
+
     An existing catalog is kept. Refused where store/ or releases/ hold data but the catalog
     is missing or empty: restore it from the last metadata release instead (docs/reliability.md).
     """
-    paths = archive_paths(archive, must_exist=False)
+    paths = archive_paths(folder if folder is not None else archive, must_exist=False)
     paths.root.mkdir(parents=True, exist_ok=True)
     settings = Settings.load(paths.root)  # validates an existing file
     hold_writer_lock(paths.root, settings)
@@ -60,19 +65,22 @@ def init(
                          markup=False)
 
 
-def print_report(report: ImportReport, as_json: bool, title: str) -> None:
+def print_report(report: ImportReport, as_json: bool, title: str, noted: frozenset[str] = frozenset()) -> None:
+    """The summary; rejections already printed live (*noted*, as ``subject: reason``) are not repeated."""
     if as_json:
         emit_json(report.as_dict())
         return
     con = console(False)
+    live = sum(1 for r in report.rejections if f"{r.subject}: {r.reason}" in noted)
+    above = f" ({live} shown above)" if live else ""
     con.print(f"{title} {report.source}: {report.new} new, {report.updated} updated, "
-              f"{report.unchanged} unchanged, {report.rejected} rejected", markup=False)
-    shown = report.rejections[:20]
-    for r in shown:
+              f"{report.unchanged} unchanged, {report.rejected} rejected{above}", markup=False)
+    unseen = [r for r in report.rejections if f"{r.subject}: {r.reason}" not in noted]
+    for r in unseen[:20]:
         con.print(f"  rejected {r.subject}: {r.reason}", markup=False, soft_wrap=True)
-    if report.rejected > len(shown):
-        con.print(f"  ... and {report.rejected - len(shown)} more rejected "
-                  "(all reasons are in the catalog / --json)", markup=False)
+    more = report.rejected - live - min(20, len(unseen))
+    if more > 0:
+        con.print(f"  ... and {more} more rejected (all reasons are in the catalog / --json)", markup=False)
     for name, value in sorted(report.counts.items()):
         con.print(f"  {name.replace('_', ' ')}: {value}", markup=False)
     merges = report.merges[:20]
@@ -113,7 +121,7 @@ def scan(
 
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
         report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
-    print_report(report, as_json, "scanned")
+    print_report(report, as_json, "scanned", frozenset(progress.noted))
 
 
 @import_app.command("catalog")
@@ -216,22 +224,38 @@ def search_cmd(
     paths = archive_paths(archive)
     with open_catalog(paths.catalog, readonly=True) as catalog:
         found = find(catalog, query, limit=limit, offset=offset)
-    hits, total = found.hits, f"{found.total}+" if found.capped else str(found.total)
+    hits = found.hits
     if as_json:
         emit_json({"query": query, "total": found.total, "total_is_lower_bound": found.capped,
                    "offset": offset, "results": [h.as_dict() for h in hits]})
         return
     con = console(False)
     if not hits:
-        con.print(f"no recording matches {query!r}", markup=False)
+        beyond = f" beyond the first {offset}" if offset and found.total else ""
+        con.print(f"no recording matches {query!r}{beyond}", markup=False)
         return
-    table = Table(title=f"{total} match(es) for {query!r}", title_justify="left")
-    for col in ("key", "title", "artist", "album", "year", "time", "listens"):
-        table.add_column(col, overflow="fold")
-    for h in hits:
-        table.add_row(h.key, h.title, h.artist, h.album, (h.date or "")[:4],
+    table = Table(title=search_headline(found.total, found.capped, offset, len(hits)), title_justify="left")
+    table.add_column("key", no_wrap=True)  # keys stay whole: the other columns give way
+    for col in ("title", "artist", "album"):
+        table.add_column(col)
+    for col in ("year", "time", "listens"):
+        table.add_column(col, no_wrap=True, justify="right")
+    for h in hits:  # long names end in … rather than wrap
+        table.add_row(h.key, cut(h.title), cut(h.artist), cut(h.album), (h.date or "")[:4],
                       _fmt_duration(h.duration_ms), f"{h.listens:,}" if h.listens is not None else "")
     con.print(table)
+
+
+def search_headline(total: int, lower_bound: bool, offset: int, shown: int) -> str:
+    """'40 matches, showing 1–20 (--offset 20 for more)'; '300+ matches' when the count is a floor."""
+    count = f"{total:,}+" if lower_bound else f"{total:,}"
+    noun = "match" if total == 1 and not lower_bound else "matches"
+    if offset == 0 and shown >= total and not lower_bound:
+        return f"{count} {noun}"
+    line = f"{count} {noun}, showing {offset + 1}–{offset + shown}"
+    if lower_bound or offset + shown < total:
+        line += f" (--offset {offset + shown} for more)"
+    return line
 
 
 def stats(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:

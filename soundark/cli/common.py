@@ -1,8 +1,13 @@
-"""What every command module shares: consoles, --json output, settings, a rich progress bar."""
+"""What every command module shares: consoles, --json output, settings, a rich progress bar.
+
+Output fits the terminal it is shown on (tables and bars at 80 columns too) and is never
+wrapped when piped: keys, infohashes and magnet links reach a pipe or a file whole.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TextColumn,
     TimeElapsedColumn, TimeRemainingColumn,
@@ -21,13 +27,37 @@ from soundark.lock import ArchiveLock
 from soundark.model import Progress
 from soundark.units import format_bytes
 
-# Progress bars, warnings and tables for people go to stderr when --json is given,
-# so stdout carries exactly one JSON object.
-out = Console(highlight=False)
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", help="The archive folder.")
+ARCHIVE_ENV = "SOUNDARK_ARCHIVE"
+ARCHIVE_HELP = f"The archive folder (default: ${ARCHIVE_ENV}, else the current folder)."
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
+                           show_envvar=False,
+                           help=ARCHIVE_HELP)
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
 
-err = Console(stderr=True, highlight=False)
+# Wide enough that no line of a table or a message is ever wrapped in a pipe or a file.
+UNWRAPPED = 100_000
+
+
+def _make_console(stream: Any, stderr: bool) -> Console:
+    """A console as wide as the terminal (or COLUMNS); unbounded when the stream is not a terminal.
+
+    rich would otherwise wrap piped output at 80 columns, or at the width of whatever
+    terminal stdin happens to be, cutting keys and infohashes in two.
+    """
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    width = None if tty or os.environ.get("COLUMNS", "").isdigit() else UNWRAPPED
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=width == UNWRAPPED)
+
+
+# Progress bars, warnings and tables for people go to stderr when --json is given,
+# so stdout carries exactly one JSON object.
+out = _make_console(sys.stdout, stderr=False)
+err = _make_console(sys.stderr, stderr=True)
+
+
+def cut(value: str) -> Text:
+    """A table cell that ends in … when its column is narrowed to fit, instead of wrapping."""
+    return Text(value, no_wrap=True, overflow="ellipsis")
 
 
 class CliState:
@@ -128,8 +158,12 @@ class BarProgress(Progress):
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        # Below 100 columns the bar, the labels and the rate shrink so that the count and the
+        # time left stay whole (at 80 columns too): what a bar is for.
+        self.narrow = err.width < 100
         self.bar = RichProgress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            SpinnerColumn(), TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=max(10, min(40, err.width - 68)) if self.narrow else 40),
             MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
             TimeRemainingColumn(), console=err, transient=False, disable=quiet,
         )
@@ -138,6 +172,7 @@ class BarProgress(Progress):
         self.audio_seconds = 0.0
         self.unit = "items"
         self.notes = 0
+        self.noted: set[str] = set()  # messages already shown live: summaries skip them
 
     def __enter__(self) -> "BarProgress":
         self.bar.__enter__()
@@ -152,7 +187,10 @@ class BarProgress(Progress):
         self.nbytes = 0
         self.audio_seconds = 0.0
         self.unit = unit
-        self.task = self.bar.add_task(description or "working", total=total, rate="")
+        description = description or "working"
+        if self.narrow and len(description) > 14:
+            description = description[:13] + "…"
+        self.task = self.bar.add_task(description, total=total, rate="")
 
     def add_audio(self, seconds: float) -> None:
         """Stages that handle audio report its duration; the bar then shows audio-hours/s."""
@@ -164,15 +202,22 @@ class BarProgress(Progress):
         self.nbytes += nbytes
         task = self.bar.tasks[-1]
         elapsed = task.elapsed or 0.0
-        rate = ""
-        if elapsed > 0.5:
-            rate = f"{(task.completed + n) / elapsed:,.1f} {self.unit}/s"
-            if self.audio_seconds:
-                hours = self.audio_seconds / 3600 / elapsed
-                rate += f"  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
-            elif self.nbytes:
-                rate += f" {format_bytes(self.nbytes / elapsed)}/s"
+        rate = self._rate((task.completed + n) / elapsed, elapsed) if elapsed > 0.5 else ""
         self.bar.update(self.task, advance=n, rate=rate)
+
+    def _rate(self, per_second: float, elapsed: float) -> str:
+        if self.narrow:  # "1,234/s 1,800x" or "1,234/s 95 MB/s"
+            rate = f"{per_second:,.0f}/s" if per_second >= 10 else f"{per_second:,.1f}/s"
+            if self.audio_seconds:
+                return rate + f" {self.audio_seconds / elapsed:,.0f}x"
+            return rate + (f" {format_bytes(self.nbytes / elapsed)}/s" if self.nbytes else "")
+        rate = f"{per_second:,.1f} {self.unit}/s"
+        if self.audio_seconds:
+            hours = self.audio_seconds / 3600 / elapsed
+            rate += f"  {hours:,.3f} audio-h/s ({hours * 3600:,.0f}x realtime)"
+        elif self.nbytes:
+            rate += f" {format_bytes(self.nbytes / elapsed)}/s"
+        return rate
 
     def cancelled(self) -> bool:
         """True once SIGINT or SIGTERM arrived: stages that poll this stop at a clean point."""
@@ -180,6 +225,7 @@ class BarProgress(Progress):
 
     def note(self, message: str) -> None:
         self.notes += 1
+        self.noted.add(message)
         if not self.quiet:
             self.bar.console.print(f"[yellow]{escape(message)}[/yellow]", markup=True, highlight=False,
                                    soft_wrap=True)

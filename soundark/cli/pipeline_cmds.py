@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from soundark.catalog.archive import init_archive
-from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
+from soundark.cli.common import ARCHIVE_ENV, ARCHIVE_HELP, BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
 from soundark.errors import BadInput
 from soundark.pipeline import Step, run_steps
 
@@ -50,14 +50,15 @@ def demo(
     else:
         con = console(False)
         con.print(f"\ndemo archive: {paths.root}", markup=False)
-        con.print(f"browse it:    soundark serve {paths.root}", markup=False)
+        con.print(f"browse it:    soundark serve -a {paths.root}", markup=False)
     if not ok:
         raise typer.Exit(1)
 
 
 def archive(
     source: Path = typer.Argument(..., help="Folder of audio files to scan."),
-    archive_dir: Path = typer.Option(Path("."), "--archive", "-a", help="The archive folder (created)."),
+    archive_dir: Path = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
+                                     show_envvar=False, help=ARCHIVE_HELP + " Created if missing."),
     catalog_file: Optional[Path] = typer.Option(None, "--catalog", help="Catalog rows to import first."),
     listens_file: Optional[Path] = typer.Option(None, "--listens", help="Listen counts to import."),
     rights: Optional[str] = typer.Option(None, "--rights", help="Rights of the scanned files."),
@@ -84,7 +85,7 @@ def archive(
         con = console(False)
         con.print(f"\narchive:  {paths.root}", markup=False)
         con.print(f"releases: {paths.releases / 'torrents.html'}", markup=False)
-        con.print(f"browse:   soundark serve {paths.root}", markup=False)
+        con.print(f"browse:   soundark serve -a {paths.root}", markup=False)
     if not ok:
         raise typer.Exit(1)
 

@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from soundark.cli.common import BarProgress, console, emit_json, hold_writer_lock, load_settings, writer_root
+from soundark.cli.common import (ARCHIVE_ENV, ARCHIVE_HELP, BarProgress, console, emit_json, err,
+                                 hold_writer_lock, load_settings, stop_if_signalled, writer_root)
 from soundark.config import ArchivePaths
 from soundark.fixity.releases import release_list_path
 from soundark.units import format_bytes, parse_bytes, parse_host_port
@@ -18,8 +19,11 @@ from soundark.preserve.repair import repair_path
 from soundark.preserve.swarm import FetchRequest, SwarmConfig, fetch, resolve_release, seed
 from soundark.preserve.verify import VerifyReport, verify_path
 
-ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a",
-                           help="The archive folder (its soundark.toml gives the network settings).")
+ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
+                           show_envvar=False,
+                           help=ARCHIVE_HELP + " Its soundark.toml gives the network settings.")
+# verify and repair take the path they check as their object; inside an archive, `verify` alone does.
+PATH_HELP = " Default: $SOUNDARK_ARCHIVE, else the current folder."
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text.")
 PEER_OPT = typer.Option(None, "--peer", help="Connect to this peer directly (host:port); repeatable.")
 
@@ -37,12 +41,15 @@ def _print_problems(report: VerifyReport, limit: int = 50) -> None:
 
 
 def verify_cmd(
-    path: Path = typer.Argument(..., help="An archive, a releases folder, a release folder or a downloaded bag."),
+    path: Path = typer.Argument(Path("."), envvar=ARCHIVE_ENV, show_default=False, show_envvar=False,
+                                help="An archive, a releases folder, a release folder or a downloaded bag."
+                                     + PATH_HELP),
     fast: bool = typer.Option(False, "--fast", help="Check only presence, sizes and Payload-Oxum."),
     torrent: Optional[Path] = typer.Option(None, "--torrent", help="The bag's .torrent, if not found beside it."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact."""
+    path = path.expanduser().absolute()  # `verify .` names the folder, not an empty name
     with BarProgress(quiet=as_json) as bar:
         report = verify_path(path, fast=fast, progress=bar, torrent=torrent)
     if as_json:
@@ -60,7 +67,9 @@ def verify_cmd(
 
 
 def repair_cmd(
-    path: Path = typer.Argument(..., help="An archive, a releases folder or one bag with its .parity sidecar beside it."),
+    path: Path = typer.Argument(Path("."), envvar=ARCHIVE_ENV, show_default=False, show_envvar=False,
+                                help="An archive, a releases folder or one bag with its .parity sidecar "
+                                     "beside it." + PATH_HELP),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Restore damaged or missing files byte-exact from parity (no network), then verify again.
@@ -68,6 +77,7 @@ def repair_cmd(
     One repair at a time: it takes the writer lock of the archive holding PATH (or of
     the folder holding a bag outside any archive), as the other writing commands do.
     """
+    path = path.expanduser().absolute()  # `repair .` names the folder, not an empty name
     root = writer_root(path)
     hold_writer_lock(root, load_settings(root))
     with BarProgress(quiet=as_json) as bar:
@@ -110,29 +120,38 @@ def seed_cmd(
     peer: Optional[List[str]] = PEER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Seed releases over BitTorrent (DHT, LSD, UPnP and NAT-PMP only if the settings enable them)."""
+    """Seed releases over BitTorrent (DHT, LSD, UPnP and NAT-PMP only if the settings enable them).
+
+    Ctrl-C stops seeding and prints what was uploaded, and to how many peers.
+    """
     cfg = _swarm_config(archive, listen, upload_limit, None)
     pairs = [resolve_release(r, ArchivePaths(Path(archive)).releases) for r in releases]
     con = console(as_json)
 
     def ready(rep) -> None:
         con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
+        if cfg.loopback_only:
+            err.print(f"note: listening on {cfg.listen_interfaces} only: nobody outside this machine can "
+                      "connect. To seed to others, set listen_interfaces = \"0.0.0.0:6881\" in "
+                      "soundark.toml, or pass --listen 0.0.0.0:6881", markup=False, highlight=False)
 
     with BarProgress(quiet=as_json) as bar:
-        try:
-            report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)
-        except KeyboardInterrupt:
-            return
+        report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)
     if as_json:
         emit_json(report.as_dict())
     else:
+        how = "stopped" if report.interrupted else "done"
+        con.print(f"{how} after {report.seconds:,.0f} s: uploaded {report.uploaded:,} bytes to "
+                  f"{report.peers_served} peer(s)", markup=False)
         for t in report.torrents:
-            con.print(f"  {t['name']}: uploaded {t['uploaded']:,} bytes to {t['peers']} peer(s)", markup=False)
+            con.print(f"  {t['name']}: uploaded {t['uploaded']:,} bytes to {t['peers_served']} peer(s)",
+                      markup=False)
+    stop_if_signalled()
 
 
 def fetch_cmd(
     source: str = typer.Argument(..., help="A .torrent file or a magnet link."),
-    to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/<name>/)."),
+    to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/NAME/)."),
     archive: Path = ARCHIVE_OPT,
     listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on."),
     download_limit: Optional[int] = typer.Option(None, "--download-limit", help="Bytes/s; 0 is unlimited."),
@@ -165,8 +184,11 @@ def fetch_cmd(
 def mirror_plan_cmd(
     budget: str = typer.Option(..., "--budget", help="Space the mirror has, e.g. 2TB, 500GB, 4TiB."),
     torrents: Optional[Path] = typer.Option(None, "--torrents", help="Release list (default: ARCHIVE/releases/torrents.json)."),
-    seeders: Optional[Path] = typer.Option(None, "--seeders", help="Seeders per release: JSON {name|infohash: n} or lines 'name,n'."),
-    magnets: Path = typer.Option(Path("magnets.txt"), "--magnets", help="Write the chosen magnet links here, one a line."),
+    seeders: Optional[Path] = typer.Option(None, "--seeders",
+                                           help="Seeders per release: a JSON object mapping release name or "
+                                                "infohash to a count, or lines 'name,n'."),
+    magnets: Optional[Path] = typer.Option(None, "--magnets",
+                                           help="Also write the chosen magnet links to this file, one a line."),
     archive: Path = ARCHIVE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -174,9 +196,10 @@ def mirror_plan_cmd(
     source = torrents or release_list_path(ArchivePaths(Path(archive)).releases)
     plan = plan_mirror(load_releases(source), parse_bytes(budget, "--budget"),
                        load_seeders(seeders) if seeders else None)
-    magnets.write_text(plan.magnets(), encoding="utf-8")
+    if magnets is not None:
+        magnets.write_text(plan.magnets(), encoding="utf-8")
     if as_json:
-        emit_json({**plan.as_dict(), "magnets_file": str(magnets)})
+        emit_json({**plan.as_dict(), "magnets_file": str(magnets) if magnets else None})
         return
 
     table = Table(title=f"mirror plan: {format_bytes(plan.bytes)} of {format_bytes(plan.budget)}", title_justify="left")
@@ -187,8 +210,8 @@ def mirror_plan_cmd(
                       str(c.seeders), f"{100 * c.at_risk:.2f}")
     con = console(False)
     con.print(table)
-    con.print(f"{len(plan.chosen)} release(s) chosen, {plan.left_out} left out; magnet links in {magnets}",
-              markup=False)
+    where = f"magnet links in {magnets}" if magnets else "--magnets FILE writes their magnet links"
+    con.print(f"{len(plan.chosen)} release(s) chosen, {plan.left_out} left out; {where}", markup=False)
 
 
 def catalog_diff_cmd(

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
+from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, cut, emit_json,
                                  hold_writer_lock, load_settings)
 from soundark.units import format_bytes
 
@@ -82,7 +83,7 @@ def audio(
 
     Only recordings whose rights are in the `redistributable` setting are published;
     the rest are counted as held back. Each audio release also gets a parity sidecar
-    release (<name>.parity) unless `parity_overhead` is 0. Published releases never change.
+    release (NAME.parity) unless `parity_overhead` is 0. Published releases never change.
     """
     from soundark.release.stage import run_release_audio
 
@@ -108,35 +109,55 @@ def art(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bo
     print_result(result, as_json)
 
 
-def print_list(listing: dict[str, Any], as_json: bool) -> None:
-    """The release list as a table (or the torrents.json object with --json)."""
+def print_list(listing: dict[str, Any], as_json: bool, magnets: bool = False) -> None:
+    """The release list: a table that fits the terminal, then every infohash in full.
+
+    With *magnets*, only the magnet links, one a line (for a file or another client).
+    Infohashes and magnets are printed on lines of their own, never in a table cell, so
+    they are neither cut nor wrapped (docs/release.md).
+    """
     if as_json:
         emit_json(listing)
         return
     con = console(False)
     releases = listing["releases"]
+    if magnets:
+        for r in releases:
+            con.print(r["magnet"], markup=False, highlight=False, soft_wrap=True)
+        return
     if not releases:
         con.print("no releases yet: run `soundark release audio` (or `metadata`, `art`)", markup=False)
         return
-    table = Table(title=f"{len(releases)} releases", title_justify="left")
-    for col in ("name", "phase", "created", "size", "files", "ranks", "listens"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("infohash (v1)", overflow="ellipsis", no_wrap=True, max_width=14)  # in full with --json
+    # The phase is in the name (soundark-audio-0001); it and the full timestamp are in --json.
+    table = Table(title=f"{len(releases)} releases", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("created")
+    for col in ("size", "files", "ranks", "listens"):
+        table.add_column(col, no_wrap=True, justify="right")
     for r in releases:
         ranks = f"{r['rank_first']}-{r['rank_last']}" if r.get("rank_first") is not None else ""
         share = f"{100 * r['listens_share']:.2f} %" if r.get("listens_share") is not None else ""
-        table.add_row(r["name"], r["phase"], r["created"], format_bytes(r["bytes"]), f"{r['files']:,}", ranks, share,
-                      r["infohash_v1"])
+        table.add_row(r["name"], cut(r["created"][:10]), format_bytes(r["bytes"]), f"{r['files']:,}",
+                      ranks, share)
     con.print(table)
+    con.print("infohash (v1)                             release", markup=False)
+    for r in releases:
+        con.print(f"{r['infohash_v1']}  {r['name']}", markup=False, highlight=False, soft_wrap=True)
+    con.print("magnet links: soundark release list --magnets", markup=False)
 
 
 @release_app.command("list")
-def list_cmd(archive: Path = ARCHIVE_OPT, as_json: bool = JSON_OPT) -> None:
+def list_cmd(
+    archive: Path = ARCHIVE_OPT,
+    magnets: bool = typer.Option(False, "--magnets", help="Print only the magnet links, one a line."),
+    as_json: bool = JSON_OPT,
+) -> None:
     """List every release: phase, size, files, rank range, share of listens, infohash (torrents.json)."""
     from soundark.release.stage import load_torrent_list
 
     paths = archive_paths(archive)
-    print_list(load_torrent_list(paths), as_json)
+    print_list(load_torrent_list(paths), as_json, magnets)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
-from soundark.cli.common import archive_paths, console, emit_json, err, load_settings
+from soundark.cli.common import ARCHIVE_OPT, archive_paths, console, emit_json, err, load_settings
 from soundark.web.server import plan_serve, run_web
 
 
 def serve(
-    archive: Path = typer.Argument(Path("."), help="The archive folder to serve."),
+    old_archive: Optional[Path] = typer.Argument(None, hidden=True, metavar="ARCHIVE",
+                                                 help="Deprecated: the archive folder; use -a."),
+    archive: Path = ARCHIVE_OPT,
     host: Optional[str] = typer.Option(None, "--host",
                                        help="Address to bind (default: the archive's `host` setting, "
                                             "127.0.0.1). Anything but loopback is reachable by others."),
@@ -23,6 +25,10 @@ def serve(
 ) -> None:
     """Serve the archive on the web: search, recording pages with a player, coverage, releases and a
     JSON API (/api/..., OpenAPI at /openapi.json, docs at /docs). Read-only. Stop with Ctrl-C."""
+    if old_archive is not None:  # `soundark serve ARCHIVE`, the form before -a: still served
+        err.print(f"note: `soundark serve {old_archive}` is deprecated: use `soundark serve -a {old_archive}`",
+                  markup=False, highlight=False)
+        archive = old_archive
     paths = archive_paths(archive)
     settings = load_settings(paths.root, host=host, port=port)
     plan = plan_serve(paths, settings, workers)

@@ -39,7 +39,6 @@ from soundark.fixity.bagit import (
 )
 from soundark.fixity.paths import check_relpath, check_size, check_unique
 from soundark.fixity.stream import ByteStream
-from soundark.model import NO_PROGRESS, Progress
 
 FORMAT = "soundark-parity/1"
 INDEX = "data/parity.json"

@@ -91,7 +91,24 @@ def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
     except _FfmpegCannotRead as e:
         if signature is not None:
             signature.reset()  # FFmpeg may have fed a few frames before it gave up
+        if tracker_module(path, head):
+            raise BadInput(path, TRACKER_REASON) from e
         return _probe_fallback(path, size, e.reason, signature)
+
+
+TRACKER_REASON = "unsupported format: tracker module"
+# Tracker modules are note data plus instrument samples, rendered by a player (libopenmpt),
+# not a recording: neither FFmpeg as bundled nor libsndfile reads them. Signatures from the
+# formats' documented headers: ProTracker MOD (tag at 1080), FastTracker 2 XM (file start),
+# Scream Tracker 3 S3M ("SCRM" at 44), Impulse Tracker IT ("IMPM" at 0).
+_MOD_TAGS = (b"M.K.", b"M!K!", b"FLT4", b"FLT8", b"4CHN", b"6CHN", b"8CHN", b"CD81", b"OKTA")
+TRACKER_EXTENSIONS = frozenset({".mod", ".xm", ".s3m", ".it", ".mptm", ".669", ".mtm", ".stm"})
+
+
+def tracker_module(path: Path, head: bytes) -> bool:
+    """True for a tracker module, by its header (or, for headerless old formats, its extension)."""
+    return (head[1080:1084] in _MOD_TAGS or head.startswith((b"Extended Module: ", b"IMPM"))
+            or head[44:48] == b"SCRM" or path.suffix.lower() in TRACKER_EXTENSIONS)
 
 
 def _probe_fallback(path: Path, size: int, ffmpeg_reason: str,

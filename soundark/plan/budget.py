@@ -2,7 +2,7 @@
 
 Sizes follow SI for ``kB``/``MB``/``GB``/``TB``/``PB`` (1 TB = 10^12 bytes) and
 IEC for ``KiB``..``PiB`` (1 TiB = 2^40 bytes); the parser is
-:func:`soundark.model.parse_bytes`.
+:func:`soundark.units.parse_bytes`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from soundark.config import Settings
 from soundark.errors import BadInput
-from soundark.model import TIERS, parse_bytes
+from soundark.model import TIERS
+from soundark.units import parse_bytes
 
 PLANNABLE_TIERS = tuple(t for t in TIERS if t != "skip")
 _NO_BUDGET = {"", "none", "unlimited", "all"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundark.durable import replace_durably
-from soundark.errors import BadInput, NotFound, SoundarkError
+from soundark.errors import NotFound, SoundarkError
 from soundark.fixity.bagit import read_manifest
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX

@@ -180,9 +180,23 @@ def without_contacts(data: bytes, cfg: SwarmConfig, subject: object) -> bytes:
 class SeedReport:
     listen_port: int
     torrents: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM rather than --duration
+
+    @property
+    def uploaded(self) -> int:
+        return sum(t["uploaded"] for t in self.torrents)
+
+    @property
+    def peers_served(self) -> int:
+        """Distinct peers (by address) that received data, over the whole run."""
+        return len({p for t in self.torrents for p in t.get("served", ())})
 
     def as_dict(self) -> dict:
-        return {"listen_port": self.listen_port, "torrents": self.torrents}
+        torrents = [{k: v for k, v in t.items() if k != "served"} for t in self.torrents]
+        return {"listen_port": self.listen_port, "torrents": torrents, "seconds": round(self.seconds, 3),
+                "uploaded": self.uploaded, "peers_served": self.peers_served,
+                "interrupted": self.interrupted}
 
 
 class Seeder:
@@ -192,6 +206,7 @@ class Seeder:
         self.cfg = cfg
         self.ses = open_session(cfg)
         self.handles: list[tuple[Path, lt.torrent_handle]] = []
+        self.served: dict[str, set[str]] = {}  # torrent -> addresses of peers that got data
 
     def __enter__(self) -> "Seeder":
         return self
@@ -228,12 +243,21 @@ class Seeder:
                 raise BadInput(torrent, f"only {st.progress:.1%} of the data is present and intact: "
                                         "run `soundark verify` / `soundark repair` first")
 
+    def note_peers(self) -> None:
+        """Remember every peer that has received data (peers come and go; the summary counts all)."""
+        for torrent, h in self.handles:
+            served = self.served.setdefault(str(torrent), set())
+            served.update(p.ip[0] for p in h.get_peer_info() if p.total_upload)
+
     def report(self) -> SeedReport:
         out = SeedReport(self.port)
+        self.note_peers()
         for torrent, h in self.handles:
             st = h.status()
+            served = sorted(self.served.get(str(torrent), ()))
             out.torrents.append({"torrent": str(torrent), "name": st.name, "seeding": st.is_seeding,
                                  "infohash_v1": str(h.info_hashes().v1), "peers": st.num_peers,
+                                 "peers_served": len(served), "served": served,
                                  "uploaded": st.total_upload})
         return out
 
@@ -253,14 +277,22 @@ def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float
         seeder.wait_ready()
         for host, port in peers:
             seeder.connect(host, port)
-        if on_ready:
-            on_ready(seeder.report())
-        progress.start(None, f"seeding on port {seeder.port}", "s")
         start = time.monotonic()
-        while not progress.cancelled() and (duration is None or time.monotonic() - start < duration):
-            time.sleep(0.5)
-            progress.advance(0, nbytes=0)
-        return seeder.report()
+        interrupted = False
+        try:  # Ctrl-C is how seeding normally ends: from here on, still say what was served
+            if on_ready:
+                on_ready(seeder.report())
+            progress.start(None, f"seeding on port {seeder.port}", "s")
+            while not progress.cancelled() and (duration is None or time.monotonic() - start < duration):
+                time.sleep(0.5)
+                seeder.note_peers()
+                progress.advance(0, nbytes=0)
+        except KeyboardInterrupt:
+            interrupted = True
+        report = seeder.report()
+        report.seconds = time.monotonic() - start
+        report.interrupted = interrupted or progress.cancelled()
+        return report
 
 
 # ---------------------------------------------------------------- fetching

@@ -21,7 +21,8 @@ from soundark.catalog import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, SoundarkError
 from soundark.fixity.releases import parity_name
-from soundark.model import NO_PROGRESS, Progress, parse_bytes
+from soundark.model import NO_PROGRESS, Progress
+from soundark.units import parse_bytes
 from soundark.release.bag import BagEntry, DamagedFile, adopt_bag, build_bag
 from soundark.release.layout import (
     LICENCE_CONFLICT_HELD, Candidate, Group, Limits, candidates, cut, held_back_by_licence,

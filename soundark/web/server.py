@@ -51,7 +51,7 @@ def url_of(host: str, port: int) -> str:
 
 def serve_command(paths: ArchivePaths, settings: Settings) -> str:
     """The command that serves *paths* (the demo prints it)."""
-    cmd = f"soundark serve {paths.root}"
+    cmd = f"soundark serve -a {paths.root}"
     if settings.host != "127.0.0.1":
         cmd += f" --host {settings.host}"
     if settings.port != 8080:

@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from soundark.catalog.importers._bulk import ImportSource, pipelined
+from soundark.catalog.importers._bulk import pipelined
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map
 from soundark.catalog.importers.listen_rows import FIELDS, flatten_listen, listen_frames, stage_frame
 from soundark.catalog.importers.tabular import Frame, describe_plan, file_format, read_frames

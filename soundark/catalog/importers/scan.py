@@ -108,8 +108,9 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
     for archive in sorted(archives):
         report.warn(archive, ARCHIVE_SKIPPED)
     for folder, why in sorted(unreadable.items()):
-        report.reject(folder, f"cannot be read ({why}); nothing below it was scanned")
-        progress.note(f"{folder}: cannot be read ({why})")
+        reason = f"cannot be read ({why}); nothing below it was scanned"
+        report.reject(folder, reason)
+        progress.note(f"{folder}: {reason}")  # the same words as the summary, which then skips it
     writer = _Writer(catalog, root, rights, report, progress)
     to_read = _changed(catalog, _walk(root), writer, progress)
     with cf.ThreadPoolExecutor(max_workers=max(1, cpu_count()), thread_name_prefix="scan") as pool:
