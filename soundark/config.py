@@ -39,6 +39,9 @@ class Settings:
     budget: str = _s("", "Byte budget for the plan, e.g. 4TB, 500GB, 4TiB; empty keeps everything.")
     tiers: tuple[str, ...] = _s(("original", "opus75"), "Tiers the plan may choose, from: original, opus75.")
     original_max_bitrate: int = _s(192_000, "Lossy sources at or under this bit rate (bit/s) may be kept as they are.")
+    opus_listen_value: float = _s(0.9, "Worth of a listen kept as opus75 relative to one kept as the original (0 < v <= 1); the plan maximises listens x worth under the budget.")
+    plan_policy: str = _s("value", "How the plan picks tiers: value (most listens x worth per byte) or popular-originals (the top original_top of listens keep their original).")
+    original_top: float = _s(0.5, "For plan_policy = popular-originals: the share of listens (0..1, or '50%' on the command line) whose recordings keep their original.")
     # encode
     opus_bitrate: int = _s(75_000, "Ogg Opus target bit rate for stereo, in bit/s (mono gets 5/8 of it).")
     workers: int = _s(0, "Parallel encode workers; 0 means one per core.")
