@@ -49,7 +49,7 @@ ORIGINAL, OPUS, SKIP = 0, 1, 2
 TIER_NAMES = ("original", "opus75", "skip")
 POLICIES = ("value", "popular-originals")
 CURVE_POINTS = 400
-_CHUNK = 1 << 24  # rows per block where a block loop saves a full-size temporary
+_CHUNK = 1 << 22  # rows per block where a block loop saves a full-size temporary
 
 
 @dataclass(frozen=True)
@@ -259,12 +259,12 @@ class _Path:
     n: int
 
     def block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = self.order[start:stop].astype(np.int64)
-        is_keep = ids < self.n
-        rows = np.where(is_keep, ids, 0)
-        if not is_keep.all():
-            rows[~is_keep] = self.two_rows[ids[~is_keep] - self.n]
-        return rows, is_keep
+        """(rows, upgrade mask) of increments start..stop."""
+        rows = self.order[start:stop].astype(np.intp)
+        up = rows >= self.n
+        if up.any():
+            rows[up] = self.two_rows[rows[up] - self.n]
+        return rows, up
 
 
 def _walk(path: _Path, h: _Options, weight: np.ndarray, opus_bytes: np.ndarray, original_bytes: np.ndarray,
@@ -276,21 +276,25 @@ def _walk(path: _Path, h: _Options, weight: np.ndarray, opus_bytes: np.ndarray, 
     spent, listens, value = 0, 0.0, 0.0
     for start in range(0, path.valid, _CHUNK):
         stop = min(path.valid, start + _CHUNK)
-        rows, is_keep = path.block(start, stop)
-        cost = np.where(is_keep, h.keep_bytes[rows], 0).astype(np.int64)
-        up = ~is_keep
-        cost[up] = original_bytes[rows[up]].astype(np.int64) - opus_bytes[rows[up]]
-        w = weight[rows]
-        gain = np.where(is_keep, w * np.where(h.keep_original[rows], 1.0, v), w * (1.0 - v))
-        cum_b = np.cumsum(cost) + spent
-        cum_l = np.cumsum(np.where(is_keep, w, 0.0)) + listens
-        cum_v = np.cumsum(gain) + value
-        if bought < 0 and cum_b[-1] > budget:
-            bought = start + int(np.searchsorted(cum_b, budget, side="right"))
+        rows, up = path.block(start, stop)
+        cost = h.keep_bytes[rows].astype(np.int64)
+        rows_up = rows[up]
+        cost[up] = original_bytes[rows_up].astype(np.int64) - opus_bytes[rows_up]
+        np.cumsum(cost, out=cost)
+        cost += spent
+        if bought < 0 and cost[-1] > budget:
+            bought = start + int(np.searchsorted(cost, budget, side="right"))
+        kept = weight[rows]
+        gain = kept.copy()
+        gain[~h.keep_original[rows]] *= v  # a keep as opus75 is worth v; an upgrade adds 1 - v
+        gain[up] = kept[up] * (1.0 - v)
+        kept[up] = 0.0
+        np.cumsum(kept, out=kept)
+        np.cumsum(gain, out=gain)
         k = (at > start) & (at <= stop)
         idx = at[k] - 1 - start
-        curve.bytes[k], curve.listens[k], curve.value[k] = cum_b[idx], cum_l[idx], cum_v[idx]
-        spent, listens, value = int(cum_b[-1]), float(cum_l[-1]), float(cum_v[-1])
+        curve.bytes[k], curve.listens[k], curve.value[k] = cost[idx], kept[idx] + listens, gain[idx] + value
+        spent, listens, value = int(cost[-1]), listens + float(kept[-1]), value + float(gain[-1])
     return (path.valid if bought < 0 else bought), curve
 
 
@@ -319,16 +323,15 @@ def _check(weight: np.ndarray, opus_bytes: np.ndarray, original_bytes: np.ndarra
 
 
 def _apply(tier: np.ndarray, path: _Path, bought: int, h: _Options) -> None:
-    """Tiers of the first *bought* increments: keeps, then upgrades (of kept rows only: on the
-    convexity boundary float rounding could put an upgrade a hair before its keep)."""
+    """Tiers of the first *bought* increments. A keep always comes before its upgrade (convex
+    hull; at equal density keeps sort first); an upgrade is applied to kept rows only, in case
+    float rounding on the convexity boundary put it a hair before its keep."""
     for start in range(0, bought, _CHUNK):
-        rows, is_keep = path.block(start, min(bought, start + _CHUNK))
-        keep_rows = rows[is_keep]
+        rows, up = path.block(start, min(bought, start + _CHUNK))
+        keep_rows = rows[~up]
         tier[keep_rows] = np.where(h.keep_original[keep_rows], ORIGINAL, OPUS)
-    for start in range(0, bought, _CHUNK):
-        rows, is_keep = path.block(start, min(bought, start + _CHUNK))
-        up = rows[~is_keep]
-        tier[up[tier[up] == OPUS]] = ORIGINAL
+        up_rows = rows[up]
+        tier[up_rows[tier[up_rows] == OPUS]] = ORIGINAL
 
 
 def _whole_groups(tier: np.ndarray, path: _Path, bought: int, groups: np.ndarray,
@@ -336,8 +339,8 @@ def _whole_groups(tier: np.ndarray, path: _Path, bought: int, groups: np.ndarray
     """Drop the part of the group (album) the budget line cuts through."""
     if bought >= path.valid:
         return
-    rows, is_keep = path.block(bought, bought + 1)
-    if not is_keep[0]:
+    rows, up = path.block(bought, bought + 1)
+    if up[0]:
         return
     cut = groups == groups[rows[0]]
     if locked is not None:

@@ -16,6 +16,8 @@ scanned, which walks the collection folder by folder), and says so.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from soundark.catalog import Catalog
@@ -116,3 +118,26 @@ def scan_order(catalog: Catalog, ids: np.ndarray) -> tuple[np.ndarray, np.ndarra
     np.minimum.at(album_sid, inv, first_sid)
     order = np.lexsort((np.arange(n), first_sid, number, disc, group, album_sid[inv]))
     return order, group[order]
+
+
+NO_SIGNAL = ("no listen data: every recording weighs the same, so the budget keeps whole albums "
+             "in scan order (the order their first file was scanned)")
+
+
+def signal_mode(f: dict[str, Any]) -> str:
+    """``full``, ``partial`` or ``none`` (figures of older plans: from the listens total)."""
+    return f.get("signal", {}).get("mode") or ("full" if f.get("listens_total") else "none")
+
+
+def signal_note(f: dict[str, Any]) -> str | None:
+    """What the weights rest on, when it is not every recording's own listens or popularity."""
+    mode = signal_mode(f)
+    if mode == "none":
+        return NO_SIGNAL
+    if mode != "partial":
+        return None
+    c = f["signal"]["counts"]
+    own = c["listens"] + c["popularity"]
+    return (f"partial listen data: {own:,} of {f['recordings']:,} recordings have listens or popularity; "
+            f"{c['album']:,} are weighted from their album's best track (x0.1), {c['artist']:,} from "
+            f"their artist's (x0.01), {c['none']:,} have no signal (weight 0, kept last)")
