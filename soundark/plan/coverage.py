@@ -112,7 +112,8 @@ def _index_bits(n: int) -> int:
 _SIGN = np.uint64(1 << 63)
 
 
-def _sort_descending(packed: np.ndarray, last: np.ndarray | None, out_dtype: type | None) -> np.ndarray:
+def _sort_descending(packed: np.ndarray, last: np.ndarray | None, out_dtype: type | None,
+                     keep_keys: bool = False) -> np.ndarray:
     """Sort the float64 bit patterns in *packed* (consumed) descending; positions out.
 
     A non-negative float64's bit pattern orders like the float; inverting it
@@ -120,7 +121,8 @@ def _sort_descending(packed: np.ndarray, last: np.ndarray | None, out_dtype: typ
     every row; clearing it frees that bit to push the rows where *last* (a mask
     over the first ``last.size`` rows) is true behind all others. The low bits
     carry the position, so equal values keep position order. ``out_dtype`` None
-    returns *packed* itself (no second full-size column at the peak).
+    returns *packed* itself (no second full-size column at the peak); ``keep_keys``
+    leaves the (truncated) value bits in it too.
     """
     n = packed.size
     bits = _index_bits(n)
@@ -135,6 +137,8 @@ def _sort_descending(packed: np.ndarray, last: np.ndarray | None, out_dtype: typ
         stop = min(n, start + _CHUNK)
         packed[start:stop] |= np.arange(start, stop, dtype=np.uint64)
     packed.sort()
+    if keep_keys:
+        return packed
     packed &= np.uint64((1 << bits) - 1)
     return packed if out_dtype is None else packed.astype(out_dtype)
 
@@ -164,24 +168,46 @@ def _inverse(order: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Options:
-    """Each row's hull: the keep increment (``keep_bytes``, kept as original where
-    ``keep_original``) and, where ``two``, an upgrade to original."""
+    """Each row's hull: the keep increment and, where ``two``, an upgrade to original.
 
-    keep_bytes: np.ndarray   # bytes of the cheapest hull point, >= 1 (meaningless where not keepable)
-    keep_original: np.ndarray  # bool: the keep increment is the original
-    keep_value: np.ndarray | None  # per-row value factor of the keep increment; None = from keep_original
-    keepable: np.ndarray     # bool
-    two: np.ndarray          # bool: an upgrade increment exists
+    ``keep``: unsigned bytes of the cheapest hull point (>= 1; meaningless where not
+    keepable) with ``flag`` (the top bit) set where that point is the original: one
+    column, so the walk gathers one value per increment, not two.
+    """
+
+    keep: np.ndarray
+    flag: np.uint64 | np.uint32
+    keepable: np.ndarray | None  # bool; None = every row
+    two: np.ndarray           # bool: an upgrade increment exists
+    listens_density: bool = False  # densities are listens per byte (popular-originals), not value
+
+    def is_original(self, rows: np.ndarray) -> np.ndarray:
+        return (self.keep[rows] & self.flag) != 0
+
+    def keep_bytes(self) -> np.ndarray:
+        """The bytes without the flag (consumes the column)."""
+        self.keep &= ~self.flag
+        return self.keep
+
+
+def _unsigned(values: np.ndarray) -> tuple[np.ndarray, np.uint64 | np.uint32]:
+    """*values* as an unsigned column with a free top bit, and that bit: uint32 while every
+    size is under 2 GiB (half the memory of 64 bits), else uint64."""
+    if values.size == 0 or int(values.max()) < (1 << 31):
+        return values.astype(np.uint32), np.uint32(1 << 31)
+    return values.astype(np.uint64), np.uint64(1 << 63)
 
 
 def _hull(opus_bytes: np.ndarray, original_bytes: np.ndarray, opts: SelectionOptions) -> _Options:
     n = opus_bytes.size
     orig_ok = original_bytes > 0 if opts.allow_original else np.zeros(n, dtype=bool)
     if not opts.allow_opus:
-        keep = original_bytes.copy()
+        keep, flag = _unsigned(original_bytes)
         np.maximum(keep, 1, out=keep)
-        return _Options(keep, orig_ok, None, orig_ok, np.zeros(n, dtype=bool))
-    keep = opus_bytes.copy()
+        keep |= flag
+        return _Options(keep, flag, orig_ok, np.zeros(n, dtype=bool))
+    keep, flag = _unsigned(np.maximum(opus_bytes, original_bytes))
+    np.copyto(keep, opus_bytes, casting="unsafe")
     # at equal size the original wins: same cost, no generational loss; and an original that is
     # worth more per byte than its Opus (v x original < opus) replaces the Opus on the hull
     direct = orig_ok & (original_bytes <= opus_bytes)
@@ -192,8 +218,9 @@ def _hull(opus_bytes: np.ndarray, original_bytes: np.ndarray, opts: SelectionOpt
     np.copyto(keep, original_bytes, where=direct, casting="unsafe")
     # a zero-byte estimate would make value/bytes infinite; nothing real is that small
     np.maximum(keep, 1, out=keep)
+    keep[direct] |= flag
     two = orig_ok & ~direct if opts.policy == "value" else np.zeros(n, dtype=bool)
-    return _Options(keep, direct, None, np.ones(n, dtype=bool), two)
+    return _Options(keep, flag, None, two)
 
 
 def _top_share_rows(rank_order: np.ndarray, weight: np.ndarray, share: float) -> np.ndarray:
@@ -216,79 +243,99 @@ def _top_share_rows(rank_order: np.ndarray, weight: np.ndarray, share: float) ->
     return top
 
 
-def _popular_originals(h: _Options, weight: np.ndarray, rank_order: np.ndarray, opus_bytes: np.ndarray,
+def _popular_originals(h: _Options, weight: np.ndarray, rank_order: np.ndarray,
                        original_bytes: np.ndarray, opts: SelectionOptions) -> None:
     """The simple rule: the top share of listens planned as original where keepable."""
+    # bought by listens per byte of the planned tier: the tier was decided by the rule, not by value
+    h.listens_density = True
     if not (opts.allow_original and opts.allow_opus):
         return
     top = _top_share_rows(rank_order, weight, opts.original_top)
     top &= original_bytes > 0
-    np.copyto(h.keep_bytes, original_bytes, where=top, casting="unsafe")
-    h.keep_original |= top
-    # bought by listens per byte of the planned tier: the tier was decided by the rule, not by value
-    h.keep_value = np.ones(weight.size, dtype=np.float64)
+    np.copyto(h.keep, original_bytes, where=top, casting="unsafe")
+    h.keep[top] |= h.flag
 
 
 def _densities(weight: np.ndarray, h: _Options, two_rows: np.ndarray, opus_bytes: np.ndarray,
-               original_bytes: np.ndarray, v: float) -> np.ndarray:
-    """Packed float64 densities: the n keep increments, then the upgrades in *two_rows* order."""
+               original_bytes: np.ndarray, v: float) -> tuple[np.ndarray, np.ndarray]:
+    """(packed float64 densities: the n keep increments, then the upgrades in *two_rows* order;
+    the bytes of each upgrade)."""
     n = weight.size
     packed = np.empty(n + two_rows.size, dtype=np.uint64)
     d = packed.view(np.float64)
     for start in range(0, n, _CHUNK):
         s = slice(start, min(n, start + _CHUNK))
-        np.divide(weight[s], h.keep_bytes[s], out=d[s])
-        if h.keep_value is not None:
-            d[s] *= h.keep_value[s]
-        else:
-            d[s] *= np.where(h.keep_original[s], 1.0, v)
-    for start in range(0, two_rows.size, _CHUNK):
-        rows = two_rows[start:start + _CHUNK]
-        extra = original_bytes[rows].astype(np.int64) - opus_bytes[rows]
-        np.divide(weight[rows] * (1.0 - v), extra, out=d[n + start:n + start + rows.size])
-    return packed
+        code = h.keep[s]
+        np.divide(weight[s], code & ~h.flag, out=d[s])
+        if not h.listens_density:
+            d[s] *= np.where((code & h.flag) != 0, 1.0, v)
+    up_bytes = original_bytes[two_rows].astype(np.int64) - opus_bytes[two_rows]
+    np.divide(weight[two_rows] * (1.0 - v), up_bytes, out=d[n:])
+    return packed, up_bytes
 
 
 @dataclass
 class _Path:
-    """The increments in buying order and what one of each costs and gives."""
+    """The increments in buying order: the sorted packed keys (density bits above, increment id
+    below: < n keep of that row, >= n upgrade of two_rows[id - n])."""
 
-    order: np.ndarray       # increment ids: < n keep row, >= n upgrade of two_rows[id - n]
+    packed: np.ndarray
+    bits: int
     valid: int              # increments that may be bought (the rest are unkeepable or locked)
     two_rows: np.ndarray
     n: int
 
+    def ids(self, start: int, stop: int) -> np.ndarray:
+        return (self.packed[start:stop] & np.uint64((1 << self.bits) - 1)).astype(np.intp)
+
+    def density(self, start: int, stop: int) -> np.ndarray:
+        """The (truncated) value per byte of increments start..stop, from their sort keys."""
+        high = ~np.uint64((1 << self.bits) - 1)
+        t = self.packed[start:stop] & high
+        t ^= _SIGN
+        np.invert(t, out=t)
+        t &= high
+        return t.view(np.float64)
+
     def block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, upgrade mask) of increments start..stop."""
-        rows = self.order[start:stop].astype(np.intp)
+        rows = self.ids(start, stop)
         up = rows >= self.n
         if up.any():
             rows[up] = self.two_rows[rows[up] - self.n]
         return rows, up
 
 
-def _walk(path: _Path, h: _Options, weight: np.ndarray, opus_bytes: np.ndarray, original_bytes: np.ndarray,
-          budget: int | None, v: float) -> tuple[int, Curve]:
-    """(increments bought, sampled curve): one pass over the whole order, block by block."""
+def _walk(path: _Path, h: _Options, up_bytes: np.ndarray, budget: int | None,
+          v: float) -> tuple[int, Curve]:
+    """(increments bought, sampled curve): one pass over the whole order, block by block.
+
+    Each increment's gain is its density (read back from the sort key, ~1e-7 relative
+    precision: only the sampled curve uses it) times its bytes, so the pass gathers one
+    column per increment, as the bare argsort + cumsum floor does.
+    """
     at = sample_positions(path.valid)
     curve = Curve(at, np.zeros(at.size, np.int64), np.zeros(at.size), np.zeros(at.size))
     bought = path.valid if budget is None else -1
     spent, listens, value = 0, 0.0, 0.0
     for start in range(0, path.valid, _CHUNK):
         stop = min(path.valid, start + _CHUNK)
-        rows, up = path.block(start, stop)
-        cost = h.keep_bytes[rows].astype(np.int64)
-        rows_up = rows[up]
-        cost[up] = original_bytes[rows_up].astype(np.int64) - opus_bytes[rows_up]
+        ids = path.ids(start, stop)
+        up = ids >= path.n
+        code = h.keep[np.where(up, 0, ids)]
+        cost = (code & ~h.flag).astype(np.int64)
+        cost[up] = up_bytes[ids[up] - path.n]
+        factor = np.where((code & h.flag) != 0, 1.0, v)
+        gain = path.density(start, stop) * cost  # value (or listens under popular-originals)
+        if h.listens_density:
+            kept, gain = gain, gain * factor
+        else:
+            kept = gain / factor
+            kept[up] = 0.0
         np.cumsum(cost, out=cost)
         cost += spent
         if bought < 0 and cost[-1] > budget:
             bought = start + int(np.searchsorted(cost, budget, side="right"))
-        kept = weight[rows]
-        gain = kept.copy()
-        gain[~h.keep_original[rows]] *= v  # a keep as opus75 is worth v; an upgrade adds 1 - v
-        gain[up] = kept[up] * (1.0 - v)
-        kept[up] = 0.0
         np.cumsum(kept, out=kept)
         np.cumsum(gain, out=gain)
         k = (at > start) & (at <= stop)
@@ -329,7 +376,7 @@ def _apply(tier: np.ndarray, path: _Path, bought: int, h: _Options) -> None:
     for start in range(0, bought, _CHUNK):
         rows, up = path.block(start, min(bought, start + _CHUNK))
         keep_rows = rows[~up]
-        tier[keep_rows] = np.where(h.keep_original[keep_rows], ORIGINAL, OPUS)
+        tier[keep_rows] = np.where(h.is_original(keep_rows), ORIGINAL, OPUS)
         up_rows = rows[up]
         tier[up_rows[tier[up_rows] == OPUS]] = ORIGINAL
 
@@ -368,25 +415,27 @@ def select(weight: np.ndarray, opus_bytes: np.ndarray, original_bytes: np.ndarra
     rank = _inverse(rank_order)
     h = _hull(opus_bytes, original_bytes, opts)
     if opts.policy == "popular-originals":
-        _popular_originals(h, weight, rank_order, opus_bytes, original_bytes, opts)
-    free = h.keepable if locked is None else h.keepable & (locked < 0)
-    two = h.two & free
+        _popular_originals(h, weight, rank_order, original_bytes, opts)
+    free = h.keepable if locked is None else (locked < 0) & (True if h.keepable is None else h.keepable)
+    two = h.two if free is None else h.two & free
     two_rows = rank_order[two[rank_order]]  # upgrades tie in rank order: the most listened first
     del rank_order, two
+    h.two = None
     locked_bytes, budget = _locked_bytes(locked, opus_bytes, original_bytes), opts.budget
     if budget is not None:
         budget = max(0, budget - locked_bytes)
-    packed = _densities(weight, h, two_rows, opus_bytes, original_bytes, v)
-    n_free = int(np.count_nonzero(free))
-    order = _sort_descending(packed, None if n_free == n else ~free, None)
-    del packed
-    path = _Path(order, n_free + two_rows.size, two_rows, n)
-    bought, curve = _walk(path, h, weight, opus_bytes, original_bytes, budget, v)
+    packed, up_bytes = _densities(weight, h, two_rows, opus_bytes, original_bytes, v)
+    n_free = n if free is None else int(np.count_nonzero(free))
+    _sort_descending(packed, None if n_free == n else ~free, None, keep_keys=True)
+    del free
+    path = _Path(packed, _index_bits(packed.size), n_free + two_rows.size, two_rows, n)
+    bought, curve = _walk(path, h, up_bytes, budget, v)
+    del up_bytes
     tier = np.full(n, SKIP, dtype=np.int8)
     _apply(tier, path, bought, h)
     if groups is not None:
         _whole_groups(tier, path, bought, groups, locked)
-    del path, order
+    del path, packed
     if locked is not None:
         tier[locked >= 0] = locked[locked >= 0]
     return _finish(tier, rank, h, weight, opus_bytes, original_bytes, curve, locked_bytes, v)
@@ -402,7 +451,7 @@ def _locked_bytes(locked: np.ndarray | None, opus_bytes: np.ndarray, original_by
 def _finish(tier: np.ndarray, rank: np.ndarray, h: _Options, weight: np.ndarray, opus_bytes: np.ndarray,
             original_bytes: np.ndarray, curve: Curve, locked_bytes: int, v: float) -> Selection:
     n = tier.size
-    est = np.zeros(n, dtype=h.keep_bytes.dtype)
+    est = np.zeros(n, dtype=opus_bytes.dtype)
     is_orig = tier == ORIGINAL
     np.copyto(est, original_bytes, where=is_orig, casting="unsafe")
     is_opus = tier == OPUS
@@ -410,8 +459,8 @@ def _finish(tier: np.ndarray, rank: np.ndarray, h: _Options, weight: np.ndarray,
     value_kept = float(weight.sum(dtype=np.float64, where=is_orig)) + v * float(
         weight.sum(dtype=np.float64, where=is_opus))
     del is_orig, is_opus
-    min_bytes = h.keep_bytes
-    n_keepable = int(np.count_nonzero(h.keepable))
+    min_bytes = h.keep_bytes()
+    n_keepable = n if h.keepable is None else int(np.count_nonzero(h.keepable))
     if n_keepable < n:
         min_bytes[~h.keepable] = 0
     value_total = float(weight.sum(dtype=np.float64))  # every listen kept as the original
