@@ -91,6 +91,14 @@ def test_no_listen_data_keeps_whole_albums_in_scan_order(catalog: Catalog, archi
     assert "no listen data: every recording weighs the same" in out and "% of listens" not in out
     code, out = run(capsys, "report", "-a", str(archive.root))
     assert "no listen data" in out and "% of listens" not in out
+    from fastapi.testclient import TestClient
+
+    from soundark.web.app import create_app
+    with TestClient(create_app(archive.root), raise_server_exceptions=False) as client:
+        summary = client.get("/api/coverage").json()["summary"]
+        page = client.get("/coverage", headers={"accept": "text/html"}).text
+    assert summary["signal_mode"] == "none" and summary["hours_kept"] == pytest.approx(200 / 3600)
+    assert 'id="signal"' in page and "no listen data" in page and "of all listens" not in page
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:

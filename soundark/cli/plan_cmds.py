@@ -98,9 +98,9 @@ def _summary(result, archive: Path) -> None:
     kept = (f"{result.hours_kept:,.1f} of {result.hours_total:,.1f} hours kept" if mode == "none" else
             f"{100 * result.share_covered:.1f} % of listens covered "
             f"({100 * result.share_value:.1f} % of value)")
-    con.print(f"planned {result.recordings:,} recordings ({result.policy}): {t['original']['recordings']:,} "
+    con.print(f"planned {result.recordings:,} recordings: {t['original']['recordings']:,} "
               f"original, {t['opus75']['recordings']:,} opus75, {t['skip']['recordings']:,} skipped; "
-              f"{spent}{limit}; {kept}", markup=False)
+              f"{spent}{limit}; {kept}; policy {result.policy}", markup=False)
     if mode == "none":
         con.print(NO_SIGNAL, markup=False)
     elif mode == "partial":
