@@ -36,7 +36,7 @@ SHARED = {(0, 0): (2, 6), (1, 2): (3, 6)}
 SCALES = ((0, 2, 4, 7, 9), (0, 2, 3, 5, 7, 8, 10), (0, 3, 5, 6, 7, 10), (0, 4, 7, 11, 14))
 HARMONICS = ((1.0, 0.5, 0.25), (1.0, 0.2, 0.6, 0.1), (1.0, 0.0, 0.33, 0.0, 0.2), (1.0, 0.7, 0.5, 0.3, 0.2))
 EXTRA_CATALOG_RECORDINGS = 14  # listed in the catalog, not held as audio
-UNCOUNTED_ALBUM = 3  # "Room Tone": no listen counts for its own tracks (the plan's fallback shows)
+UNCOUNTED_ALBUM = 2  # "Night Signals": no listen counts for its own tracks (the fallback shows)
 
 
 @dataclass(frozen=True)
