@@ -164,3 +164,25 @@ def test_released_bytes_never_exceed_the_budget(tmp_path: Path) -> None:
     assert tiers == {"K0": "opus75", "K1": "opus75", "K2": "skip"}
     again = run_release_audio(paths, settings, date="2024-05-02")
     assert again.published == [] and OVER_BUDGET not in again.held_back
+
+
+def test_policy_flags_on_the_command_line(catalog: Catalog, slow_archive: ArchivePaths,
+                                          capsys: pytest.CaptureFixture) -> None:
+    # three 128k MP3s (1.6 MB originals, 101000 B as opus75) with 700, 200 and 100 listens
+    for key, listens in (("A", 700), ("B", 200), ("C", 100)):
+        rid = add_recording(catalog, key, listens, duration_ms=100_000)
+        add_source(catalog, rid, "mp3", 128_000, 1_600_000, 100_000)
+    catalog.conn.commit()
+    root = str(slow_archive.root)
+    code, out = run(capsys, "plan", "-a", root, "--policy", "popular-originals", "--original-top", "50%", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["policy"] == "popular-originals"
+    assert [rows(catalog)[k][0] for k in "ABC"] == ["original", "opus75", "opus75"]  # A holds 70 %
+    run(capsys, "plan", "-a", root, "--policy", "popular-originals", "--original-top", "0.8")
+    assert [rows(catalog)[k][0] for k in "ABC"] == ["original", "original", "opus75"]
+    # the value rule without a budget keeps every original; a listen in opus worth 1.0 changes nothing there
+    run(capsys, "plan", "-a", root, "--opus-value", "1.0")
+    assert [rows(catalog)[k][0] for k in "ABC"] == ["original"] * 3
+    for bad in (("--policy", "loudest"), ("--original-top", "150%"), ("--opus-value", "0")):
+        code, _ = run(capsys, "plan", "-a", root, *bad)
+        assert code == 1, bad

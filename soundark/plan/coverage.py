@@ -190,10 +190,14 @@ class _Options:
         return self.keep
 
 
-def _unsigned(values: np.ndarray) -> tuple[np.ndarray, np.uint64 | np.uint32]:
-    """*values* as an unsigned column with a free top bit, and that bit: uint32 while every
-    size is under 2 GiB (half the memory of 64 bits), else uint64."""
-    if values.size == 0 or int(values.max()) < (1 << 31):
+def _top(values: np.ndarray) -> int:
+    return int(values.max()) if values.size else 0
+
+
+def _unsigned(values: np.ndarray, top: int) -> tuple[np.ndarray, np.uint64 | np.uint32]:
+    """A copy of *values* as an unsigned column with a free top bit, and that bit: uint32 while
+    every size (up to *top*) is under 2 GiB (half the memory of 64 bits), else uint64."""
+    if top < (1 << 31):
         return values.astype(np.uint32), np.uint32(1 << 31)
     return values.astype(np.uint64), np.uint64(1 << 63)
 
@@ -202,12 +206,11 @@ def _hull(opus_bytes: np.ndarray, original_bytes: np.ndarray, opts: SelectionOpt
     n = opus_bytes.size
     orig_ok = original_bytes > 0 if opts.allow_original else np.zeros(n, dtype=bool)
     if not opts.allow_opus:
-        keep, flag = _unsigned(original_bytes)
+        keep, flag = _unsigned(original_bytes, _top(original_bytes))
         np.maximum(keep, 1, out=keep)
         keep |= flag
         return _Options(keep, flag, orig_ok, np.zeros(n, dtype=bool))
-    keep, flag = _unsigned(np.maximum(opus_bytes, original_bytes))
-    np.copyto(keep, opus_bytes, casting="unsafe")
+    keep, flag = _unsigned(opus_bytes, max(_top(opus_bytes), _top(original_bytes)))
     # at equal size the original wins: same cost, no generational loss; and an original that is
     # worth more per byte than its Opus (v x original < opus) replaces the Opus on the hull
     direct = orig_ok & (original_bytes <= opus_bytes)
@@ -269,8 +272,12 @@ def _densities(weight: np.ndarray, h: _Options, two_rows: np.ndarray, opus_bytes
         np.divide(weight[s], code & ~h.flag, out=d[s])
         if not h.listens_density:
             d[s] *= np.where((code & h.flag) != 0, 1.0, v)
-    up_bytes = original_bytes[two_rows].astype(np.int64) - opus_bytes[two_rows]
-    np.divide(weight[two_rows] * (1.0 - v), up_bytes, out=d[n:])
+    up_bytes = np.empty(two_rows.size, dtype=h.keep.dtype)  # sizes fit the keep column's dtype
+    for start in range(0, two_rows.size, _CHUNK):  # blocks: no upgrade-sized float64 temporaries
+        rows = two_rows[start:start + _CHUNK]
+        extra = original_bytes[rows].astype(np.int64) - opus_bytes[rows]
+        up_bytes[start:start + rows.size] = extra
+        np.divide(weight[rows] * (1.0 - v), extra, out=d[n + start:n + start + rows.size])
     return packed, up_bytes
 
 
@@ -324,7 +331,7 @@ def _walk(path: _Path, h: _Options, up_bytes: np.ndarray, budget: int | None,
         up = ids >= path.n
         code = h.keep[np.where(up, 0, ids)]
         cost = (code & ~h.flag).astype(np.int64)
-        cost[up] = up_bytes[ids[up] - path.n]
+        cost[up] = up_bytes[ids[up] - path.n]  # (uint -> int64: upgrades cost > 0 bytes)
         factor = np.where((code & h.flag) != 0, 1.0, v)
         gain = path.density(start, stop) * cost  # value (or listens under popular-originals)
         if h.listens_density:
