@@ -47,6 +47,10 @@ def between(low: float, high: float | None = None) -> Check:
     return check
 
 
+def _worth(value: Any) -> str | None:
+    return None if 0.0 < value <= 1.0 else f"{value!r} is not in (0, 1]"
+
+
 def size(*, empty_ok: bool, positive: bool = False) -> Check:
     def check(value: Any) -> str | None:
         if value == "" and empty_ok:
@@ -119,6 +123,12 @@ class Settings:
                                  one_of("original", "opus75"))
     original_max_bitrate: int = _s(192_000, "Lossy sources at or under this bit rate (bit/s) may be kept as they are.",
                                    between(0))
+    opus_listen_value: float = _s(0.9, "Worth of a listen kept as opus75 relative to one kept as the original (0 < v <= 1); the plan maximises listens x worth under the budget.",
+                                  _worth)
+    plan_policy: str = _s("value", "How the plan picks tiers: value (most listens x worth per byte) or popular-originals (the top original_top of listens keep their original).",
+                          one_of("value", "popular-originals"))
+    original_top: float = _s(0.5, "For plan_policy = popular-originals: the share of listens (0..1, or '50%' on the command line) whose recordings keep their original.",
+                             between(0, 1))
     # encode
     opus_bitrate: int = _s(75_000, "Ogg Opus target bit rate for stereo, in bit/s (mono gets 5/8 of it).",
                            between(6_000, 510_000))

@@ -41,6 +41,11 @@ def test_every_stage_runs_and_reports(built):
     assert plan["by_tier"]["skip"]["recordings"] > 0, "the demo budget leaves part of the tail out"
     assert plan["by_tier"]["opus75"]["recordings"] > 0 and plan["by_tier"]["original"]["recordings"] > 0
     assert 0.5 < plan["share_covered"] < 1.0
+    # the popular lossy tracks are kept as originals, the tail re-encoded, and the album without
+    # listen counts is planned by the fallback (its one counted track, shared from another album)
+    per = {t: row["listens"] / row["recordings"] for t, row in plan["by_tier"].items() if row["recordings"]}
+    assert per["original"] > 2 * per["opus75"] > 2 * per["skip"]
+    assert plan["signal"]["mode"] == "partial" and plan["signal"]["counts"]["album"] == 6
     assert (folder / "archive" / "reports" / "coverage.png").stat().st_size > 10_000
     assert s["encode"]["failed"] == 0 and s["encode"]["remaining"] == 0
     assert s["encode"]["encoded"] + s["encode"]["kept"] == (plan["by_tier"]["opus75"]["recordings"]

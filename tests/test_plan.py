@@ -53,7 +53,9 @@ def abcd(catalog: Catalog) -> dict[str, int]:
     """A 600 listens (64k MP3, 800 kB, may be kept), B 300 (FLAC only), C 100 (no audio), D 0.
 
     opus bytes: A 101000, B 101000, C 202000, D 101000 (durations 100, 100, 200, 100 s)
-    greedy order A, B, C, D; cumulative 101000, 202000, 404000, 505000; A's upgrade costs 699000.
+    opus listens are worth 0.9: A's upgrade (699000 bytes, 0.1 x 600 value) is bought after C and
+    before D (0 listens, worth nothing): cumulative 101000, 202000, 404000, 1103000 (A original),
+    1204000 (D).
     """
     ids = {"A": add_recording(catalog, "A", 600, duration_ms=100_000),
            "B": add_recording(catalog, "B", 300, duration_ms=100_000),
@@ -66,7 +68,8 @@ def abcd(catalog: Catalog) -> dict[str, int]:
 
 @pytest.mark.parametrize("budget, kept, share", [
     ("100999", "", 0.0), ("101000", "A", 0.6), ("101001", "A", 0.6),
-    ("403999", "AB", 0.9), ("404000", "ABC", 1.0), ("404001", "ABC", 1.0), ("505000", "ABCD", 1.0),
+    ("403999", "AB", 0.9), ("404000", "ABC", 1.0), ("404001", "ABC", 1.0), ("505000", "ABC", 1.0),
+    ("1203999", "ABC", 1.0), ("1204000", "ABCD", 1.0),
 ])
 def test_budget_at_item_sizes(catalog: Catalog, abcd: dict, budget: str, kept: str, share: float) -> None:
     result = plan(catalog, budget)
@@ -77,8 +80,8 @@ def test_budget_at_item_sizes(catalog: Catalog, abcd: dict, budget: str, kept: s
     assert all(got[k][1] == 0 and got[k][4] is None for k in "ABCD" if k not in kept)
 
 
-@pytest.mark.parametrize("budget, a_tier", [("1203999", "opus75"), ("1204000", "original"),
-                                            ("1204001", "original"), ("", "original")])
+@pytest.mark.parametrize("budget, a_tier", [("1102999", "opus75"), ("1103000", "original"),
+                                            ("1103001", "original"), ("", "original")])
 def test_upgrade_at_its_cost(catalog: Catalog, abcd: dict, budget: str, a_tier: str) -> None:
     plan(catalog, budget)
     a = rows(catalog)["A"]
@@ -98,10 +101,12 @@ def test_hand_computed_rows_and_figures(catalog: Catalog, abcd: dict) -> None:
     assert result.kept == 3 and result.recordings == 4 and result.listens_total == 1000.0
     f = coverage_figures(catalog)
     assert f["budget"] == 404_000 and f["run_id"] == result.run_id
-    assert f["curve_bytes"]["bytes"] == [101_000, 202_000, 404_000, 505_000]
-    assert f["curve_bytes"]["share"] == pytest.approx([0.6, 0.9, 1.0, 1.0])
+    assert f["curve_bytes"]["bytes"] == [101_000, 202_000, 404_000, 1_103_000, 1_204_000]
+    assert f["curve_bytes"]["share"] == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
+    assert f["curve_bytes"]["value"] == pytest.approx([0.54, 0.81, 0.9, 0.96, 0.96])
     assert f["curve_recordings"]["share"] == pytest.approx([0.6, 0.9, 1.0, 1.0])
     assert f["tiers"]["opus75"] == {"recordings": 3, "bytes": 404_000, "listens": 1000.0,
+                                    "listens_max": 600.0, "listens_min": 100.0, "hours": 400 / 3600,
                                     "without_audio": 1}
     assert [(t["recordings"], t["share"]) for t in f["top"]] == [(1, 0.6), (2, 0.9)]
 
@@ -199,8 +204,8 @@ def test_replan_after_new_listens_changes_tiers_and_keeps_outputs(catalog: Catal
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"OggS encoded B")
     catalog.execute("INSERT INTO encoded(recording_id, tier, sha256, bytes, ext, source_sha256, encoder, "
-                    "created_at) VALUES (?, 'opus75', ?, 14, '.opus', 'x', 'test', 'now')",
-                    (abcd["B"], "ab" * 32))
+                    "created_at) VALUES (?, 'opus75', ?, 101000, '.opus', 'x', 'test', 'now')",
+                    (abcd["B"], "ab" * 32))  # its real size equals the estimate here
     catalog.execute("UPDATE recording SET listens = 5000 WHERE key = 'D'")
     result = plan(catalog, "202000")
     got = rows(catalog)

@@ -121,7 +121,7 @@ def test_report_renders_without_budget_and_without_listens() -> None:
     }
     text = render_text(figures)
     assert "no budget: 3 of 3 recordings kept in 30 B" in text
-    assert "no listens or popularity known" in text
+    assert "no listen data: every recording weighs the same" in text and "% of listens" not in text
     assert coverage_svg(figures).startswith("<svg")
 
 
@@ -143,7 +143,7 @@ def test_report_of_an_empty_catalog(archive: ArchivePaths, capsys: pytest.Captur
     code, out, _ = run(capsys, "plan", "-a", str(archive.root), "--budget", "1TB")
     assert code == 0 and "planned 0 recordings" in out
     code, out, _ = run(capsys, "report", "-a", str(archive.root))
-    assert code == 0 and "budget 1.0 TB: 0 of 0 recordings kept in 0 B, 0.0 % of listens" in out
+    assert code == 0 and "budget 1.0 TB: 0 of 0 recordings kept in 0 B, 0.0 of 0.0 hours" in out
     assert _png_size((archive.root / "reports" / "coverage.png").read_bytes()) == (1200, 520)
 
 

@@ -79,13 +79,19 @@ def plan_step() -> StepFn:
         report = run_report(paths, settings)
         t = result.by_tier
         budget = f" of a {format_bytes(result.budget)} budget" if result.budget is not None else " (no budget)"
+        mode = result.signal.get("mode", "full")
+        share = (f"{result.hours_kept:,.1f} of {result.hours_total:,.1f} hours kept (no listen data)"
+                 if mode == "none" else f"{100 * result.share_covered:.1f} % of listens kept, "
+                 f"{100 * result.share_value:.1f} % of their value")
         lines = [f"{result.recordings:,} recordings: {t['original']['recordings']:,} original, "
                  f"{t['opus75']['recordings']:,} opus75, {t['skip']['recordings']:,} skipped; "
                  f"{format_bytes(result.bytes)}{budget}",
-                 (f"{100 * result.share_covered:.1f} % of listens kept" if result.listens_total
-                  else "no listen counts known: every recording weighs the same")
-                 + f" ({result.tier_changes:,} tier changes since the last plan)"]
-        lines += ["  " + line for line in report.text.splitlines() if line.strip()][:16]
+                 share + f" ({result.tier_changes:,} tier changes since the last plan)"]
+        if t["original"]["recordings"] and mode != "none":
+            lines.append(f"originals: the {t['original']['recordings']:,} most-listened lossy sources, kept byte "
+                         f"for byte ({100 * t['original']['listens'] / result.listens_total:.1f} % of listens); "
+                         "the tail is re-encoded to opus75")
+        lines += ["  " + line for line in report.text.splitlines() if line.strip()][:18]
         lines.append(f"coverage curve: {report.png}")
         return Step("plan", lines, {"plan": result.as_dict(), "report": report.as_dict()})
     return run

@@ -4,7 +4,10 @@ Everything is synthesised here (no downloads): 26 tracks of 15-40 s with their
 own melodies and timbres on four albums, in FLAC, WAV, Ogg Vorbis and MP3, fully
 tagged with ISRCs (two recordings appear on two albums each, so tracks share an
 ISRC), one corrupt file, a catalog file (JSONL) that also lists recordings the
-collection does not hold, and long-tailed (Zipf-like) listen counts.
+collection does not hold, and long-tailed (Zipf-like) listen counts for every
+recording but the own tracks of one album (``UNCOUNTED_ALBUM``): the plan weighs
+those by the fallback (their album's one counted track, shared from another
+album, dampened).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ SHARED = {(0, 0): (2, 6), (1, 2): (3, 6)}
 SCALES = ((0, 2, 4, 7, 9), (0, 2, 3, 5, 7, 8, 10), (0, 3, 5, 6, 7, 10), (0, 4, 7, 11, 14))
 HARMONICS = ((1.0, 0.5, 0.25), (1.0, 0.2, 0.6, 0.1), (1.0, 0.0, 0.33, 0.0, 0.2), (1.0, 0.7, 0.5, 0.3, 0.2))
 EXTRA_CATALOG_RECORDINGS = 14  # listed in the catalog, not held as audio
+UNCOUNTED_ALBUM = 2  # "Night Signals": no listen counts for its own tracks (the fallback shows)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def build_demo_library(root: Path) -> DemoLibrary:
     catalog_file = root / "catalog.jsonl"
     catalog_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                             encoding="utf-8")
-    distinct = list(dict.fromkeys(r["isrc"] for r in rows))
+    uncounted = {_isrc(UNCOUNTED_ALBUM, t) for t in range(len(TITLES[UNCOUNTED_ALBUM]))}
+    distinct = [c for c in dict.fromkeys(r["isrc"] for r in rows) if c not in uncounted]
     order = sorted(distinct, key=lambda c: (hash_rank(c), c))
     listens_file = root / "listens.csv"
     listens_file.write_text("isrc,total_listen_count,total_user_count\n" + "".join(

@@ -7,10 +7,9 @@ holding the coverage figures. Re-planning an unchanged catalog writes no plan
 row. Nothing is deleted from ``encoded`` or the store: the encode stage
 re-queues a recording whenever its planned tier has no output yet.
 
-Weight = listens; where only popularity (0-100) is known,
-``10 ** (popularity / 20) - 1`` (0 -> 0, 20 -> 9, 60 -> 999, 100 -> 99 999:
-monotone, and popularity scores are roughly logarithmic in plays); with
-neither, 0, the lowest weight.
+Weight: listens, else a fallback signal (popularity, album, artist; see
+:mod:`soundark.plan.signals`). After encode and release, real sizes and
+released bytes replace estimates (:mod:`soundark.plan.actual`).
 
 Byte estimates: ``original`` = the kept file's size; ``opus75`` =
 duration x ``opus_bitrate`` / 8 plus 1 % Ogg overhead (RFC 7845 pages),
@@ -31,35 +30,19 @@ from soundark.catalog.store import utc_now
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import EnvironmentProblem, NotFound
 from soundark.model import LOSSLESS_CODECS, LOSSY_KEEPABLE_CODECS, NO_PROGRESS, Progress
+from soundark.plan.actual import BudgetCheck, check_budget, released_locks, use_real_sizes
 from soundark.plan.budget import PlanSettings
+from soundark.plan.columns import locate, read_columns
 from soundark.plan.coverage import OPUS, ORIGINAL, TIER_NAMES, SelectionOptions, select
 from soundark.plan.figures import compute_figures
+from soundark.plan.signals import (direct_weights, fallback_weights, popularity_weight, scan_order,
+                                   signal_counts)
 
 OGG_OVERHEAD = 1.01
 MONO_SHARE = 5 / 8
 DEFAULT_DURATION_MS = 240_000
 WRITE_BATCH = 100_000
 REBUILD_MIN_ROWS = 50_000  # fewer changed rows than this: update the plan indexes in place
-_FETCH = 200_000
-
-
-def popularity_weight(popularity: np.ndarray) -> np.ndarray:
-    """The documented monotone map of popularity (0-100) to a listen-like weight."""
-    p = np.clip(np.asarray(popularity, dtype=np.float64), 0.0, 100.0)
-    return np.power(10.0, p / 20.0) - 1.0
-
-
-def read_columns(catalog: Catalog, sql: str, dtype: np.dtype, params: tuple = ()) -> np.ndarray:
-    """One SELECT into a structured numpy array, fetched in chunks (NULLs must be coalesced)."""
-    cursor = catalog.execute(sql, params)
-    cursor.row_factory = None  # plain tuples: numpy reads them without a per-row Python step
-    parts = []
-    while True:
-        rows = cursor.fetchmany(_FETCH)
-        if not rows:
-            break
-        parts.append(np.fromiter(rows, dtype=dtype, count=len(rows)))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 @dataclass
@@ -72,6 +55,16 @@ class PlanInputs:
     original_bytes: np.ndarray  # int64, 0 = may not be kept as it is
     best_source: np.ndarray     # source_file.id to encode from, -1 = no audio
     original_source: np.ndarray  # source_file.id kept as it is, -1 = none
+    seconds: np.ndarray         # float64 duration used for the estimate
+    level: np.ndarray           # int8 weight signal (soundark.plan.signals.SIGNALS)
+    groups: np.ndarray | None = None  # album of each row when planning in scan order
+    locked: np.ndarray | None = None  # tier code of already released rows, -1 = free
+    real_sizes: int = 0         # rows whose bytes come from an encoded output
+
+    def reorder(self, order: np.ndarray) -> None:
+        for name in ("ids", "weight", "opus_bytes", "original_bytes", "best_source", "original_source",
+                     "seconds", "level"):
+            setattr(self, name, getattr(self, name)[order])
 
 
 _REC = np.dtype([("id", "i8"), ("listens", "i8"), ("popularity", "f8"), ("duration_ms", "i8")])
@@ -125,35 +118,9 @@ def _choose_sources(src: np.ndarray, pos: np.ndarray, n: int, max_bitrate: int) 
     return out
 
 
-def _weights(rec: np.ndarray) -> np.ndarray:
-    weight = np.zeros(rec.size, dtype=np.float64)
-    has_pop = rec["popularity"] >= 0
-    weight[has_pop] = popularity_weight(rec["popularity"][has_pop])
-    has_listens = rec["listens"] >= 0
-    weight[has_listens] = rec["listens"][has_listens]
-    return weight
-
-
-def locate(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Position in *ids* (unique) of each of *query*, -1 where absent. Row ids are nearly always
-    dense, so a direct table (8 bytes per id) replaces a binary search per query."""
-    if ids.size == 0:
-        return np.full(query.size, -1, dtype=np.int64)
-    low, top = int(ids.min()), int(ids.max())
-    if low >= 0 and top <= 4 * ids.size + 1024:
-        table = np.full(top + 1, -1, dtype=np.int64)
-        table[ids] = np.arange(ids.size)
-        out = table[np.clip(query, 0, top)]
-        out[(query < 0) | (query > top)] = -1
-        return out
-    order = np.argsort(ids, kind="stable")
-    out = order[np.minimum(np.searchsorted(ids, query, sorter=order), ids.size - 1)]
-    out[ids[out] != query] = -1
-    return out
-
-
 def load_inputs(catalog: Catalog, ps: PlanSettings) -> PlanInputs:
-    """Read the catalog into selection columns (recording-key order)."""
+    """Read the catalog into selection columns (recording-key order; album-by-album scan order
+    when no recording has any weight)."""
     rec = read_columns(catalog, "SELECT id, coalesce(listens, -1), coalesce(popularity, -1.0), "
                                 "coalesce(duration_ms, 0) FROM recording ORDER BY id", _REC)
     ids_by_key = read_columns(catalog, "SELECT id FROM recording ORDER BY key", np.dtype([("id", "i8")]))
@@ -169,10 +136,19 @@ def load_inputs(catalog: Catalog, ps: PlanSettings) -> PlanInputs:
     opus = duration * (ps.opus_bitrate * OGG_OVERHEAD / 8000.0)
     opus[chosen["best_channels"] == 1] *= MONO_SHARE
     key = locate(rec["id"], ids_by_key["id"])
-    return PlanInputs(ids=rec["id"][key], weight=_weights(rec)[key],
-                      opus_bytes=np.ceil(opus).astype(np.int64)[key],
-                      original_bytes=np.maximum(chosen["orig_size"], 0)[key],
-                      best_source=chosen["best"][key], original_source=chosen["orig"][key])
+    ids = rec["id"][key]
+    weight, level = direct_weights(rec["listens"][key], rec["popularity"][key])
+    fallback_weights(catalog, ids, weight, level)
+    inputs = PlanInputs(ids=ids, weight=weight, opus_bytes=np.ceil(opus).astype(np.int64)[key],
+                        original_bytes=np.maximum(chosen["orig_size"], 0)[key],
+                        best_source=chosen["best"][key], original_source=chosen["orig"][key],
+                        seconds=duration[key] / 1000.0, level=level)
+    inputs.real_sizes = use_real_sizes(catalog, ids, inputs.opus_bytes, inputs.original_bytes)
+    if float(weight.sum()) <= 0 and ids.size:
+        order, inputs.groups = scan_order(catalog, ids)
+        inputs.reorder(order)
+    inputs.locked = released_locks(catalog, inputs.ids, inputs.opus_bytes, inputs.original_bytes)
+    return inputs
 
 
 @dataclass
@@ -191,6 +167,12 @@ class PlanResult:
     tier_changes: int
     run_id: int
     by_tier: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy: str = "value"
+    share_value: float = 0.0    # listens x worth of their tier (original 1, opus75 opus_listen_value)
+    signal: dict[str, Any] = field(default_factory=dict)  # mode (full/partial/none) and counts per level
+    hours_total: float = 0.0
+    hours_kept: float = 0.0
+    bytes_released: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -268,6 +250,15 @@ def _write_rows(catalog: Catalog, new: _Planned, rows: np.ndarray, progress: Pro
             catalog.execute(sql)
 
 
+def _signal_context(inputs: PlanInputs, ps: PlanSettings) -> dict[str, Any]:
+    counts = signal_counts(inputs.level)
+    direct = counts["listens"] + counts["popularity"]
+    mode = "none" if float(inputs.weight.sum()) <= 0 else ("full" if direct == inputs.ids.size else "partial")
+    return {"signal": {"mode": mode, "counts": counts}, "policy": ps.policy,
+            "opus_listen_value": ps.opus_value, "original_top": ps.original_top,
+            "real_sizes": inputs.real_sizes}
+
+
 def plan_catalog(catalog: Catalog, ps: PlanSettings, progress: Progress = NO_PROGRESS) -> PlanResult:
     """Plan every recording of *catalog* and store the plan (one transaction)."""
     with catalog.transaction():
@@ -275,13 +266,16 @@ def plan_catalog(catalog: Catalog, ps: PlanSettings, progress: Progress = NO_PRO
         inputs = load_inputs(catalog, ps)
         progress.advance(1)
         opts = SelectionOptions(budget=ps.budget, allow_original="original" in ps.tiers,
-                                allow_opus="opus75" in ps.tiers)
-        sel = select(inputs.weight, inputs.opus_bytes, inputs.original_bytes, opts)
+                                allow_opus="opus75" in ps.tiers, opus_value=ps.opus_value,
+                                policy=ps.policy, original_top=ps.original_top)
+        sel = select(inputs.weight, inputs.opus_bytes, inputs.original_bytes, opts,
+                     locked=inputs.locked, groups=inputs.groups)
         source = np.where(sel.tier == ORIGINAL, inputs.original_source,
                           np.where(sel.tier == OPUS, inputs.best_source, -1))
         new = _Planned(inputs.ids, sel.tier, sel.est_bytes.astype(np.int64), sel.rank.astype(np.int64),
                        inputs.weight, source)
-        figures = compute_figures(sel, inputs.weight, ps.budget, has_audio=inputs.best_source >= 0)
+        figures = compute_figures(sel, inputs.weight, ps.budget, has_audio=inputs.best_source >= 0,
+                                  seconds=inputs.seconds, context=_signal_context(inputs, ps))
         changed, tier_changes = _changed_rows(catalog, new)
         progress.advance(1)
         _write_rows(catalog, new, np.flatnonzero(changed), progress)
@@ -292,7 +286,9 @@ def plan_catalog(catalog: Catalog, ps: PlanSettings, progress: Progress = NO_PRO
         bytes=figures["bytes"], listens_total=figures["listens_total"],
         listens_covered=figures["listens_covered"], share_covered=figures["share_covered"],
         changed=int(np.count_nonzero(changed)), tier_changes=tier_changes, run_id=run_id,
-        by_tier=figures["tiers"])
+        by_tier=figures["tiers"], policy=ps.policy, share_value=figures["share_value"],
+        signal=figures["signal"], hours_total=figures["hours_total"], hours_kept=figures["hours_kept"],
+        bytes_released=figures["bytes_released"])
 
 
 def _record_run(catalog: Catalog, ps: PlanSettings, figures: dict[str, Any], changed: int,
@@ -325,5 +321,12 @@ def coverage_figures(catalog: Catalog) -> dict[str, Any]:
     return figures
 
 
-__all__ = ["run_plan", "plan_catalog", "coverage_figures", "load_inputs", "PlanResult",
-           "popularity_weight"]
+def run_check(paths: ArchivePaths, settings: Settings) -> BudgetCheck:
+    """`soundark plan --check`: the stored plan and releases against the budget (nothing written)."""
+    ps = PlanSettings.from_settings(settings)
+    with open_catalog(paths.catalog, readonly=True) as catalog:
+        return check_budget(catalog, ps.budget)
+
+
+__all__ = ["run_plan", "run_check", "plan_catalog", "coverage_figures", "load_inputs", "PlanResult",
+           "popularity_weight", "locate", "read_columns"]

@@ -71,6 +71,35 @@ def _present(items: Iterable[Candidate], paths: ArchivePaths, result: ReleaseRes
         yield item
 
 
+OVER_BUDGET = "over the byte budget with real sizes (run `soundark plan` again: it re-plans within it)"
+_RELEASED_AUDIO = ("SELECT coalesce(sum(rf.bytes), 0) FROM release_file rf JOIN release rl ON rl.id = rf.release_id "
+                   "WHERE rl.phase = 'audio' AND rf.recording_id IS NOT NULL")
+
+
+def _within_budget(catalog: Catalog, items: Iterable[Candidate], settings: Settings,
+                   result: ReleaseResult) -> Iterator[Candidate]:
+    """Candidates, in rank order, while released audio bytes stay within the budget.
+
+    The plan fits the budget with its estimates; an encode larger than its estimate could
+    push the releases past it before the next re-plan. Published releases never change, so
+    the line is drawn here: the first candidate that would pass the budget and all after it
+    wait (a re-plan with real sizes drops or re-queues them)."""
+    text = str(settings.budget).strip()
+    if text.lower() in ("", "none", "unlimited", "all"):  # the plan's spellings of "no budget"
+        yield from items
+        return
+    budget = parse_bytes(text, "budget")
+    spent = int(catalog.scalar(_RELEASED_AUDIO) or 0)
+    over = False
+    for item in items:
+        if over or spent + item.bytes > budget:
+            over = True
+            result.hold(OVER_BUDGET)
+            continue
+        spent += item.bytes
+        yield item
+
+
 def _extra(catalog: Catalog, group: Group, totals: _Totals) -> Extra:
     ranks = [p.item.rank for p in group.items]
     listens = sum(p.item.listens or 0 for p in group.items)
@@ -186,8 +215,9 @@ def run_release_audio(paths: ArchivePaths, settings: Settings, progress: Progres
         if n_changed := superseded(catalog):
             result.hold("re-encoded after publication (published releases never change)", n_changed)
         totals = _totals(catalog)
-        wanted = _present(candidates(catalog, redistributable, settings.release_rights_conflicts),
-                          paths, result)
+        wanted = _within_budget(catalog, _present(candidates(catalog, redistributable,
+                                                             settings.release_rights_conflicts), paths, result),
+                                settings, result)
         for group in cut(wanted, limits, piece_length_for):
             if progress.cancelled():
                 break

@@ -28,6 +28,7 @@ from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, QueryInterrupted, SoundarkError
 from soundark.fixity.releases import read_release_list, release_list_path, torrent_name
+from soundark.plan.signals import signal_mode, signal_note
 from soundark.plan.stage import coverage_figures as plan_figures
 
 MAX_QUERY_CHARS = 256
@@ -329,6 +330,8 @@ def coverage_figures(catalog: Catalog) -> dict[str, Any]:
     summary = {k: figures.get(k) for k in ("recordings", "kept", "bytes", "budget", "listens_total",
                                            "listens_covered", "planned_at")}
     summary["listens_share"] = figures.get("share_covered", 0.0)
+    summary.update(signal_mode=signal_mode(figures), signal_note=signal_note(figures),
+                   hours_kept=figures.get("hours_kept"), hours_total=figures.get("hours_total"))
     return {"planned": True, "summary": summary, "tiers": tiers, "top": figures.get("top", []),
             "curve_bytes": [{"bytes": b, "share": s} for b, s in zip(cb.get("bytes", []), cb.get("share", []))],
             "curve_recordings": [{"recordings": r, "share": s}
