@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -74,6 +75,10 @@ def repair_cmd(
 ) -> None:
     """Restore damaged or missing files byte-exact from parity (no network), then verify again.
 
+    A release inside an archive heals with its store: the store copy of every file
+    restored is hard-linked to it again, whether PATH is the archive or that release.
+    Paths printed are from the current folder (absolute when outside it).
+
     One repair at a time: it takes the writer lock of the archive holding PATH (or of
     the folder holding a bag outside any archive), as the other writing commands do.
     """
@@ -90,16 +95,33 @@ def repair_cmd(
         con.print(f"{'repaired' if report.ok else 'NOT fully repaired'}: {d['repaired']} file(s) restored, "
                   f"{d['unrecoverable']} beyond reach", markup=False)
         for b in report.bags:
-            for rel in b.renamed_back:
-                con.print(f"  renamed back  {b.bag}/{rel}", markup=False)
-            for rel in b.repaired:
-                con.print(f"  restored      {b.bag}/{rel}", markup=False)
-            for rel, why in b.unrecoverable.items():
-                con.print(f"  CANNOT        {b.bag}/{rel}: {why}", markup=False)
-            for rel in b.extras_left:
-                con.print(f"  extra (left)  {b.bag}/{rel}", markup=False)
+            _print_bag_repair(con, b)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _shown(folder: str, rel: str) -> str:
+    """A repaired file's path as the operator can type it here: from the current folder when
+    below it, else absolute (a bag's paths are relative to the bag, the store's to the archive)."""
+    path = os.path.normpath(os.path.join(folder, rel))
+    here = os.getcwd()
+    inside = os.path.commonpath([here, path]) == here
+    return os.path.relpath(path, here) if inside else path
+
+
+def _print_bag_repair(con, b) -> None:
+    for rel in b.renamed_back:
+        con.print(f"  renamed back  {_shown(b.folder, rel)}", markup=False)
+    for rel in b.repaired:
+        con.print(f"  restored      {_shown(b.folder, rel)}", markup=False)
+    for rel in b.from_store:
+        con.print(f"  from store    {_shown(b.folder, rel)}", markup=False)
+    for rel in b.relinked:
+        con.print(f"  re-linked     {_shown(b.archive, rel)}", markup=False)
+    for rel, why in b.unrecoverable.items():
+        con.print(f"  CANNOT        {_shown(b.folder, rel)}: {why}", markup=False)
+    for rel in b.extras_left:
+        con.print(f"  extra (left)  {_shown(b.folder, rel)}", markup=False)
 
 
 def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
