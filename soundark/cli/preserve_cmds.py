@@ -100,28 +100,17 @@ def repair_cmd(
         raise typer.Exit(1)
 
 
-def _shown(folder: str, rel: str) -> str:
-    """A repaired file's path as the operator can type it here: from the current folder when
-    below it, else absolute (a bag's paths are relative to the bag, the store's to the archive)."""
-    path = os.path.normpath(os.path.join(folder, rel))
+def _shown(path: Path) -> str:
+    """A file's path as the operator can type it here: from the current folder when below it,
+    else absolute (a bag's paths are relative to the bag, the store's to the archive)."""
     here = os.getcwd()
-    inside = os.path.commonpath([here, path]) == here
-    return os.path.relpath(path, here) if inside else path
+    inside = os.path.commonpath([here, str(path)]) == here
+    return os.path.relpath(path, here) if inside else str(path)
 
 
 def _print_bag_repair(con, b) -> None:
-    for rel in b.renamed_back:
-        con.print(f"  renamed back  {_shown(b.folder, rel)}", markup=False)
-    for rel in b.repaired:
-        con.print(f"  restored      {_shown(b.folder, rel)}", markup=False)
-    for rel in b.from_store:
-        con.print(f"  from store    {_shown(b.folder, rel)}", markup=False)
-    for rel in b.relinked:
-        con.print(f"  re-linked     {_shown(b.archive, rel)}", markup=False)
-    for rel, why in b.unrecoverable.items():
-        con.print(f"  CANNOT        {_shown(b.folder, rel)}: {why}", markup=False)
-    for rel in b.extras_left:
-        con.print(f"  extra (left)  {_shown(b.folder, rel)}", markup=False)
+    for what, path, why in b.lines():
+        con.print(f"  {what:13} {_shown(path)}" + (f": {why}" if why else ""), markup=False)
 
 
 def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:

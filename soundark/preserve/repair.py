@@ -57,6 +57,17 @@ class BagRepair:
     def restored(self) -> int:
         return len(self.repaired) + len(self.renamed_back) + len(self.relinked) + len(self.from_store)
 
+    def lines(self) -> list[tuple[str, Path, str]]:
+        """(what, absolute path, why) for every file named: restored ones, then the rest."""
+        bag, archive = Path(self.folder), Path(self.archive or self.folder)
+        out = [("renamed back", bag / r, "") for r in self.renamed_back]
+        out += [("restored", bag / r, "") for r in self.repaired]
+        out += [("from store", bag / r, "") for r in self.from_store]
+        out += [("re-linked", archive / r, "") for r in self.relinked]
+        out += [("CANNOT", bag / r, why) for r, why in self.unrecoverable.items()]
+        out += [("extra (left)", bag / r, "") for r in self.extras_left]
+        return [(what, Path(os.path.normpath(path)), why) for what, path, why in out]
+
     def as_dict(self) -> dict:
         return {"bag": self.bag, "parity": self.parity, "folder": self.folder, "archive": self.archive,
                 "problems_before": self.problems_before, "renamed_back": self.renamed_back,
