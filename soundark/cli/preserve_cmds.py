@@ -226,13 +226,18 @@ def mirror_plan_cmd(
 
 
 def catalog_diff_cmd(
-    old: Path = typer.Argument(..., help="The older catalog snapshot (catalog.sqlite3)."),
-    new: Path = typer.Argument(..., help="The newer catalog snapshot."),
+    old: Path = typer.Argument(..., help="The older catalog: a catalog.sqlite3, a metadata release's "
+                                         "catalog.sqlite3.zst, the release folder itself, or an archive."),
+    new: Path = typer.Argument(..., help="The newer catalog, in any of the same forms."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write every change to this CSV file."),
     limit: int = typer.Option(30, "--limit", "-n", help="Rows in the table (all go to --csv and --json)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Recordings that vanished, appeared or changed (title, ISRC, duration), by listens."""
+    """Recordings that vanished, appeared or changed (title, ISRC, duration), by listens.
+
+    A file inside a release is checked against its manifest first; a snapshot from elsewhere
+    is opened read-only and refused if its schema holds views or triggers soundark never makes.
+    """
     diff = diff_catalogs(old, new)
     if csv_out:
         csv_out.write_text(diff.to_csv(), encoding="utf-8")
