@@ -33,8 +33,8 @@ def test_every_stage_runs_and_reports(built):
     folder, result = built
     s = steps(result)
     assert result["ok"] and all(step["ok"] for step in result["steps"])
-    assert list(s) == ["import catalog", "scan", "import listens", "plan", "encode", "release metadata",
-                       "release audio", "release art", "verify, damage, repair", "search", "releases"]
+    assert list(s) == ["import catalog", "scan", "import listens", "plan", "encode", "release audio",
+                       "release art", "release metadata", "verify, damage, repair", "search", "releases"]
     assert s["scan"]["rejected"] == 1
     assert "Damaged Take" in s["scan"]["rejections"][0]["subject"]
     plan = s["plan"]["plan"]
@@ -65,6 +65,9 @@ def test_damage_is_named_then_repaired(built):
     assert problems[0]["path"].startswith("releases/soundark-audio-0001/data/audio/")
     assert problems[1]["path"].startswith("store/") and "hard-linked" in problems[1]["detail"]
     assert cycle["repair"]["repaired"] == 2 and cycle["repair"]["unrecoverable"] == 0
+    # the bag file from parity, then its store copy re-linked to it by the same bag's repair
+    bag_repair = next(b for b in cycle["repair"]["bags"] if b["repaired"])
+    assert bag_repair["relinked"] == [problems[1]["path"]]
     assert "store sha256" in cycle["after"]["checks"]
 
 
@@ -90,10 +93,11 @@ def test_rerun_adds_nothing_and_a_second_build_is_identical(built, tmp_path):
     folder, first = built
     again = steps(demo(folder))
     assert again["scan"]["unchanged"] == 28 and again["encode"]["encoded"] == 0
-    for phase in ("release audio", "release art"):
+    # the metadata snapshot went last and already names this run's audio and art releases
+    for phase in ("release audio", "release art", "release metadata"):
         assert again[phase]["published"] == [], phase
-    # the catalog now records the audio and art releases, so the metadata phase publishes that once
-    assert [p["name"] for p in again["release metadata"]["published"]] == ["soundark-metadata-0002"]
+    assert again["release metadata"]["unchanged"] == ["soundark-metadata-0001"]
+    assert not (folder / "archive" / "releases" / "soundark-metadata-0002").exists()
     # a second build from scratch: the same metadata, audio, parity and art bytes, so the same
     # infohashes in every phase (snapshot timestamps are the release date, rows in key order)
     def payload(result: dict) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -74,6 +75,10 @@ def repair_cmd(
 ) -> None:
     """Restore damaged or missing files byte-exact from parity (no network), then verify again.
 
+    A release inside an archive heals with its store: the store copy of every file
+    restored is hard-linked to it again, whether PATH is the archive or that release.
+    Paths printed are from the current folder (absolute when outside it).
+
     One repair at a time: it takes the writer lock of the archive holding PATH (or of
     the folder holding a bag outside any archive), as the other writing commands do.
     """
@@ -90,16 +95,22 @@ def repair_cmd(
         con.print(f"{'repaired' if report.ok else 'NOT fully repaired'}: {d['repaired']} file(s) restored, "
                   f"{d['unrecoverable']} beyond reach", markup=False)
         for b in report.bags:
-            for rel in b.renamed_back:
-                con.print(f"  renamed back  {b.bag}/{rel}", markup=False)
-            for rel in b.repaired:
-                con.print(f"  restored      {b.bag}/{rel}", markup=False)
-            for rel, why in b.unrecoverable.items():
-                con.print(f"  CANNOT        {b.bag}/{rel}: {why}", markup=False)
-            for rel in b.extras_left:
-                con.print(f"  extra (left)  {b.bag}/{rel}", markup=False)
+            _print_bag_repair(con, b)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _shown(path: Path) -> str:
+    """A file's path as the operator can type it here: from the current folder when below it,
+    else absolute (a bag's paths are relative to the bag, the store's to the archive)."""
+    here = os.getcwd()
+    inside = os.path.commonpath([here, str(path)]) == here
+    return os.path.relpath(path, here) if inside else str(path)
+
+
+def _print_bag_repair(con, b) -> None:
+    for what, path, why in b.lines():
+        con.print(f"  {what:13} {_shown(path)}" + (f": {why}" if why else ""), markup=False)
 
 
 def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
@@ -215,13 +226,18 @@ def mirror_plan_cmd(
 
 
 def catalog_diff_cmd(
-    old: Path = typer.Argument(..., help="The older catalog snapshot (catalog.sqlite3)."),
-    new: Path = typer.Argument(..., help="The newer catalog snapshot."),
+    old: Path = typer.Argument(..., help="The older catalog: a catalog.sqlite3, a metadata release's "
+                                         "catalog.sqlite3.zst, the release folder itself, or an archive."),
+    new: Path = typer.Argument(..., help="The newer catalog, in any of the same forms."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write every change to this CSV file."),
     limit: int = typer.Option(30, "--limit", "-n", help="Rows in the table (all go to --csv and --json)."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Recordings that vanished, appeared or changed (title, ISRC, duration), by listens."""
+    """Recordings that vanished, appeared or changed (title, ISRC, duration), by listens.
+
+    A file inside a release is checked against its manifest first; a snapshot from elsewhere
+    is opened read-only and refused if its schema holds views or triggers soundark never makes.
+    """
     diff = diff_catalogs(old, new)
     if csv_out:
         csv_out.write_text(diff.to_csv(), encoding="utf-8")

@@ -135,6 +135,18 @@ def release_step(phase: str) -> StepFn:
     return run
 
 
+# The metadata snapshot goes last in a run: its `release` and `release_file` tables then name
+# the audio and art releases of the same run (which torrent holds which recording), and a
+# re-run with nothing new builds the same snapshot and publishes nothing. Published first, it
+# could not know them, and the next run had to publish a second snapshot that did. Mirrors
+# still take metadata releases before any audio (mirror plan ranks by phase, not by date).
+RELEASE_ORDER = ("audio", "art", "metadata")
+
+
+def release_steps() -> list[StepFn]:
+    return [release_step(phase) for phase in RELEASE_ORDER]
+
+
 def list_step() -> StepFn:
     def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
         from soundark.release.listing import load_torrent_list

@@ -13,7 +13,7 @@ from soundark.errors import NotFound
 from soundark.fixity.releases import is_parity_name
 from soundark.model import Progress
 from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, list_step,
-                               listens_step, plan_step, release_step, scan_step)
+                               listens_step, plan_step, release_steps, scan_step)
 from soundark.pipeline.library import build_demo_library
 
 
@@ -72,8 +72,8 @@ def damage_step() -> StepFn:
         lines += [f"verify: {p.kind} {p.path}" + (f" ({p.detail})" if p.detail else "")
                   for p in damaged.problems]
         fixed = repair_path(paths.root, progress)
-        repaired = [r for b in fixed.bags for r in b.repaired]
-        lines += [f"repaired {r}" for r in repaired]
+        lines += [f"{what} {os.path.relpath(path, paths.root)}" + (f": {why}" if why else "")
+                  for b in fixed.bags for what, path, why in b.lines()]
         lines.append("from the parity sidecar and the repaired release copy, no network used")
         after = fixed.after
         lines.append(f"verify again: {'intact' if after.ok else f'{len(after.problems)} problem(s)'}")
@@ -95,9 +95,7 @@ def demo_steps(folder: Path, progress: Progress) -> tuple[list[StepFn], ArchiveP
         listens_step(library.listens_file),
         plan_step(),
         encode_step(),
-        release_step("metadata"),
-        release_step("audio"),
-        release_step("art"),
+        *release_steps(),
         damage_step(),
         search_step(library.search_example),
         list_step(),

@@ -3,9 +3,11 @@
 Recordings are matched by their catalog key (ISRC, MusicBrainz ID or derived key; see
 docs/catalog.md). A recording *changed* when its title, ISRC or duration (by more than
 ``DURATION_TOLERANCE_MS``) differs. Rows come out vanished first, then changed, then appeared,
-each by listens (most first), so what is disappearing from a source is seen first. Both
-catalogs are opened read-only and walked in key order side by side (a merge join), so memory
-grows with the differences, not with the catalogs.
+each by listens (most first), so what is disappearing from a source is seen first. Each side
+may be a catalog file, a metadata release's ``catalog.sqlite3.zst`` or its bag, or an archive
+(:mod:`soundark.catalog.snapshot`: read-only, schema-checked). Both catalogs are walked in
+key order side by side (a merge join), so memory grows with the differences, not with the
+catalogs.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from soundark.catalog import open_catalog
-from soundark.errors import BadInput, NotFound
+from soundark.catalog.snapshot import locate, open_snapshot
+from soundark.errors import BadInput
 
 DURATION_TOLERANCE_MS = 1000
 KIND_ORDER = {"vanished": 0, "changed": 1, "appeared": 2}
@@ -74,9 +76,7 @@ def _cell(v: object) -> str:
 
 
 def _rows(path: Path) -> Iterator[tuple]:
-    if not Path(path).is_file():
-        raise NotFound(path, "no such catalog file")
-    with open_catalog(path, readonly=True) as catalog:
+    with open_snapshot(path) as catalog:
         yield from catalog.execute(_SQL)
 
 
@@ -97,8 +97,8 @@ _COL = {"title": 1, "isrc": 3, "duration_ms": 4}
 
 def diff_catalogs(old: Path, new: Path) -> CatalogDiff:
     """Vanished, appeared and changed recordings between two catalog files."""
-    if Path(old).resolve() == Path(new).resolve():
-        raise BadInput(new, "is the same file as the old catalog")
+    if locate(old)[0].resolve() == locate(new)[0].resolve():
+        raise BadInput(new, "is the same catalog as the old one")
     result = CatalogDiff(str(old), str(new))
     a_iter, b_iter = _rows(old), _rows(new)
     a, b = next(a_iter, None), next(b_iter, None)

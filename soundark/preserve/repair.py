@@ -4,13 +4,23 @@ For each bag at the path (as :func:`soundark.preserve.verify.find_bags` finds th
 verify; a missing file whose bytes turn up under another name in the bag (same SHA-256) is
 moved back; everything else missing, truncated or altered is rebuilt from
 ``<bag>.parity/`` when the damage is within the parity's reach; then the bag is verified again.
-Extra files are never deleted: they are named and left for the operator. On a whole
-archive, store files damaged with their hard-linked bag copies (or alone) are then re-linked
-to an intact release copy with the same SHA-256 (:mod:`soundark.preserve.store`).
+Extra files are never deleted: they are named and left for the operator.
+
+A bag inside an archive (its ``releases/`` folder, found by walking up to the folder with
+the store and catalog) shares its audio with the store by hard links: a rebuilt bag file
+is a new file, so the store copies of every file restored are re-linked to it, whether
+the repair was asked of the archive or of that one release; and a bag file whose store
+copy is intact is linked back to that copy first, with no parity needed. On a whole archive, store
+files damaged apart from any bag repair are then re-linked to an intact release copy with
+the same SHA-256 (:mod:`soundark.preserve.store`).
+
+Paths in a :class:`BagRepair` are relative to its ``folder`` (the bag, or the archive for
+the store entry), which is absolute, so a front end can show them from wherever it runs.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +33,8 @@ from soundark.fixity.parity_repair import repair_bag
 from soundark.fixity.releases import parity_dir, parity_name
 from soundark.fixity.paths import resolve_inside
 from soundark.model import NO_PROGRESS, Progress
-from soundark.preserve.store import FOLDERS as STORE_FOLDERS, is_archive, restore_store
+from soundark.preserve.store import (FOLDERS as STORE_FOLDERS, archive_holding, is_archive, link_from_store,
+                                     relink_copies, restore_store)
 from soundark.preserve.verify import VerifyReport, find_bags, verify_path
 
 
@@ -31,16 +42,36 @@ from soundark.preserve.verify import VerifyReport, find_bags, verify_path
 class BagRepair:
     bag: str
     parity: str | None
+    folder: str = ""   # absolute; renamed_back, repaired, unrecoverable, extras_left are relative to it
+    archive: str | None = None  # absolute; relinked is relative to it
     problems_before: int = 0
     renamed_back: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    relinked: list[str] = field(default_factory=list)  # store copies linked to restored files again
+    from_store: list[str] = field(default_factory=list)  # bag files linked back to an intact store copy
     unrecoverable: dict[str, str] = field(default_factory=dict)
     extras_left: list[str] = field(default_factory=list)
     ok_after: bool = False
 
+    @property
+    def restored(self) -> int:
+        return len(self.repaired) + len(self.renamed_back) + len(self.relinked) + len(self.from_store)
+
+    def lines(self) -> list[tuple[str, Path, str]]:
+        """(what, absolute path, why) for every file named: restored ones, then the rest."""
+        bag, archive = Path(self.folder), Path(self.archive or self.folder)
+        out = [("renamed back", bag / r, "") for r in self.renamed_back]
+        out += [("restored", bag / r, "") for r in self.repaired]
+        out += [("from store", bag / r, "") for r in self.from_store]
+        out += [("re-linked", archive / r, "") for r in self.relinked]
+        out += [("CANNOT", bag / r, why) for r, why in self.unrecoverable.items()]
+        out += [("extra (left)", bag / r, "") for r in self.extras_left]
+        return [(what, Path(os.path.normpath(path)), why) for what, path, why in out]
+
     def as_dict(self) -> dict:
-        return {"bag": self.bag, "parity": self.parity, "problems_before": self.problems_before,
-                "renamed_back": self.renamed_back, "repaired": self.repaired,
+        return {"bag": self.bag, "parity": self.parity, "folder": self.folder, "archive": self.archive,
+                "problems_before": self.problems_before, "renamed_back": self.renamed_back,
+                "repaired": self.repaired, "relinked": self.relinked, "from_store": self.from_store,
                 "unrecoverable": [{"path": p, "reason": r} for p, r in self.unrecoverable.items()],
                 "extras_left": self.extras_left, "ok_after": self.ok_after}
 
@@ -58,7 +89,7 @@ class RepairReport:
 
     def as_dict(self) -> dict:
         return {"target": self.target, "ok": self.ok,
-                "repaired": sum(len(b.repaired) + len(b.renamed_back) for b in self.bags),
+                "repaired": sum(b.restored for b in self.bags),
                 "unrecoverable": sum(len(b.unrecoverable) for b in self.bags),
                 "bags": [b.as_dict() for b in self.bags if b.problems_before],
                 "after": self.after.as_dict() if self.after else None}
@@ -78,7 +109,11 @@ def repair_path(path: Path, progress: Progress = NO_PROGRESS) -> RepairReport:
         raise NotFound(path, "no BagIt bag here (a folder with bagit.txt), nor in releases/")
     report = RepairReport(str(path))
     for bag in bags:
-        report.bags.append(_repair_one(bag, progress))
+        root = archive_holding(bag)
+        result = _repair_one(bag, root, progress)
+        if root is not None:
+            _heal_store(result, bag, root)
+        report.bags.append(result)
     if is_archive(path):
         report.bags.append(_repair_store(path, bags, progress))
     report.after = verify_path(path, progress=progress)
@@ -89,15 +124,27 @@ def _repair_store(root: Path, bags: list[Path], progress: Progress) -> BagRepair
     """Store files damaged with (or apart from) their hard-linked bag copies: re-link intact copies."""
     check = verify_path(root, progress=progress)
     damaged = [p.path for p in check.problems if p.path.split("/", 1)[0] in STORE_FOLDERS]
-    result = BagRepair("store", None, len(damaged))
+    result = BagRepair("store", None, str(root.absolute()), str(root.absolute()), len(damaged))
     result.repaired, result.unrecoverable = restore_store(root, bags, damaged)
     result.ok_after = not result.unrecoverable
     return result
 
 
-def _repair_one(bag: Path, progress: Progress) -> BagRepair:
+def _heal_store(result: BagRepair, bag: Path, root: Path) -> None:
+    """Re-link the archive's store copies of the files this bag's repair restored."""
+    result.archive = str(root)
+    if not result.repaired:
+        return
+    restored = [rel for rel in result.repaired if rel not in result.unrecoverable]
+    result.relinked, failed = relink_copies(root, bag, restored)
+    for rel, why in failed.items():  # kept relative to the bag folder like the other paths
+        result.unrecoverable[os.path.relpath(root / rel, bag)] = why
+    result.ok_after = result.ok_after and not failed
+
+
+def _repair_one(bag: Path, root: Path | None, progress: Progress) -> BagRepair:
     before = verify_path(bag, progress=progress)
-    result = BagRepair(bag.name, None, len(before.problems))
+    result = BagRepair(bag.name, None, str(bag.absolute()), None, len(before.problems))
     result.extras_left = [p.path for p in before.problems if p.kind == "extra"]
     damaged = [p for p in before.problems if p.kind in ("missing", "truncated", "altered")]
     if not damaged:
@@ -108,6 +155,9 @@ def _repair_one(bag: Path, progress: Progress) -> BagRepair:
     parity = find_parity(bag)
     result.parity = str(parity) if parity else None
     suspects = {p.path for p in damaged if p.path not in result.renamed_back}
+    if root is not None and suspects:  # an intact store copy is the cheapest source
+        result.from_store = link_from_store(root, bag, sorted(suspects))
+        suspects -= set(result.from_store)
     if suspects and parity is None:
         for rel in sorted(suspects):
             result.unrecoverable[rel] = f"no parity ({parity_name(bag.name)}) beside the bag; fetch it from a peer"
