@@ -97,6 +97,19 @@ def plan_step() -> StepFn:
     return run
 
 
+def replan_step() -> StepFn:
+    """After encode the plan learns the real sizes (the budget is a promise: docs/plan.md); doing it
+    in the same run keeps what the metadata snapshot says of the plan what a re-run would say."""
+    def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
+        from soundark.plan.stage import run_plan
+
+        result = run_plan(paths, settings, progress)
+        lines = [f"{format_bytes(result.bytes)} with the real sizes of what was encoded; "
+                 f"{result.tier_changes:,} tier changes"]
+        return Step("plan (real sizes)", lines, {"plan": result.as_dict()})
+    return run
+
+
 def encode_step() -> StepFn:
     def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
         from soundark.encode.stage import run_encode

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundark.pipeline import (StepFn, catalog_step, encode_step, list_step, listens_step, plan_step,
+from soundark.pipeline import (StepFn, catalog_step, encode_step, list_step, listens_step, plan_step, replan_step,
                                release_steps, scan_step)
 
 
@@ -15,5 +15,5 @@ def archive_steps(source: Path, catalog_file: Path | None, listens_file: Path | 
     steps.append(scan_step(source))
     if listens_file is not None:
         steps.append(listens_step(listens_file))
-    steps += [plan_step(), encode_step(), *release_steps(), list_step()]
+    steps += [plan_step(), encode_step(), replan_step(), *release_steps(), list_step()]
     return steps

@@ -13,7 +13,7 @@ from soundark.errors import NotFound
 from soundark.fixity.releases import is_parity_name
 from soundark.model import Progress
 from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, list_step,
-                               listens_step, plan_step, release_steps, scan_step)
+                               listens_step, plan_step, replan_step, release_steps, scan_step)
 from soundark.pipeline.library import build_demo_library
 
 
@@ -95,6 +95,7 @@ def demo_steps(folder: Path, progress: Progress) -> tuple[list[StepFn], ArchiveP
         listens_step(library.listens_file),
         plan_step(),
         encode_step(),
+        replan_step(),
         *release_steps(),
         damage_step(),
         search_step(library.search_example),
