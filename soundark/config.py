@@ -13,12 +13,13 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from soundark.errors import BadInput
 from soundark.durable import write_durably
+from soundark.errors import BadInput
 from soundark.units import parse_bytes, parse_host_port
 
 SETTINGS_FILE = "soundark.toml"
@@ -140,7 +141,8 @@ class Settings:
         ("public-domain", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-3.0", "cc-by-sa-3.0", "owned-redistributable"),
         "Rights values that may be published in releases; everything else is held back.",
     )
-    release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their rights (scan warns of each); off holds them back.")
+    release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their"
+                                               " rights (scan warns of each); off holds them back.")
     organisation: str = _s("", "Source-Organization written into bag-info.txt.")
     contact: str = _s("", "Contact-Email written into bag-info.txt.")
     parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release; "
@@ -184,13 +186,13 @@ class Settings:
     def help_of(cls, name: str) -> str:
         return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}[name]
 
-    def with_overrides(self, **values: Any) -> "Settings":
+    def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given settings replaced; ``None`` values are ignored (unset flags)."""
         given = {k: v for k, v in values.items() if v is not None}
         return dataclasses.replace(self, **_checked(given, source=None))
 
     @classmethod
-    def load(cls, archive: Path) -> "Settings":
+    def load(cls, archive: Path) -> Settings:
         path = Path(archive) / SETTINGS_FILE
         if not path.exists():
             return cls()

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from soundark.media import synth
 from test_fixity_util import make_release
 from test_reliability_signals import opens_file_under, signal_when, start
+
+from soundark.media import synth
 
 AGAIN = "run the command again to continue"
 

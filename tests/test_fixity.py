@@ -9,15 +9,20 @@ from pathlib import Path
 
 import libtorrent as lt
 import pytest
+from test_fixity_util import make_bag, make_torrent, random_files
 
 from soundark.errors import BadInput, NotFound
 from soundark.fixity.bagit import (
-    decode_path, encode_path, hash_files, read_bag_info, read_manifest, read_tagmanifest,
+    decode_path,
+    encode_path,
+    hash_files,
+    read_bag_info,
+    read_manifest,
+    read_tagmanifest,
     write_bag_tags,
 )
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.torrent import merkle_root, parse_magnet, read_torrent
-from test_fixity_util import make_bag, make_torrent, random_files
 
 
 def test_bag_tags_are_valid_for_sha256sum_and_deterministic(tmp_path: Path) -> None:

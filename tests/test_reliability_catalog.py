@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from release_fixtures import Rec, add, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
-from release_fixtures import Rec, add, sized
 
 
 def soundark(*args: str) -> subprocess.CompletedProcess:

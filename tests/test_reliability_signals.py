@@ -17,13 +17,13 @@ from pathlib import Path
 
 import bagit
 import pytest
+from encode_helpers import make_sources, store_files, tmp_leftovers
+from release_fixtures import Rec, add, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.encode import jobs
 from soundark.media import synth
-from encode_helpers import make_sources, store_files, tmp_leftovers
-from release_fixtures import Rec, add, sized
 
 STOPPED = {signal.SIGTERM: "error: terminated (SIGTERM): work in flight was finished or put back",
            signal.SIGINT: "error: interrupted: work in flight was finished or put back"}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_fixity_util import flip, make_release, snapshot
 
 from soundark.cli import main
 from soundark.errors import BadInput
@@ -13,7 +14,6 @@ from soundark.fixity.parity import plan_layout, read_index, write_parity
 from soundark.fixity.parity_repair import repair_bag
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
-from test_fixity_util import flip, make_release, snapshot
 
 
 @pytest.fixture

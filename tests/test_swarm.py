@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_fixity_util import make_release, snapshot
 
 from soundark.fixity.torrent import read_torrent
 from soundark.model import Progress
 from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch
 from soundark.preserve.verify import verify_path
-from test_fixity_util import make_release, snapshot
 
 LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
 
@@ -154,8 +154,9 @@ def test_aria2_fetches_what_soundark_seeds(release, tmp_path: Path) -> None:
         seeder.wait_ready()
         tracker = Tracker(seeder.port)
         try:
-            run = subprocess.run([ARIA2, *ARIA2_SAFE, "--console-log-level=warn", f"--bt-tracker={tracker.url}", "--seed-time=0",
-                                  f"--listen-port={free_port()}", f"--dir={tmp_path / 'aria'}", str(torrent)],
+            run = subprocess.run([ARIA2, *ARIA2_SAFE, "--console-log-level=warn", f"--bt-tracker={tracker.url}",
+                                  "--seed-time=0", f"--listen-port={free_port()}", f"--dir={tmp_path / 'aria'}",
+                                  str(torrent)],
                                  capture_output=True, timeout=120)
         finally:
             tracker.close()

@@ -13,14 +13,22 @@ import pytest
 
 from soundark.errors import BadInput
 from soundark.media import synth
-from soundark.media.opus_tags import (
-    MAX_VALUE_CHARS, clean_values, comments_from_tagset, merge_comments, r128_gain,
-    read_opus_comments, write_opus_comments,
-)
 from soundark.media.libopus import libopus_version
+from soundark.media.opus_tags import (
+    MAX_VALUE_CHARS,
+    clean_values,
+    comments_from_tagset,
+    merge_comments,
+    r128_gain,
+    read_opus_comments,
+    write_opus_comments,
+)
 from soundark.media.qa import check_opus, check_source, inspect_opus, read_ogg_opus
 from soundark.media.transcode import (
-    OpusSettings, bitrate_for, measure_source, set_opus_input_rate,
+    OpusSettings,
+    bitrate_for,
+    measure_source,
+    set_opus_input_rate,
     transcode_to_opus,
 )
 from soundark.model import TagSet

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from test_fixity_util import flip, make_release
 
 from soundark.cli import main
 from soundark.fixity.bagit import hash_files, write_bag_tags
@@ -14,7 +15,6 @@ from soundark.media.synth import make_file
 from soundark.model import Progress
 from soundark.preserve import onepass
 from soundark.preserve.verify import verify_path
-from test_fixity_util import flip, make_release
 
 
 @pytest.fixture

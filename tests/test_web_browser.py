@@ -171,7 +171,7 @@ def test_serve_refuses_a_busy_port_with_one_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "soundark", "serve", "-a", str(web.paths.root), "--port", str(port)],
-                              capture_output=True, text=True, timeout=60)
+        serve = [sys.executable, "-m", "soundark", "serve", "-a", str(web.paths.root), "--port", str(port)]
+        done = subprocess.run(serve, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"error: 127.0.0.1:{port}: cannot listen here" in done.stderr and "Traceback" not in done.stderr

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 hold_writer_lock, load_settings)
+from soundark.cli.common import (
+    ARCHIVE_OPT,
+    JSON_OPT,
+    BarProgress,
+    archive_paths,
+    console,
+    emit_json,
+    hold_writer_lock,
+    load_settings,
+)
 from soundark.units import format_bytes
-
 
 
 def plan(
     archive: Path = ARCHIVE_OPT,
-    budget: Optional[str] = typer.Option(
+    budget: str | None = typer.Option(
         None, "--budget", "-b",
         help="Byte budget: 500GB, 4TB, 4TiB, '4 TB', 1.5PB or plain bytes; 'none' keeps everything "
              "(default: the archive's `budget` setting)."),
-    tiers: Optional[str] = typer.Option(
+    tiers: str | None = typer.Option(
         None, "--tiers", help="Tiers the plan may choose, comma separated: original,opus75 "
                               "(default: the archive's `tiers` setting)."),
     as_json: bool = JSON_OPT,
@@ -28,9 +34,9 @@ def plan(
 
     Recordings are bought by listens per byte until the budget is spent; what is
     left upgrades the most listened to `original` (lossy sources at or under
-    `original_max_bitrate`, 192 kbit/s by default, kept as they are). Re-running is cheap: only changed plan rows are written, encoded
-    files are never deleted, and recordings whose tier changed are re-encoded by
-    the next `soundark encode`.
+    `original_max_bitrate`, 192 kbit/s by default, kept as they are). Re-running
+    is cheap: only changed plan rows are written, encoded files are never deleted,
+    and recordings whose tier changed are re-encoded by the next `soundark encode`.
     """
     from soundark.plan.budget import parse_budget, parse_tiers
     from soundark.plan.stage import run_plan
@@ -67,7 +73,7 @@ def plan(
 
 def report(
     archive: Path = ARCHIVE_OPT,
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
+    out: Path | None = typer.Option(None, "--out", "-o",
                                        help="Folder for coverage.png and coverage.html "
                                             "(default: ARCHIVE/reports)."),
     as_json: bool = JSON_OPT,

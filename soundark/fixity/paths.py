@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from soundark.errors import BadInput
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import bisect
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from soundark.fixity.paths import check_relpath, resolve_inside
 
