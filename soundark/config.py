@@ -184,7 +184,7 @@ class Settings:
 
     @classmethod
     def help_of(cls, name: str) -> str:
-        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}[name]
+        return str({f.name: f.metadata["help"] for f in dataclasses.fields(cls)}[name])
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given settings replaced; ``None`` values are ignored (unset flags)."""
@@ -253,7 +253,7 @@ def _typed(key: str, kind: str, value: Any, source: str | None) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _refusal(f: dataclasses.Field, value: Any) -> str | None:
+def _refusal(f: dataclasses.Field[Any], value: Any) -> str | None:
     check = f.metadata.get("check")
     return check(value) if check is not None else None
 
