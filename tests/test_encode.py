@@ -204,9 +204,8 @@ def test_a_changed_plan_tier_re_encodes(archive, catalog, tmp_path):
     assert run_encode(archive, Settings(), options=FAST).encoded == 0
 
 
+@pytest.mark.needs_tool("opusinfo")
 def test_store_output_checks_out_with_opusinfo(archive, catalog, tmp_path):
-    if shutil.which("opusinfo") is None:
-        pytest.skip("opus-tools not installed")
     src = synth.make_file(tmp_path / "mono", "wav", 1.0, sample_rate=22050, channels=1)
     add_source(catalog, src, rank=1, codec="pcm_s16le")
     run_encode(archive, Settings(), options=FAST)

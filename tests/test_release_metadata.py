@@ -48,6 +48,7 @@ def snapshot_file(bag: Path, tmp: Path) -> Path:
     return db
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_metadata_release_is_clean_and_complete(tmp_path: Path) -> None:
     paths = archive_with(tmp_path / "a")
     run_release_audio(paths, SETTINGS, date=DATE)
