@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import typer
 from rich.console import Console
-from test_fixity_util import make_release
 
 import soundark.cli.common as common
 from soundark.cli import app
 from soundark.cli.catalog_cmds import search_headline
 from soundark.cli.helptext import plain_help
+
+from helpers.fixity import make_release
 
 TRACKERS = Path(__file__).parent / "data" / "trackers"
 LONG = "A very long title that goes on well past the edge of any terminal, number "

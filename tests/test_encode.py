@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from encode_helpers import add_source, make_sources, sha256_of, store_files, tmp_leftovers
 
 from soundark.catalog import open_catalog
 from soundark.config import Settings
@@ -17,6 +16,8 @@ from soundark.encode.stage import EncodeOptions, run_encode
 from soundark.media import synth
 from soundark.media.opus_tags import r128_gain, read_opus_comments
 from soundark.media.qa import inspect_opus
+
+from helpers.encode import add_source, make_sources, sha256_of, store_files, tmp_leftovers
 
 FAST = EncodeOptions(executor="threads", workers=2)
 

@@ -11,11 +11,12 @@ import sys
 import time
 
 import pytest
-from encode_helpers import make_sources, store_files, tmp_leftovers
 
 from soundark.catalog import open_catalog
 from soundark.encode import jobs
 from soundark.encode.jobs import EncodedRow
+
+from helpers.encode import make_sources, store_files, tmp_leftovers
 
 
 def test_sync_adds_planned_work_in_rank_order(archive, catalog, tmp_path):

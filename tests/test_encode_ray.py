@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from encode_helpers import make_sources, store_files
 
 from soundark.config import Settings
 from soundark.encode.stage import EncodeOptions, run_encode
+
+from helpers.encode import make_sources, store_files
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'soundark[ray]')")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import libtorrent as lt
 import pytest
-from test_fixity_util import make_bag, make_torrent, random_files
 
 from soundark.errors import BadInput, NotFound
 from soundark.fixity.bagit import (
@@ -22,6 +21,8 @@ from soundark.fixity.bagit import (
 )
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.torrent import merkle_root, parse_magnet, read_torrent
+
+from helpers.fixity import make_bag, make_torrent, random_files
 
 
 @pytest.mark.needs_tool("sha256sum")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_fixity_util import make_release
 
 from soundark.errors import BadInput
 from soundark.fixity.bagit import parse_manifest
@@ -17,6 +16,8 @@ from soundark.fixity.paths import check_relpath, check_unique, resolve_inside
 from soundark.fixity.torrent import parse_magnet, parse_torrent
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
+
+from helpers.fixity import make_release
 
 H = "a" * 64
 BAD_PATHS = ["../x", "data/../../x", "/etc/passwd", "data/\0x", "data\\..\\x", "C:/x", "data//x",

@@ -13,13 +13,14 @@ from pathlib import Path
 import bagit
 import libtorrent as lt
 import pytest
-from release_fixtures import Rec, add, libtorrent_check, opus_bytes, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import Conflict
 from soundark.release.stage import load_torrent_list, run_release_audio
 from soundark.release.torrent import piece_length_for
+
+from helpers.release import Rec, add, libtorrent_check, opus_bytes, sized
 
 DATE = "2024-05-01"
 NO_PARITY = Settings(parity_overhead=0.0)

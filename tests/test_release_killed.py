@@ -9,11 +9,12 @@ import textwrap
 from pathlib import Path
 
 import bagit
-from release_fixtures import Rec, add, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.release.stage import run_release_audio
+
+from helpers.release import Rec, add, sized
 
 NO_PARITY = Settings(parity_overhead=0.0)
 

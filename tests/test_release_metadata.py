@@ -14,12 +14,13 @@ import libtorrent as lt
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from release_fixtures import Rec, add, jpeg, libtorrent_check, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import BadInput
 from soundark.release.stage import load_torrent_list, run_release_art, run_release_audio, run_release_metadata
+
+from helpers.release import Rec, add, jpeg, libtorrent_check, sized
 
 DATE = "2024-05-01"
 SETTINGS = Settings(parity_overhead=0.0)

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from release_fixtures import Rec, add, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
+
+from helpers.release import Rec, add, sized
 
 
 def soundark(*args: str) -> subprocess.CompletedProcess:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import libtorrent as lt
 import pytest
-from test_fixity_util import make_release, snapshot
 
 from soundark.fixity.torrent import read_torrent
 from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch, without_contacts
+
+from helpers.fixity import make_release, snapshot
 
 LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import bagit
 import pytest
-from release_fixtures import Rec, add, sized
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.lock import LOCK_FILE, ArchiveLock
+
+from helpers.release import Rec, add, sized
 
 REFUSAL = re.compile(r"^error: (?P<root>.+): another soundark process \(pid (?P<pid>\d+), "
                      r"`soundark release audio`, since \d\d:\d\d:\d\d\) is writing this archive; "

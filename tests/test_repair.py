@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_fixity_util import flip, make_release, snapshot
 
 from soundark.cli import main
 from soundark.errors import BadInput
@@ -14,6 +13,8 @@ from soundark.fixity.parity import plan_layout, read_index, write_parity
 from soundark.fixity.parity_repair import repair_bag
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
+
+from helpers.fixity import flip, make_release, snapshot
 
 
 @pytest.fixture

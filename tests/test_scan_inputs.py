@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile
 from fastapi.testclient import TestClient
-from release_fixtures import Rec, add, sized
 
 from soundark.catalog import Catalog, open_catalog
 from soundark.catalog.importers.pathnames import PathGuess, disc_of, guess_from_path, is_generic
@@ -28,6 +27,8 @@ from soundark.media.synth import SourceTags, make_file, tiny_jpeg
 from soundark.media.transcode import transcode_to_opus
 from soundark.release.stage import run_release_audio
 from soundark.web.app import create_app
+
+from helpers.release import Rec, add, sized
 
 DATA = Path(__file__).parent / "data" / "scan"
 FRAMING = DATA / "vorbis_framing_junk.ogg"

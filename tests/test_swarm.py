@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_fixity_util import make_release, snapshot
 
 from soundark.fixity.torrent import read_torrent
 from soundark.model import Progress
 from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch
 from soundark.preserve.verify import verify_path
+
+from helpers.fixity import make_release, snapshot
 
 LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,8 +22,7 @@ import uvicorn
 
 from soundark.web.app import create_app
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_web_api import ISRC, make_web_archive  # noqa: E402  (the same real archive)
+from helpers.web import ISRC, make_web_archive  # the same real archive as test_web_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
