@@ -18,6 +18,9 @@ def demo(folder: Path) -> dict:
     return json.loads(r.stdout)
 
 
+pytestmark = pytest.mark.slow  # the whole pipeline, twice, in subprocesses
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("demo")

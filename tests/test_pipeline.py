@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from soundark.media.synth import SourceTags, Voice, make_file
 
 
@@ -33,6 +35,7 @@ def steps(result: dict) -> dict:
     return {s["step"]: s for s in result["steps"]}
 
 
+@pytest.mark.slow
 def test_archive_runs_every_stage_and_reruns_cleanly(tmp_path):
     source = collection(tmp_path / "music")
     code, result = archive(source, tmp_path / "arch", "--rights", "cc-by-4.0")
@@ -55,6 +58,7 @@ def test_archive_runs_every_stage_and_reruns_cleanly(tmp_path):
     assert a["release audio"]["published"] == [] and a["release art"]["published"] == []
 
 
+@pytest.mark.slow
 def test_rights_not_listed_as_redistributable_are_held_back(tmp_path):
     source = collection(tmp_path / "music")
     code, result = archive(source, tmp_path / "arch")  # rights default to 'unknown'
