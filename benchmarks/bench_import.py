@@ -128,8 +128,9 @@ def generate(n: int, jsonl: Path, csv_path: Path, seed: int = 42, registrant: st
                         recordings.pop(rnd.randrange(len(recordings)))
                 if rec["isrc"]:
                     isrcs.add(rec["isrc"])
-                row = dict(rec, album=album, date=f"{year}-{rnd.randint(1, 12):02d}-01", label="Label " + album_artist[:8],
-                           upc=upc, track_number=track_no, disc_number=1, rights="owned")
+                row = dict(rec, album=album, date=f"{year}-{rnd.randint(1, 12):02d}-01",
+                           label="Label " + album_artist[:8], upc=upc, track_number=track_no, disc_number=1,
+                           rights="owned")
                 fj.write(json.dumps({k: v for k, v in row.items() if v is not None}, ensure_ascii=False) + "\n")
                 writer.writerow([("; ".join(row[c]) if c == "artists" else row.get(c)) if row.get(c) is not None
                                  else "" for c in COLUMNS])

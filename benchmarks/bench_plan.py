@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from soundark.catalog import open_catalog
-from soundark.plan.budget import PlanSettings
 from soundark.config import Settings
+from soundark.plan.budget import PlanSettings
 from soundark.plan.coverage import SelectionOptions, select
 from soundark.plan.stage import plan_catalog
 

@@ -13,12 +13,13 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from soundark.errors import BadInput
 from soundark.durable import write_durably
+from soundark.errors import BadInput
 from soundark.units import parse_bytes, parse_host_port
 
 SETTINGS_FILE = "soundark.toml"
@@ -123,11 +124,14 @@ class Settings:
                                  one_of("original", "opus75"))
     original_max_bitrate: int = _s(192_000, "Lossy sources at or under this bit rate (bit/s) may be kept as they are.",
                                    between(0))
-    opus_listen_value: float = _s(0.9, "Worth of a listen kept as opus75 relative to one kept as the original (0 < v <= 1); the plan maximises listens x worth under the budget.",
+    opus_listen_value: float = _s(0.9, "Worth of a listen kept as opus75 relative to one kept as the original "
+                                       "(0 < v <= 1); the plan maximises listens x worth under the budget.",
                                   _worth)
-    plan_policy: str = _s("value", "How the plan picks tiers: value (most listens x worth per byte) or popular-originals (the top original_top of listens keep their original).",
+    plan_policy: str = _s("value", "How the plan picks tiers: value (most listens x worth per byte) or "
+                                   "popular-originals (the top original_top of listens keep their original).",
                           one_of("value", "popular-originals"))
-    original_top: float = _s(0.5, "For plan_policy = popular-originals: the share of listens (0..1, or '50%' on the command line) whose recordings keep their original.",
+    original_top: float = _s(0.5, "For plan_policy = popular-originals: the share of listens (0..1, or '50%' "
+                                  "on the command line) whose recordings keep their original.",
                              between(0, 1))
     # encode
     opus_bitrate: int = _s(75_000, "Ogg Opus target bit rate for stereo, in bit/s (mono gets 5/8 of it).",
@@ -150,7 +154,8 @@ class Settings:
         ("public-domain", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-3.0", "cc-by-sa-3.0", "owned-redistributable"),
         "Rights values that may be published in releases; everything else is held back.",
     )
-    release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their rights (scan warns of each); off holds them back.")
+    release_rights_conflicts: bool = _s(False, "Publish recordings whose file's own licence tag contradicts their"
+                                               " rights (scan warns of each); off holds them back.")
     organisation: str = _s("", "Source-Organization written into bag-info.txt.")
     contact: str = _s("", "Contact-Email written into bag-info.txt.")
     parity_overhead: float = _s(0.05, "Share of extra erasure-coded repair data written per audio release; "
@@ -192,15 +197,15 @@ class Settings:
 
     @classmethod
     def help_of(cls, name: str) -> str:
-        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}[name]
+        return str({f.name: f.metadata["help"] for f in dataclasses.fields(cls)}[name])
 
-    def with_overrides(self, **values: Any) -> "Settings":
+    def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given settings replaced; ``None`` values are ignored (unset flags)."""
         given = {k: v for k, v in values.items() if v is not None}
         return dataclasses.replace(self, **_checked(given, source=None))
 
     @classmethod
-    def load(cls, archive: Path) -> "Settings":
+    def load(cls, archive: Path) -> Settings:
         path = Path(archive) / SETTINGS_FILE
         if not path.exists():
             return cls()
@@ -261,7 +266,7 @@ def _typed(key: str, kind: str, value: Any, source: str | None) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _refusal(f: dataclasses.Field, value: Any) -> str | None:
+def _refusal(f: dataclasses.Field[Any], value: Any) -> str | None:
     check = f.metadata.get("check")
     return check(value) if check is not None else None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from soundark.errors import EnvironmentProblem
@@ -76,7 +77,7 @@ def write_durably(path: Path | str, data: bytes) -> None:
     replace_durably(tmp, path)
 
 
-def _move(move, src: Path, dst: Path) -> None:  # noqa: ANN001 - os.replace or os.rename
+def _move(move: Callable[[Path, Path], None], src: Path, dst: Path) -> None:  # os.replace or os.rename
     try:
         move(src, dst)
     except OSError as e:

@@ -38,7 +38,7 @@ class ArchiveLock:
         self.command = command  # shown to a second writer, e.g. "soundark release audio"
         self.fd: int | None = None
 
-    def acquire(self, wait_seconds: float = 0.0) -> "ArchiveLock":
+    def acquire(self, wait_seconds: float = 0.0) -> ArchiveLock:
         """Take the lock, waiting up to *wait_seconds*; :class:`Conflict` if another holds it."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -81,7 +81,7 @@ class ArchiveLock:
         os.close(self.fd)  # closing drops the flock
         self.fd = None
 
-    def __enter__(self) -> "ArchiveLock":
+    def __enter__(self) -> ArchiveLock:
         if self.fd is None:
             self.acquire()
         return self

@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-
 TIERS = ("original", "opus75", "skip")
 LOSSLESS_CODECS = frozenset(
     {"flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "als"}

@@ -6,8 +6,8 @@ import pytest
 
 from soundark.config import Settings
 from soundark.errors import BadInput
-from soundark.units import parse_bytes
 from soundark.plan.budget import PlanSettings, parse_budget, parse_tiers
+from soundark.units import parse_bytes
 
 
 @pytest.mark.parametrize("text, expected", [

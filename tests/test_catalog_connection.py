@@ -113,6 +113,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow
 def test_cli_import_onto_a_full_disk_says_so_in_one_line(small_disk, tmp_path):
     archive = small_disk / "archive"
     soundark = [sys.executable, "-m", "soundark"]

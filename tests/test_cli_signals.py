@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from soundark.media import synth
-from test_fixity_util import make_release
-from test_reliability_signals import opens_file_under, signal_when, start
+
+from helpers.fixity import make_release
+from helpers.signals import opens_file_under, signal_when, start
 
 AGAIN = "run the command again to continue"
 

@@ -20,7 +20,8 @@ import soundark.cli.common as common
 from soundark.cli import app
 from soundark.cli.catalog_cmds import search_headline
 from soundark.cli.helptext import plain_help
-from test_fixity_util import make_release
+
+from helpers.fixity import make_release
 
 TRACKERS = Path(__file__).parent / "data" / "trackers"
 LONG = "A very long title that goes on well past the edge of any terminal, number "

@@ -17,7 +17,7 @@ from soundark.media import synth
 from soundark.media.opus_tags import r128_gain, read_opus_comments
 from soundark.media.qa import inspect_opus
 
-from encode_helpers import add_source, make_sources, sha256_of, store_files, tmp_leftovers
+from helpers.encode import add_source, make_sources, sha256_of, store_files, tmp_leftovers
 
 FAST = EncodeOptions(executor="threads", workers=2)
 
@@ -205,9 +205,8 @@ def test_a_changed_plan_tier_re_encodes(archive, catalog, tmp_path):
     assert run_encode(archive, Settings(), options=FAST).encoded == 0
 
 
+@pytest.mark.needs_tool("opusinfo")
 def test_store_output_checks_out_with_opusinfo(archive, catalog, tmp_path):
-    if shutil.which("opusinfo") is None:
-        pytest.skip("opus-tools not installed")
     src = synth.make_file(tmp_path / "mono", "wav", 1.0, sample_rate=22050, channels=1)
     add_source(catalog, src, rank=1, codec="pcm_s16le")
     run_encode(archive, Settings(), options=FAST)

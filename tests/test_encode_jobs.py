@@ -16,7 +16,7 @@ from soundark.catalog import open_catalog
 from soundark.encode import jobs
 from soundark.encode.jobs import EncodedRow
 
-from encode_helpers import make_sources, store_files, tmp_leftovers
+from helpers.encode import make_sources, store_files, tmp_leftovers
 
 
 def test_sync_adds_planned_work_in_rank_order(archive, catalog, tmp_path):

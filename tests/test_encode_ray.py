@@ -9,7 +9,7 @@ import pytest
 from soundark.config import Settings
 from soundark.encode.stage import EncodeOptions, run_encode
 
-from encode_helpers import make_sources, store_files
+from helpers.encode import make_sources, store_files
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'soundark[ray]')")
 

@@ -8,7 +8,12 @@ import av
 import numpy as np
 
 from soundark.media.fingerprint import (
-    MAGIC, SAME_AUDIO_MAX_DISTANCE, SignatureBuilder, decode_signature, distance, same_audio,
+    MAGIC,
+    SAME_AUDIO_MAX_DISTANCE,
+    SignatureBuilder,
+    decode_signature,
+    distance,
+    same_audio,
 )
 from soundark.media.probe import probe
 from soundark.media.synth import Voice, make_file, render

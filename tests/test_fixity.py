@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,14 +11,21 @@ import pytest
 
 from soundark.errors import BadInput, NotFound
 from soundark.fixity.bagit import (
-    decode_path, encode_path, hash_files, read_bag_info, read_manifest, read_tagmanifest,
+    decode_path,
+    encode_path,
+    hash_files,
+    read_bag_info,
+    read_manifest,
+    read_tagmanifest,
     write_bag_tags,
 )
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.torrent import merkle_root, parse_magnet, read_torrent
-from test_fixity_util import make_bag, make_torrent, random_files
+
+from helpers.fixity import make_bag, make_torrent, random_files
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_bag_tags_are_valid_for_sha256sum_and_deterministic(tmp_path: Path) -> None:
     files = random_files(5)
     files["data/with space/é.bin"] = b"x" * 10
@@ -32,10 +38,9 @@ def test_bag_tags_are_valid_for_sha256sum_and_deterministic(tmp_path: Path) -> N
     assert info["Payload-Oxum"] == f"{sum(len(d) for d in files.values())}.{len(files)}"
     lines = first["manifest-sha256.txt"].decode().splitlines()
     assert [ln.split("  ", 1)[1] for ln in lines] == sorted(files)
-    if shutil.which("sha256sum"):
-        for manifest in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
-            run = subprocess.run(["sha256sum", "--strict", "-c", manifest], cwd=bag, capture_output=True)
-            assert run.returncode == 0, run.stdout + run.stderr
+    for manifest in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
+        run = subprocess.run(["sha256sum", "--strict", "-c", manifest], cwd=bag, capture_output=True)
+        assert run.returncode == 0, run.stdout + run.stderr
     bag2 = make_bag(tmp_path / "b", files, {"Source-Organization": "Org", "External-Description": "two\nlines"})
     for name, data in first.items():
         assert (bag2 / name).read_bytes() == data

@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 
 from soundark.errors import BadInput
-from soundark.fixity.releases import (LIST_FIELDS, find_torrent, is_parity_name, parity_dir, parity_name,
-                                      read_release_list, release_list_path, release_list_text,
-                                      torrent_relpath)
+from soundark.fixity.releases import (
+    LIST_FIELDS,
+    find_torrent,
+    is_parity_name,
+    parity_dir,
+    parity_name,
+    read_release_list,
+    release_list_path,
+    release_list_text,
+    torrent_relpath,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "soundark"
 ROW = {"name": "sa-audio-0001", "phase": "audio", "infohash_v1": "ab" * 20, "infohash_v2": None,
@@ -55,7 +63,8 @@ def test_names_beside_a_bag(tmp_path: Path) -> None:
 
 def test_no_second_reader_of_the_releases_folder_names() -> None:
     """torrents.json, <bag>.parity and torrents/<bag>.torrent are spelled in fixity/releases.py only."""
-    pattern = re.compile(r"""\+ "\.parity"|\("\.parity"\)|}\.parity"|}\.torrent"|/ ["']torrents\.json["']|f"torrents/""")
+    pattern = re.compile(r"""\+ "\.parity"|\("\.parity"\)|}\.parity"|}\.torrent"|/ ["']torrents\.json["']"""
+                         r"""|f"torrents/""")
     found = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "releases.py" and path.parent.name == "fixity":

@@ -316,7 +316,7 @@ def test_pipeline_keeps_at_most_a_few_batches_in_memory():
             yield i
 
     consumed = 0
-    for item in pipelined(batches(), lambda b: b, depth=2):
+    for _item in pipelined(batches(), lambda b: b, depth=2):
         consumed += 1
         assert len(produced) - consumed <= 4  # queue depth + one in hand + one being prepared
         if consumed == 10:

@@ -17,9 +17,9 @@ import pytest
 
 from soundark.catalog.identifiers import resolve_recording_ids
 from soundark.catalog.importers.musicbrainz import import_musicbrainz
+from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.match import RecordingFacts, find_recording
 from soundark.catalog.search import search
-from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.errors import BadInput, NotFound
 from soundark.model import mbid_key
 

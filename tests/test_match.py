@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from soundark.catalog import Catalog
 from soundark.catalog.match import (
-    DURATION_TOLERANCE_MS, AlbumFacts, RecordingFacts, TrackFacts, album_key, artist_key,
-    find_recording, match_recording, upsert_album, upsert_track,
+    DURATION_TOLERANCE_MS,
+    AlbumFacts,
+    RecordingFacts,
+    TrackFacts,
+    album_key,
+    artist_key,
+    find_recording,
+    match_recording,
+    upsert_album,
+    upsert_track,
 )
 from soundark.model import derived_key, match_key
 

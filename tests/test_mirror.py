@@ -13,8 +13,8 @@ from soundark.preserve.mirror import load_seeders, plan_mirror
 
 
 def rel(name, phase, size, share, parity_for=None):
-    return {"name": name, "phase": phase, "bytes": size, "listens_share": share, "magnet": f"magnet:?xt=urn:btih:{name}",
-            "infohash_v1": name.ljust(40, "0")[:40], "parity_for": parity_for}
+    return {"name": name, "phase": phase, "bytes": size, "listens_share": share,
+            "magnet": f"magnet:?xt=urn:btih:{name}", "infohash_v1": name.ljust(40, "0")[:40], "parity_for": parity_for}
 
 
 RELEASES = [

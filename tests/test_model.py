@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "soundark"
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (4 * 10**12, "4.0 TB"),
                                      (1.5 * 10**15, "1.5 PB"), (123_456_789, "123.5 MB"),
-                                     (999_949, "999.9 kB"), (999_950, "1.0 MB"), (10**24, "1,000,000.0 EB"), (None, "")])
+                                     (999_949, "999.9 kB"), (999_950, "1.0 MB"), (10**24, "1,000,000.0 EB"),
+                                     (None, "")])
 def test_format_bytes_is_si(n: float | None, text: str) -> None:
     assert format_bytes(n) == text
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from soundark.media.synth import SourceTags, Voice, make_file
 
 
@@ -33,12 +35,14 @@ def steps(result: dict) -> dict:
     return {s["step"]: s for s in result["steps"]}
 
 
+@pytest.mark.slow
 def test_archive_runs_every_stage_and_reruns_cleanly(tmp_path):
     source = collection(tmp_path / "music")
     code, result = archive(source, tmp_path / "arch", "--rights", "cc-by-4.0")
     assert code == 0, result
     s = steps(result)
-    assert list(s) == ["scan", "plan", "encode", "plan (real sizes)", "release audio", "release art", "release metadata", "releases"]
+    assert list(s) == ["scan", "plan", "encode", "plan (real sizes)", "release audio", "release art",
+                       "release metadata", "releases"]
     assert s["scan"]["new"] == 4 and s["scan"]["rejected"] == 1  # notes.txt: not audio, with a reason
     assert "fake.mp3" in s["scan"]["rejections"][0]["subject"]
     assert s["encode"]["encoded"] + s["encode"]["kept"] == 4 and s["encode"]["failed"] == 0
@@ -57,6 +61,7 @@ def test_archive_runs_every_stage_and_reruns_cleanly(tmp_path):
     assert a["release metadata"]["published"] == [] and a["release metadata"]["unchanged"] == ["soundark-metadata-0001"]
 
 
+@pytest.mark.slow
 def test_rights_not_listed_as_redistributable_are_held_back(tmp_path):
     source = collection(tmp_path / "music")
     code, result = archive(source, tmp_path / "arch")  # rights default to 'unknown'

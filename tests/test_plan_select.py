@@ -193,7 +193,7 @@ def reference(weight: list[float], opus: list[int], orig: list[int], budget: int
             incs.append(((1 - v) * weight[i] / (orig[i] - opus[i]), 1, rank.index(i), i,
                          orig[i] - opus[i], ORIGINAL))
     tier, spent = [SKIP] * n, 0
-    for density, kind, _, i, cost, t in sorted(incs, key=lambda x: (-x[0], x[1], x[2])):
+    for _density, _kind, _, i, cost, t in sorted(incs, key=lambda x: (-x[0], x[1], x[2])):
         if budget is not None and spent + cost > budget:
             break
         spent += cost

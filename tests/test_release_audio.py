@@ -19,7 +19,8 @@ from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import Conflict
 from soundark.release.stage import load_torrent_list, run_release_audio
 from soundark.release.torrent import piece_length_for
-from release_fixtures import Rec, add, libtorrent_check, opus_bytes, sized
+
+from helpers.release import Rec, add, libtorrent_check, opus_bytes, sized
 
 DATE = "2024-05-01"
 NO_PARITY = Settings(parity_overhead=0.0)
@@ -54,6 +55,7 @@ def all_files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_audio_release_is_a_valid_bag_with_hard_links(tmp_path: Path, opus_files: list[bytes]) -> None:
     paths = new_archive(tmp_path / "a")
     fill(paths, hostile_recs(opus_files))
@@ -96,6 +98,7 @@ def test_audio_release_is_a_valid_bag_with_hard_links(tmp_path: Path, opus_files
     assert f"Payload-Oxum: {payload}.{len(files) - 4}" in info
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_manifest_check_catches_a_damaged_file(tmp_path: Path, opus_files: list[bytes]) -> None:
     paths = new_archive(tmp_path / "a")
     fill(paths, hostile_recs(opus_files)[:1])
@@ -130,10 +133,9 @@ def test_torrent_parses_and_matches_the_bag(tmp_path: Path, opus_files: list[byt
     assert pub.magnet.startswith(f"magnet:?xt=urn:btih:{pub.infohash_v1}&dn={pub.name}")
 
 
+@pytest.mark.needs_tool("transmission-show")
 def test_transmission_show_reads_the_torrent(tmp_path: Path, opus_files: list[bytes]) -> None:
-    tool = shutil.which("transmission-show")
-    if tool is None:
-        pytest.skip("transmission-show is not installed (Debian package transmission-cli)")
+    tool = shutil.which("transmission-show") or "transmission-show"
     paths = new_archive(tmp_path / "a")
     fill(paths, hostile_recs(opus_files))
     pub = run_release_audio(paths, NO_PARITY, date=DATE).published[0]
@@ -253,6 +255,7 @@ def test_only_the_planned_tier_is_released(tmp_path: Path) -> None:
     assert [f for f in all_files(bag) if f.startswith("data/audio/")] == ["data/audio/K - Artist - Song.mp3"]
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_damaged_store_file_is_held_back_not_published(tmp_path: Path) -> None:
     paths = new_archive(tmp_path / "a")
     fill(paths, [Rec(key=f"K{i}", rank=i + 1, data=sized(i, 500)) for i in range(3)])
@@ -303,6 +306,7 @@ def test_hybrid_torrents_have_pad_files_and_v2_infohash(tmp_path: Path, opus_fil
     bagit.Bag(str(paths.releases / pub.name)).validate()
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_parity_sidecar_release(tmp_path: Path, opus_files: list[bytes]) -> None:
     paths = new_archive(tmp_path / "a")
     fill(paths, hostile_recs(opus_files))

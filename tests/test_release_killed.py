@@ -9,15 +9,18 @@ import textwrap
 from pathlib import Path
 
 import bagit
+import pytest
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.release.stage import run_release_audio
-from release_fixtures import Rec, add, sized
+
+from helpers.release import Rec, add, sized
 
 NO_PARITY = Settings(parity_overhead=0.0)
 
 
+@pytest.mark.slow
 def test_killed_mid_publish_then_rerun_publishes_cleanly(tmp_path: Path) -> None:
     paths = ArchivePaths(tmp_path / "a")
     paths.root.mkdir()

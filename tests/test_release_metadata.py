@@ -19,7 +19,8 @@ from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.errors import BadInput
 from soundark.release.stage import load_torrent_list, run_release_art, run_release_audio, run_release_metadata
-from release_fixtures import Rec, add, jpeg, libtorrent_check, sized
+
+from helpers.release import Rec, add, jpeg, libtorrent_check, sized
 
 DATE = "2024-05-01"
 SETTINGS = Settings(parity_overhead=0.0)
@@ -48,6 +49,7 @@ def snapshot_file(bag: Path, tmp: Path) -> Path:
     return db
 
 
+@pytest.mark.needs_tool("sha256sum")
 def test_metadata_release_is_clean_and_complete(tmp_path: Path) -> None:
     paths = archive_with(tmp_path / "a")
     run_release_audio(paths, SETTINGS, date=DATE)

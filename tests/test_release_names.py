@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from soundark.release.names import NameSet, check_prefix, portable_name, safe_ext
 from soundark.errors import BadInput
+from soundark.release.names import NameSet, check_prefix, portable_name, safe_ext
 
 WINDOWS_ILLEGAL = set('<>:"/\\|?*') | {chr(c) for c in range(32)}
 RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

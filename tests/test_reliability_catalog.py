@@ -15,7 +15,8 @@ import pytest
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
-from release_fixtures import Rec, add, sized
+
+from helpers.release import Rec, add, sized
 
 
 def soundark(*args: str) -> subprocess.CompletedProcess:

@@ -17,7 +17,8 @@ import pytest
 
 from soundark.fixity.torrent import read_torrent
 from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch, without_contacts
-from test_fixity_util import make_release, snapshot
+
+from helpers.fixity import make_release, snapshot
 
 LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
 

@@ -8,11 +8,7 @@ an output in the store (encode), a source file open (scan), a bag in staging (re
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import bagit
@@ -22,42 +18,13 @@ from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.encode import jobs
 from soundark.media import synth
-from encode_helpers import make_sources, store_files, tmp_leftovers
-from release_fixtures import Rec, add, sized
+
+from helpers.encode import make_sources, store_files, tmp_leftovers
+from helpers.release import Rec, add, sized
+from helpers.signals import opens_file_under, signal_when, start
 
 STOPPED = {signal.SIGTERM: "error: terminated (SIGTERM): work in flight was finished or put back",
            signal.SIGINT: "error: interrupted: work in flight was finished or put back"}
-
-
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "soundark", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def signal_when(proc: subprocess.Popen, busy, signum: int, timeout: float = 120) -> tuple[str, str]:
-    """Send *signum* once ``busy()`` is true; return the process's stdout and stderr."""
-    deadline = time.monotonic() + timeout
-    while not busy():
-        assert proc.poll() is None, f"the run ended before it was busy: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "never busy"
-        time.sleep(0.005)
-    proc.send_signal(signum)
-    return proc.communicate(timeout=timeout)
-
-
-def opens_file_under(pid: int, folder: Path) -> bool:
-    """True while process *pid* holds a file below *folder* open (Linux /proc)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(str(folder) + "/"):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ import pytest
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.lock import LOCK_FILE, ArchiveLock
-from release_fixtures import Rec, add, sized
+
+from helpers.release import Rec, add, sized
 
 REFUSAL = re.compile(r"^error: (?P<root>.+): another soundark process \(pid (?P<pid>\d+), "
                      r"`soundark release audio`, since \d\d:\d\d:\d\d\) is writing this archive; "
@@ -130,8 +131,8 @@ def test_two_repairs_of_a_downloaded_bag_meet_on_its_folder_lock(ready: ArchiveP
 
 
 def test_a_waiting_writer_goes_on_when_the_holder_finishes(tmp_path: Path) -> None:
-    code = "import time\nfrom soundark.lock import ArchiveLock\nArchiveLock(%r).acquire()\n" \
-           "print('locked', flush=True)\ntime.sleep(0.5)\n" % str(tmp_path)
+    code = (f"import time\nfrom soundark.lock import ArchiveLock\nArchiveLock({str(tmp_path)!r}).acquire()\n"
+            "print('locked', flush=True)\ntime.sleep(0.5)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     lock = ArchiveLock(tmp_path, "soundark test").acquire(wait_seconds=60)  # waits for the exit

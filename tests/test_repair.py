@@ -13,7 +13,8 @@ from soundark.fixity.parity import plan_layout, read_index, write_parity
 from soundark.fixity.parity_repair import repair_bag
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
-from test_fixity_util import flip, make_release, snapshot
+
+from helpers.fixity import flip, make_release, snapshot
 
 
 @pytest.fixture

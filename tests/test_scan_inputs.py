@@ -27,7 +27,8 @@ from soundark.media.synth import SourceTags, make_file, tiny_jpeg
 from soundark.media.transcode import transcode_to_opus
 from soundark.release.stage import run_release_audio
 from soundark.web.app import create_app
-from release_fixtures import Rec, add, sized
+
+from helpers.release import Rec, add, sized
 
 DATA = Path(__file__).parent / "data" / "scan"
 FRAMING = DATA / "vorbis_framing_junk.ogg"

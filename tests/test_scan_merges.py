@@ -15,11 +15,11 @@ import pytest
 
 from soundark.catalog import Catalog
 from soundark.catalog.importers.scan import scan_directory
-from soundark.fixity.digest import sha256_file
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.merges import list_merges, split_file, undo_split
 from soundark.config import ArchivePaths
 from soundark.errors import Conflict, NotFound
+from soundark.fixity.digest import sha256_file
 from soundark.media.synth import SourceTags, Voice, make_file
 
 SECONDS = 4.0

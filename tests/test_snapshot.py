@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from test_store_check import archive
 
 from soundark.catalog import open_catalog
 from soundark.catalog.snapshot import MAX_RATIO, locate, open_snapshot
@@ -21,7 +22,6 @@ from soundark.config import Settings
 from soundark.errors import BadInput, NotFound
 from soundark.preserve.diff import diff_catalogs
 from soundark.release.stage import run_release_metadata
-from test_store_check import archive
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
 from soundark.release.stage import run_release_audio
-from release_fixtures import Rec, add, sized, store_bytes
+
+from helpers.release import Rec, add, sized, store_bytes
 
 
 def archive(root: Path) -> tuple[ArchivePaths, list[Path]]:

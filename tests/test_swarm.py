@@ -21,7 +21,8 @@ from soundark.fixity.torrent import read_torrent
 from soundark.model import Progress
 from soundark.preserve.swarm import FetchRequest, Seeder, SwarmConfig, fetch
 from soundark.preserve.verify import verify_path
-from test_fixity_util import make_release, snapshot
+
+from helpers.fixity import make_release, snapshot
 
 LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
 
@@ -105,8 +106,8 @@ def test_fetch_refuses_hostile_magnet(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- aria2 interop
 
-ARIA2 = shutil.which("aria2c")
-needs_aria2 = pytest.mark.skipif(ARIA2 is None, reason="aria2c not installed (Debian package: aria2)")
+ARIA2 = shutil.which("aria2c") or "aria2c"
+needs_aria2 = pytest.mark.needs_tool("aria2c")
 ARIA2_SAFE = ["--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
               "--enable-peer-exchange=false", "--disable-ipv6=true", "--interface=127.0.0.1",
               "--no-conf=true", "--summary-interval=0"]
@@ -154,8 +155,9 @@ def test_aria2_fetches_what_soundark_seeds(release, tmp_path: Path) -> None:
         seeder.wait_ready()
         tracker = Tracker(seeder.port)
         try:
-            run = subprocess.run([ARIA2, *ARIA2_SAFE, "--console-log-level=warn", f"--bt-tracker={tracker.url}", "--seed-time=0",
-                                  f"--listen-port={free_port()}", f"--dir={tmp_path / 'aria'}", str(torrent)],
+            run = subprocess.run([ARIA2, *ARIA2_SAFE, "--console-log-level=warn", f"--bt-tracker={tracker.url}",
+                                  "--seed-time=0", f"--listen-port={free_port()}", f"--dir={tmp_path / 'aria'}",
+                                  str(torrent)],
                                  capture_output=True, timeout=120)
         finally:
             tracker.close()
@@ -233,9 +235,8 @@ def test_soundark_fetches_what_aria2_seeds(release, tmp_path: Path) -> None:
     assert snapshot(tmp_path / "dl2" / "rel-0001") == original
 
 
-TRANSMISSION = shutil.which("transmission-cli")
-needs_transmission = pytest.mark.skipif(TRANSMISSION is None,
-                                        reason="transmission-cli not installed (Debian package: transmission-cli)")
+TRANSMISSION = shutil.which("transmission-cli") or "transmission-cli"
+needs_transmission = pytest.mark.needs_tool("transmission-cli")
 
 
 def transmission_config(folder: Path, port: int) -> Path:

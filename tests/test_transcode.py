@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,20 +12,28 @@ import pytest
 
 from soundark.errors import BadInput
 from soundark.media import synth
-from soundark.media.opus_tags import (
-    MAX_VALUE_CHARS, clean_values, comments_from_tagset, merge_comments, r128_gain,
-    read_opus_comments, write_opus_comments,
-)
 from soundark.media.libopus import libopus_version
+from soundark.media.opus_tags import (
+    MAX_VALUE_CHARS,
+    clean_values,
+    comments_from_tagset,
+    merge_comments,
+    r128_gain,
+    read_opus_comments,
+    write_opus_comments,
+)
 from soundark.media.qa import check_opus, check_source, inspect_opus, read_ogg_opus
 from soundark.media.transcode import (
-    OpusSettings, bitrate_for, measure_source, set_opus_input_rate,
+    OpusSettings,
+    bitrate_for,
+    measure_source,
+    set_opus_input_rate,
     transcode_to_opus,
 )
 from soundark.model import TagSet
 
-needs_opusinfo = pytest.mark.skipif(shutil.which("opusinfo") is None, reason="opus-tools not installed")
-needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
+needs_opusinfo = pytest.mark.needs_tool("opusinfo")
+needs_ffprobe = pytest.mark.needs_tool("ffprobe")
 
 
 def opusinfo(path: Path) -> dict[str, str]:
@@ -73,7 +80,7 @@ def test_every_input_encodes_with_right_duration_and_preskip(tmp_path, fmt, rate
         "MAY CAUSE PROBLEMS", "")
 
 
-@needs_opusinfo
+@pytest.mark.needs_tool("opusdec")
 def test_opusdec_decodes_the_exact_length(tmp_path):
     src = synth.make_file(tmp_path / "src", "flac", 2.0, sample_rate=48000)
     out = tmp_path / "out.opus"

@@ -14,7 +14,8 @@ from soundark.media.synth import make_file
 from soundark.model import Progress
 from soundark.preserve import onepass
 from soundark.preserve.verify import verify_path
-from test_fixity_util import flip, make_release
+
+from helpers.fixity import flip, make_release
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_intact_release_with_real_audio(tmp_path: Path) -> None:
     made = [make_file(bag / "data" / "audio" / f"t{i}", fmt, 0.5) for i, fmt in enumerate(("opus", "flac"))]
     rels = [p.relative_to(bag).as_posix() for p in made]
     write_bag_tags(bag, [(r, h.sha256, h.size) for r, h in zip(rels, hash_files(made))], {})
-    from test_fixity_util import make_torrent
+    from helpers.fixity import make_torrent
     make_torrent(bag, tmp_path / "releases" / "torrents" / "audio-1.torrent")
     report = verify_path(tmp_path)  # the archive folder: finds releases/
     assert report.ok, report.problems

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,8 +22,7 @@ import uvicorn
 
 from soundark.web.app import create_app
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_web_api import ISRC, make_web_archive  # noqa: E402  (the same real archive)
+from helpers.web import ISRC, make_web_archive  # the same real archive as test_web_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -79,9 +77,9 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(require_tool):
     if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is required (apt-get install chromium)")
+        require_tool("chromium")  # skips here, fails under CI
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -171,7 +169,7 @@ def test_serve_refuses_a_busy_port_with_one_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "soundark", "serve", "-a", str(web.paths.root), "--port", str(port)],
-                              capture_output=True, text=True, timeout=60)
+        serve = [sys.executable, "-m", "soundark", "serve", "-a", str(web.paths.root), "--port", str(port)]
+        done = subprocess.run(serve, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"error: 127.0.0.1:{port}: cannot listen here" in done.stderr and "Traceback" not in done.stderr

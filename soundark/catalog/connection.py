@@ -14,8 +14,9 @@ code keeps its types; only the errors change class.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, SoundarkError
 
@@ -54,21 +55,21 @@ class CatalogCursor(sqlite3.Cursor):
             return conn._fail(err)
         return describe_sqlite_error("catalog", err)
 
-    def execute(self, sql: str, parameters: Any = (), /) -> "CatalogCursor":
+    def execute(self, sql: str, parameters: Any = (), /) -> CatalogCursor:
         self.connection._stopped = False  # type: ignore[attr-defined]  # made only by CatalogConnection
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
-    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> "CatalogCursor":
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> CatalogCursor:
         self.connection._stopped = False  # type: ignore[attr-defined]
         try:
             return super().executemany(sql, seq_of_parameters)
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
-    def executescript(self, sql_script: str, /) -> "CatalogCursor":
+    def executescript(self, sql_script: str, /) -> CatalogCursor:
         try:
             return super().executescript(sql_script)
         except sqlite3.Error as e:

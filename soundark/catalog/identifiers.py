@@ -11,7 +11,7 @@ connection and run in the caller's transaction.
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
 
 from soundark.isrc import normalise_or_none
 from soundark.model import normalise_mbid

@@ -69,10 +69,10 @@ def split_file(catalog: Catalog, file: str) -> SplitResult:
         others = conn.execute("SELECT count(*) FROM source_file WHERE recording_id = ? AND id != "
                               "(SELECT id FROM source_file WHERE path = ?)", (rid, path)).fetchone()[0]
         from_track = conn.execute("SELECT id FROM track WHERE id = ?", (track_id,)).fetchone()
-        conn.execute("INSERT OR REPLACE INTO split_file (sha256, path, recording_key, from_key, from_track_id, split_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", (sha, path, old_key if not others else
-                                                    derived_key("split", sha), old_key,
-                                                    from_track[0] if from_track else None, utc_now()))
+        conn.execute("INSERT OR REPLACE INTO split_file"
+                     " (sha256, path, recording_key, from_key, from_track_id, split_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (sha, path, old_key if not others else derived_key("split", sha), old_key,
+                      from_track[0] if from_track else None, utc_now()))
         if not others:
             msg = (f"{path} is already the only file of recording {old_key}; remembered: "
                    "a scan will never merge it into another recording")

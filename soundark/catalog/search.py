@@ -25,8 +25,9 @@ listens and its total is a lower bound ("300+ matches: add a word").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from soundark import isrc as isrc_codes
 from soundark.catalog.store import Catalog

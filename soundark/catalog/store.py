@@ -14,10 +14,10 @@ import datetime as dt
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from soundark.catalog import deferred
 from soundark.catalog.connection import CatalogConnection, connect, describe_sqlite_error
@@ -48,7 +48,7 @@ def migrations() -> list[Migration]:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Catalog:
@@ -62,7 +62,7 @@ class Catalog:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc: object) -> None:

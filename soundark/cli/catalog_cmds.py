@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from soundark.catalog import open_catalog
+from soundark.catalog.archive import init_archive
 from soundark.catalog.search import find
 from soundark.catalog.snapshot import open_snapshot
 from soundark.catalog.stats import catalog_stats
-from soundark.catalog.archive import init_archive
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, cut, emit_json,
-                                 hold_writer_lock, load_settings)
+from soundark.cli.common import (
+    ARCHIVE_OPT,
+    JSON_OPT,
+    BarProgress,
+    archive_paths,
+    console,
+    cut,
+    emit_json,
+    hold_writer_lock,
+    load_settings,
+)
 from soundark.config import Settings
 from soundark.errors import BadInput
 from soundark.model import ImportReport
@@ -36,7 +44,7 @@ import_app = typer.Typer(help="Import catalog rows, MusicBrainz dumps or listen 
 
 
 def init(
-    folder: Optional[Path] = typer.Argument(None, help="Folder to create or adopt as an archive "
+    folder: Path | None = typer.Argument(None, help="Folder to create or adopt as an archive "
                                                        "(default: the -a folder)."),
     archive: Path = ARCHIVE_OPT,
     as_json: bool = JSON_OPT,
@@ -101,7 +109,7 @@ def print_report(report: ImportReport, as_json: bool, title: str, noted: frozens
 def scan(
     folder: Path = typer.Argument(..., help="Folder of audio files to scan (recursively)."),
     archive: Path = ARCHIVE_OPT,
-    rights: Optional[str] = RIGHTS_OPT,
+    rights: str | None = RIGHTS_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Scan audio files into the catalog: tags, stream facts and SHA-256 of each file.
@@ -129,9 +137,9 @@ def scan(
 def import_catalog(
     file: Path = typer.Argument(..., help="Catalog rows: .jsonl, .csv or .parquet (docs/formats.md)."),
     archive: Path = ARCHIVE_OPT,
-    rights: Optional[str] = RIGHTS_OPT,
-    column_map: Optional[str] = MAP_OPT,
-    encoding: Optional[str] = ENCODING_OPT,
+    rights: str | None = RIGHTS_OPT,
+    column_map: str | None = MAP_OPT,
+    encoding: str | None = ENCODING_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Import catalog rows (tracks with title, artists, album, ISRC, ...).
@@ -158,7 +166,7 @@ def import_musicbrainz_cmd(
                                                  "(.json/.jsonl, also .xz/.gz/.zst), or a /ws/2 lookup or "
                                                  "search response."),
     archive: Path = ARCHIVE_OPT,
-    rights: Optional[str] = RIGHTS_OPT,
+    rights: str | None = RIGHTS_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Import recordings and releases (albums, tracks, ISRCs, credits) from MusicBrainz JSON.
@@ -184,8 +192,8 @@ def import_listens_cmd(
                                           "(or popularity 0-100), raw listens (ListenBrainz export or "
                                           "dump, Last.fm scrobbles), or artist + title (+ album)."),
     archive: Path = ARCHIVE_OPT,
-    column_map: Optional[str] = MAP_OPT,
-    encoding: Optional[str] = ENCODING_OPT,
+    column_map: str | None = MAP_OPT,
+    encoding: str | None = ENCODING_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Import listen counts or popularity per recording (docs/formats.md, "Listen files").
@@ -260,7 +268,7 @@ def search_headline(total: int, lower_bound: bool, offset: int, shown: int) -> s
 
 
 def stats(
-    snapshot: Optional[Path] = typer.Argument(
+    snapshot: Path | None = typer.Argument(
         None, show_default=False,
         help="A catalog snapshot instead of the archive's catalog: a catalog.sqlite3, a metadata "
              "release's catalog.sqlite3.zst, or the release folder itself."),

@@ -15,11 +15,18 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.text import Text
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress as RichProgress, SpinnerColumn, TextColumn,
-    TimeElapsedColumn, TimeRemainingColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.progress import (
+    Progress as RichProgress,
+)
+from rich.text import Text
 
 from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths, Settings
@@ -174,7 +181,7 @@ class BarProgress(Progress):
         self.notes = 0
         self.noted: set[str] = set()  # messages already shown live: summaries skip them
 
-    def __enter__(self) -> "BarProgress":
+    def __enter__(self) -> BarProgress:
         self.bar.__enter__()
         return self
 

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json, err,
-                                 load_settings)
+from soundark.cli.common import (
+    ARCHIVE_OPT,
+    JSON_OPT,
+    BarProgress,
+    archive_paths,
+    console,
+    emit_json,
+    err,
+    load_settings,
+)
 from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
 from soundark.units import format_bytes
-
 
 
 def encode(
     archive: Path = ARCHIVE_OPT,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Put failed jobs back in the queue first."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be encoded or kept; change nothing."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0,
+    limit: int | None = typer.Option(None, "--limit", "-n", min=0,
                                         help="Encode at most this many recordings in this run."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=0,
+    workers: int | None = typer.Option(None, "--workers", "-j", min=0,
                                           help="Parallel workers; 0 = one per core (setting: workers)."),
-    executor: Optional[str] = typer.Option(None, "--executor",
+    executor: str | None = typer.Option(None, "--executor",
                                            help="local (process pool) or ray (setting: executor)."),
-    address: Optional[str] = typer.Option(None, "--address",
+    address: str | None = typer.Option(None, "--address",
                                           help="Ray cluster address for --executor ray; empty starts "
                                                "a private local Ray (setting: ray_address)."),
     as_json: bool = JSON_OPT,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from soundark.catalog.archive import init_archive
-from soundark.cli.common import ARCHIVE_ENV, ARCHIVE_HELP, BarProgress, console, emit_json, hold_writer_lock, load_settings, stop_if_signalled
+from soundark.cli.common import (
+    ARCHIVE_ENV,
+    ARCHIVE_HELP,
+    BarProgress,
+    console,
+    emit_json,
+    hold_writer_lock,
+    load_settings,
+    stop_if_signalled,
+)
 from soundark.errors import BadInput
 from soundark.pipeline import Step, run_steps
 
@@ -59,9 +67,9 @@ def archive(
     source: Path = typer.Argument(..., help="Folder of audio files to scan."),
     archive_dir: Path = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
                                      show_envvar=False, help=ARCHIVE_HELP + " Created if missing."),
-    catalog_file: Optional[Path] = typer.Option(None, "--catalog", help="Catalog rows to import first."),
-    listens_file: Optional[Path] = typer.Option(None, "--listens", help="Listen counts to import."),
-    rights: Optional[str] = typer.Option(None, "--rights", help="Rights of the scanned files."),
+    catalog_file: Path | None = typer.Option(None, "--catalog", help="Catalog rows to import first."),
+    listens_file: Path | None = typer.Option(None, "--listens", help="Listen counts to import."),
+    rights: str | None = typer.Option(None, "--rights", help="Rights of the scanned files."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of text."),
 ) -> None:
     """Scan -> plan -> encode -> release, with the settings of ARCHIVE/soundark.toml."""

@@ -3,33 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, emit_json,
-                                 hold_writer_lock, load_settings)
+from soundark.cli.common import (
+    ARCHIVE_OPT,
+    JSON_OPT,
+    BarProgress,
+    archive_paths,
+    console,
+    emit_json,
+    hold_writer_lock,
+    load_settings,
+)
 from soundark.units import format_bytes
-
 
 
 def plan(
     archive: Path = ARCHIVE_OPT,
-    budget: Optional[str] = typer.Option(
+    budget: str | None = typer.Option(
         None, "--budget", "-b",
         help="Byte budget: 500GB, 4TB, 4TiB, '4 TB', 1.5PB or plain bytes; 'none' keeps everything "
              "(default: the archive's `budget` setting)."),
-    tiers: Optional[str] = typer.Option(
+    tiers: str | None = typer.Option(
         None, "--tiers", help="Tiers the plan may choose, comma separated: original,opus75 "
                               "(default: the archive's `tiers` setting)."),
-    policy: Optional[str] = typer.Option(
+    policy: str | None = typer.Option(
         None, "--policy", help="value (most listens x worth per byte, the default) or popular-originals "
                                "(the top --original-top of listens keep their original) "
                                "(default: the archive's `plan_policy` setting)."),
-    original_top: Optional[str] = typer.Option(
+    original_top: str | None = typer.Option(
         None, "--original-top", help="For --policy popular-originals: the share of listens whose "
                                      "recordings keep their original, e.g. 50% or 0.5."),
-    opus_value: Optional[float] = typer.Option(
+    opus_value: float | None = typer.Option(
         None, "--opus-value", help="Worth of a listen kept as opus75 relative to the original, "
                                    "0 < v <= 1 (default: `opus_listen_value`, 0.9)."),
     check: bool = typer.Option(
@@ -123,7 +129,7 @@ def _summary(result, archive: Path) -> None:
 
 def report(
     archive: Path = ARCHIVE_OPT,
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
+    out: Path | None = typer.Option(None, "--out", "-o",
                                        help="Folder for coverage.png and coverage.html "
                                             "(default: ARCHIVE/reports)."),
     as_json: bool = JSON_OPT,

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
 
-from soundark.cli.common import (ARCHIVE_ENV, ARCHIVE_HELP, BarProgress, console, emit_json, err,
-                                 hold_writer_lock, load_settings, stop_if_signalled, writer_root)
+from soundark.cli.common import (
+    ARCHIVE_ENV,
+    ARCHIVE_HELP,
+    BarProgress,
+    console,
+    emit_json,
+    err,
+    hold_writer_lock,
+    load_settings,
+    stop_if_signalled,
+    writer_root,
+)
 from soundark.config import ArchivePaths
 from soundark.fixity.releases import release_list_path
-from soundark.units import format_bytes, parse_bytes, parse_host_port
 from soundark.preserve.diff import diff_catalogs
 from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
 from soundark.preserve.repair import repair_path
 from soundark.preserve.swarm import FetchRequest, SwarmConfig, fetch, resolve_release, seed
 from soundark.preserve.verify import VerifyReport, verify_path
+from soundark.units import format_bytes, parse_bytes, parse_host_port
 
 ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
                            show_envvar=False,
@@ -46,7 +55,7 @@ def verify_cmd(
                                 help="An archive, a releases folder, a release folder or a downloaded bag."
                                      + PATH_HELP),
     fast: bool = typer.Option(False, "--fast", help="Check only presence, sizes and Payload-Oxum."),
-    torrent: Optional[Path] = typer.Option(None, "--torrent", help="The bag's .torrent, if not found beside it."),
+    torrent: Path | None = typer.Option(None, "--torrent", help="The bag's .torrent, if not found beside it."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact."""
@@ -113,22 +122,25 @@ def _print_bag_repair(con, b) -> None:
         con.print(f"  {what:13} {_shown(path)}" + (f": {why}" if why else ""), markup=False)
 
 
-def _peers(values: Optional[List[str]]) -> tuple[tuple[str, int], ...]:
+def _peers(values: list[str] | None) -> tuple[tuple[str, int], ...]:
     return tuple(parse_host_port(v, "--peer") for v in values or [])
 
 
-def _swarm_config(archive: Path, listen: Optional[str], up: Optional[int], down: Optional[int]) -> SwarmConfig:
+def _swarm_config(archive: Path, listen: str | None, up: int | None, down: int | None) -> SwarmConfig:
     settings = load_settings(archive, listen_interfaces=listen, upload_rate_limit=up, download_rate_limit=down)
     return SwarmConfig.from_settings(settings)
 
 
 def seed_cmd(
-    releases: List[str] = typer.Argument(..., help="Release names (in ARCHIVE/releases), bag folders or .torrent files."),
+    releases: list[str] = typer.Argument(
+        ..., help="Release names (in ARCHIVE/releases), bag folders or .torrent files."),
     archive: Path = ARCHIVE_OPT,
-    listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on (default: the listen_interfaces setting)."),
-    upload_limit: Optional[int] = typer.Option(None, "--upload-limit", help="Bytes/s; 0 is unlimited."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
-    peer: Optional[List[str]] = PEER_OPT,
+    listen: str | None = typer.Option(
+        None, "--listen", help="host:port to listen on (default: the listen_interfaces setting)."),
+    upload_limit: int | None = typer.Option(None, "--upload-limit", help="Bytes/s; 0 is unlimited."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
+    peer: list[str] | None = PEER_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Seed releases over BitTorrent (DHT, LSD, UPnP and NAT-PMP only if the settings enable them).
@@ -164,9 +176,9 @@ def fetch_cmd(
     source: str = typer.Argument(..., help="A .torrent file or a magnet link."),
     to: Path = typer.Option(..., "--to", help="Folder to download into (the release lands in TO/NAME/)."),
     archive: Path = ARCHIVE_OPT,
-    listen: Optional[str] = typer.Option(None, "--listen", help="host:port to listen on."),
-    download_limit: Optional[int] = typer.Option(None, "--download-limit", help="Bytes/s; 0 is unlimited."),
-    peer: Optional[List[str]] = PEER_OPT,
+    listen: str | None = typer.Option(None, "--listen", help="host:port to listen on."),
+    download_limit: int | None = typer.Option(None, "--download-limit", help="Bytes/s; 0 is unlimited."),
+    peer: list[str] | None = PEER_OPT,
     timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds without progress."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -194,11 +206,12 @@ def fetch_cmd(
 
 def mirror_plan_cmd(
     budget: str = typer.Option(..., "--budget", help="Space the mirror has, e.g. 2TB, 500GB, 4TiB."),
-    torrents: Optional[Path] = typer.Option(None, "--torrents", help="Release list (default: ARCHIVE/releases/torrents.json)."),
-    seeders: Optional[Path] = typer.Option(None, "--seeders",
+    torrents: Path | None = typer.Option(
+        None, "--torrents", help="Release list (default: ARCHIVE/releases/torrents.json)."),
+    seeders: Path | None = typer.Option(None, "--seeders",
                                            help="Seeders per release: a JSON object mapping release name or "
                                                 "infohash to a count, or lines 'name,n'."),
-    magnets: Optional[Path] = typer.Option(None, "--magnets",
+    magnets: Path | None = typer.Option(None, "--magnets",
                                            help="Also write the chosen magnet links to this file, one a line."),
     archive: Path = ARCHIVE_OPT,
     as_json: bool = JSON_OPT,
@@ -229,7 +242,7 @@ def catalog_diff_cmd(
     old: Path = typer.Argument(..., help="The older catalog: a catalog.sqlite3, a metadata release's "
                                          "catalog.sqlite3.zst, the release folder itself, or an archive."),
     new: Path = typer.Argument(..., help="The newer catalog, in any of the same forms."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write every change to this CSV file."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Also write every change to this CSV file."),
     limit: int = typer.Option(30, "--limit", "-n", help="Rows in the table (all go to --csv and --json)."),
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from soundark.cli.common import (ARCHIVE_OPT, JSON_OPT, BarProgress, archive_paths, console, cut, emit_json,
-                                 hold_writer_lock, load_settings)
+from soundark.cli.common import (
+    ARCHIVE_OPT,
+    JSON_OPT,
+    BarProgress,
+    archive_paths,
+    console,
+    cut,
+    emit_json,
+    hold_writer_lock,
+    load_settings,
+)
 from soundark.units import format_bytes
 
 DATE_OPT = typer.Option(None, "--date",
@@ -49,7 +58,7 @@ def print_result(result: Any, as_json: bool) -> None:
 
 
 @release_app.command("metadata")
-def metadata(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bool = JSON_OPT) -> None:
+def metadata(archive: Path = ARCHIVE_OPT, date: str | None = DATE_OPT, as_json: bool = JSON_OPT) -> None:
     """Publish a clean catalog snapshot (SQLite, no local paths) and Parquet exports, as a bag + torrent.
 
     Nothing is published when the latest metadata release already holds the same data.
@@ -67,16 +76,16 @@ def metadata(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_jso
 @release_app.command("audio")
 def audio(
     archive: Path = ARCHIVE_OPT,
-    target_size: Optional[str] = typer.Option(None, "--target-size",
+    target_size: str | None = typer.Option(None, "--target-size",
                                                help="Payload size of one release, e.g. 100GiB, 50GB "
                                                     "(default: the `target_size` setting)."),
-    max_files: Optional[int] = typer.Option(None, "--max-files",
+    max_files: int | None = typer.Option(None, "--max-files",
                                             help="Most audio files in one release (default: the "
                                                  "`max_files` setting; at most 100000)."),
     full_only: bool = typer.Option(False, "--full-only",
                                    help="Publish only releases that reach the target size or file cap; "
                                         "keep the rest for a later run."),
-    date: Optional[str] = DATE_OPT,
+    date: str | None = DATE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Publish encoded recordings not yet released, in rank order, cut into bags + torrents.
@@ -97,7 +106,7 @@ def audio(
 
 
 @release_app.command("art")
-def art(archive: Path = ARCHIVE_OPT, date: Optional[str] = DATE_OPT, as_json: bool = JSON_OPT) -> None:
+def art(archive: Path = ARCHIVE_OPT, date: str | None = DATE_OPT, as_json: bool = JSON_OPT) -> None:
     """Publish cover images not yet released (content-addressed) and the album -> image mapping."""
     from soundark.release.stage import run_release_art
 

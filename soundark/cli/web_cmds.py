@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,13 +11,13 @@ from soundark.web.server import plan_serve, run_web
 
 
 def serve(
-    old_archive: Optional[Path] = typer.Argument(None, hidden=True, metavar="ARCHIVE",
+    old_archive: Path | None = typer.Argument(None, hidden=True, metavar="ARCHIVE",
                                                  help="Deprecated: the archive folder; use -a."),
     archive: Path = ARCHIVE_OPT,
-    host: Optional[str] = typer.Option(None, "--host",
+    host: str | None = typer.Option(None, "--host",
                                        help="Address to bind (default: the archive's `host` setting, "
                                             "127.0.0.1). Anything but loopback is reachable by others."),
-    port: Optional[int] = typer.Option(None, "--port", help="TCP port (default: the `port` setting, 8080)."),
+    port: int | None = typer.Option(None, "--port", help="TCP port (default: the `port` setting, 8080)."),
     workers: int = typer.Option(0, "--workers", help="Server processes; 0 means one per core (at most 4)."),
     as_json: bool = typer.Option(False, "--json",
                                  help="Print where it serves as one JSON object on stdout, then serve."),

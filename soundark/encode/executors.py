@@ -28,7 +28,7 @@ class Executor(Protocol):
 
     workers: int
 
-    def submit(self, task: EncodeTask) -> "cf.Future[EncodeOutcome]": ...
+    def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]: ...
 
     def shutdown(self) -> None: ...
 
@@ -52,7 +52,7 @@ class LocalExecutor:
         self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                             initializer=watch_parent, initargs=(os.getpid(),))
 
-    def submit(self, task: EncodeTask) -> "cf.Future[EncodeOutcome]":
+    def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]:
         return self._pool.submit(encode_one, task)
 
     def shutdown(self) -> None:
@@ -73,7 +73,7 @@ class ThreadExecutor:
         self.workers = workers or cpu_count()
         self._pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="encode")
 
-    def submit(self, task: EncodeTask) -> "cf.Future[EncodeOutcome]":
+    def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]:
         return self._pool.submit(encode_one, task)
 
     def shutdown(self) -> None:
@@ -106,7 +106,7 @@ class RayExecutor:
         self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
         self._remote = ray.remote(num_cpus=1, max_retries=0)(encode_one)
 
-    def submit(self, task: EncodeTask) -> "cf.Future[EncodeOutcome]":
+    def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]:
         return self._remote.remote(task).future()
 
     def shutdown(self) -> None:

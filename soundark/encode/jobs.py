@@ -18,8 +18,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from soundark.catalog.store import Catalog, utc_now
 

@@ -13,8 +13,8 @@ The parent renames the file into the store and records it.
 
 from __future__ import annotations
 
-import hashlib
 import errno
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field

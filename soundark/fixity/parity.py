@@ -28,6 +28,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zfec
 
@@ -35,7 +36,14 @@ from soundark.config import cpu_count
 from soundark.durable import fsync_dir, fsync_file, replace_durably
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.fixity.bagit import (
-    BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, read_manifest, write_bag_tags,
+    BAG_INFO,
+    BAGIT_TXT,
+    MANIFEST,
+    TAGMANIFEST,
+    FileHash,
+    hash_files,
+    read_manifest,
+    write_bag_tags,
 )
 from soundark.fixity.paths import check_relpath, check_size, check_unique
 from soundark.fixity.stream import ByteStream
@@ -133,7 +141,7 @@ def _batches(layout: Layout) -> list[tuple[int, int]]:
     return [(c, min(c + width, layout.columns)) for c in range(0, layout.columns, width)]
 
 
-def write_parity(bag: Path, out_dir: Path, overhead: float = 0.05) -> dict:
+def write_parity(bag: Path, out_dir: Path, overhead: float = 0.05) -> dict[str, Any]:
     """Write the parity sidecar for ``bag`` into ``out_dir`` (itself a BagIt bag); return a summary.
 
     ``out_dir`` is replaced if it exists (parity is derived data: same bag, same bytes).
@@ -182,7 +190,8 @@ def write_parity(bag: Path, out_dir: Path, overhead: float = 0.05) -> dict:
             "reach_bytes": layout.reach_bytes}
 
 
-def _index(bag_name: str, layout: Layout, names: list[str], hashes: list, parity_names: list[str]) -> dict:
+def _index(bag_name: str, layout: Layout, names: list[str], hashes: list[FileHash],
+           parity_names: list[str]) -> dict[str, Any]:
     return {
         "format": FORMAT, "bag": bag_name,
         "code": "zfec systematic Reed-Solomon over GF(2^8), polynomial 0x11d",
@@ -196,7 +205,12 @@ def _index(bag_name: str, layout: Layout, names: list[str], hashes: list, parity
 def _seal(folder: Path, bag_name: str, layout: Layout) -> None:
     names = sorted(str(p.relative_to(folder)) for p in (folder / "data").rglob("*") if p.is_file())
     hashes = hash_files([folder / n for n in names])
-    write_bag_tags(folder, [(n, h.sha256, h.size) for n, h in zip(names, hashes)], {
+    payload = []
+    for n, h in zip(names, hashes):
+        if h.sha256 is None:  # a file just written cannot be read back: never seal "None" into a manifest
+            raise EnvironmentProblem(h.path, f"cannot read: {h.error}")
+        payload.append((n, h.sha256, h.size))
+    write_bag_tags(folder, payload, {
         "External-Description": f"soundark parity (erasure code) for the bag {bag_name}; see data/README.txt",
         "Parity-For": bag_name,
         "Parity-Format": FORMAT,
@@ -244,6 +258,13 @@ class ParityIndex:
         return self.parity_hashes[at:at + HASH_LEN]
 
 
+def _integer(raw: dict[str, Any], name: str, path: Path) -> int:
+    value = raw.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadInput(path, "k, m, block_size, columns and stream_bytes must be integers")
+    return value
+
+
 def read_index(parity_dir: Path) -> ParityIndex:
     """Load and check ``parity.json`` and ``blocks.sha256``; anything inconsistent is BadInput."""
     path = Path(parity_dir) / INDEX
@@ -256,9 +277,7 @@ def read_index(parity_dir: Path) -> ParityIndex:
         raise BadInput(path, f"cannot read parity index: {e}") from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise BadInput(path, f"not {FORMAT}")
-    k, m, block, cols, total = (raw.get(n) for n in ("k", "m", "block_size", "columns", "stream_bytes"))
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (k, m, block, cols, total)):
-        raise BadInput(path, "k, m, block_size, columns and stream_bytes must be integers")
+    k, m, block, cols, total = (_integer(raw, n, path) for n in ("k", "m", "block_size", "columns", "stream_bytes"))
     if not (1 <= k and 1 <= m and k + m <= MAX_SHARES and 1 <= block <= 1 << 24 and cols >= 1
             and 0 <= total <= k * cols * block and cols * block <= 1 << 44):
         raise BadInput(path, f"impossible layout k={k} m={m} block_size={block} columns={cols}")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, BinaryIO
 
 import zfec
 
@@ -49,7 +50,7 @@ class RepairResult:
     def ok(self) -> bool:
         return not self.unrecoverable
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"bag": self.bag, "ok": self.ok, "repaired": self.repaired,
                 "unrecoverable": [{"path": p, "reason": r} for p, r in self.unrecoverable.items()],
                 "damaged_blocks": self.damaged_blocks, "recovered_blocks": self.recovered_blocks}
@@ -106,7 +107,7 @@ class _Repair:
             queue = queue[n:]
             self.progress.advance(n)
 
-    def _erasures(self, col: int) -> tuple[frozenset, frozenset]:
+    def _erasures(self, col: int) -> tuple[frozenset[int], frozenset[int]]:
         return frozenset(self.bad_data.get(col, ())), frozenset(self.bad_parity.get(col, ()))
 
     def _decode_group(self, c0: int, c1: int) -> bool:
@@ -143,7 +144,7 @@ class _Repair:
             pass  # stays zero; its hash check fails and it becomes an erasure
         return buf
 
-    def _check_shares(self, shares: list, rows: list[int], par_rows: list[int], c0: int) -> bool:
+    def _check_shares(self, shares: list[bytearray], rows: list[int], par_rows: list[int], c0: int) -> bool:
         B, grew = self.L.block_size, False
         for n, share in enumerate(shares):
             view = memoryview(share)
@@ -197,6 +198,7 @@ class _Repair:
         fd = self.temps.pop(i)
         dest = self.bag / rel
         temp = dest.with_name(f".{dest.name}{TEMP_SUFFIX}")
+        placed = False
         try:
             os.fsync(fd)
             os.close(fd)
@@ -208,12 +210,12 @@ class _Repair:
             if os.path.isdir(dest) and not os.path.islink(dest):
                 return "a folder stands where the file should be; move it away and repair again"
             replace_durably(temp, dest)
-            temp = None
+            placed = True
             return None
         except OSError as e:
             return f"cannot rebuild: {e.strerror or e}"
         finally:
-            if temp is not None:
+            if not placed:
                 temp.unlink(missing_ok=True)
 
 
@@ -235,7 +237,7 @@ def _make_parents(root: Path, rel: str) -> None:
             current.mkdir()  # raises if a file or symlink is in the way
 
 
-def _copy_prefix(fin, fout, size: int) -> None:
+def _copy_prefix(fin: BinaryIO, fout: BinaryIO, size: int) -> None:
     left = size
     while left > 0:
         data = fin.read(min(left, 1 << 20))
@@ -296,7 +298,7 @@ def _files_to_fix(job: _Repair, wrong_size: set[int]) -> list[int]:
     for i in touched - wrong_size:
         path = job.stream.path_of(i)
         try:
-            intact = sha256_file(path)[0] == job.idx.files[i][2]
+            intact = path is not None and sha256_file(path)[0] == job.idx.files[i][2]
         except (OSError, BadInput):
             intact = False
         if not intact:

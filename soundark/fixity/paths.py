@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from soundark.errors import BadInput
 
@@ -71,7 +71,7 @@ def check_unique(paths: Iterable[str], subject: object = "list") -> None:
             what = "twice" if other == p else f"and {other!r}, which differ only in case or normalisation"
             raise BadInput(subject, f"path {p!r} is listed {what}")
         seen[key] = p
-    folders = set()
+    folders: set[str] = set()
     for key in seen:
         parts = key.split("/")
         folders.update("/".join(parts[:i]) for i in range(1, len(parts)))

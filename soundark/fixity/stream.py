@@ -11,9 +11,9 @@ from __future__ import annotations
 import bisect
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from soundark.fixity.paths import check_relpath, resolve_inside
 
@@ -83,6 +83,8 @@ class ByteStream:
     def _read_into(self, seg: Segment, out: memoryview) -> None:
         try:
             path = self.path_of(seg.index)
+            if path is None:
+                return  # no safe name in the index: stays zero, the hash check says so
             fd = os.open(path, _OPEN_FLAGS)
         except (OSError, ValueError):
             return  # missing, symlinked or unreadable: stays zero, the hash check says so

@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from soundark.errors import BadInput
@@ -29,7 +30,8 @@ BLOCK_V2 = 16384
 
 class _Decoder:
     def __init__(self, data: bytes, subject: object) -> None:
-        self.data, self.subject, self.info_span = data, subject, None
+        self.data, self.subject = data, subject
+        self.info_span: tuple[int, int] | None = None
 
     def fail(self, pos: int, why: str) -> BadInput:
         return BadInput(self.subject, f"not a valid torrent (bencode at byte {pos}: {why})")
@@ -69,7 +71,7 @@ class _Decoder:
             raise self.fail(pos, "string runs past the end")
         return self.data[start:end], end
 
-    def dictionary(self, pos: int, depth: int) -> tuple[dict, int]:
+    def dictionary(self, pos: int, depth: int) -> tuple[dict[bytes, object], int]:
         out: dict[bytes, object] = {}
         pos += 1
         last = None
@@ -176,7 +178,7 @@ def parse_torrent(data: bytes, subject: object = "torrent") -> TorrentInfo:
                        hashlib.sha256(raw_info).hexdigest() if v2 else None)
 
 
-def _files(info: dict, subject: object) -> tuple[list[TorrentFile], bool]:
+def _files(info: dict[bytes, Any], subject: object) -> tuple[list[TorrentFile], bool]:
     roots = _v2_roots(info.get(b"file tree"), subject) if info.get(b"meta version") == 2 else {}
     if b"files" not in info:
         size = check_size(info.get(b"length"), subject)

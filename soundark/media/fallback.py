@@ -19,10 +19,10 @@ truncated or corrupt stays refused (a second opinion must not launder damage).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np

@@ -16,8 +16,9 @@ embedded here; it goes to the content-addressed art store.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from soundark.errors import BadInput
 from soundark.model import TagSet

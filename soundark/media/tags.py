@@ -24,8 +24,9 @@ import base64
 import binascii
 import re
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import mutagen
 from mutagen.flac import Picture

@@ -8,9 +8,10 @@ as a few lines for people); the CLI prints them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, Settings

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundark.pipeline import (StepFn, catalog_step, encode_step, list_step, listens_step, plan_step, replan_step,
-                               release_steps, scan_step)
+from soundark.pipeline import (
+    StepFn,
+    catalog_step,
+    encode_step,
+    list_step,
+    listens_step,
+    plan_step,
+    release_steps,
+    replan_step,
+    scan_step,
+)
 
 
 def archive_steps(source: Path, catalog_file: Path | None, listens_file: Path | None) -> list[StepFn]:

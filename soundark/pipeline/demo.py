@@ -12,8 +12,18 @@ from soundark.config import ArchivePaths, Settings
 from soundark.errors import NotFound
 from soundark.fixity.releases import is_parity_name
 from soundark.model import Progress
-from soundark.pipeline import (Step, StepFn, catalog_step, encode_step, list_step,
-                               listens_step, plan_step, replan_step, release_steps, scan_step)
+from soundark.pipeline import (
+    Step,
+    StepFn,
+    catalog_step,
+    encode_step,
+    list_step,
+    listens_step,
+    plan_step,
+    release_steps,
+    replan_step,
+    scan_step,
+)
 from soundark.pipeline.library import build_demo_library
 
 

@@ -74,7 +74,7 @@ class PlanSettings:
     original_top: float = 0.5
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PlanSettings":
+    def from_settings(cls, settings: Settings) -> PlanSettings:
         if settings.opus_bitrate <= 0:
             raise BadInput("opus_bitrate", f"{settings.opus_bitrate} is not a bit rate")
         if settings.original_max_bitrate < 0:

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from soundark.plan.coverage import ORIGINAL, OPUS, SKIP, TIER_NAMES, Selection, sample_positions
-
+from soundark.plan.coverage import OPUS, ORIGINAL, SKIP, TIER_NAMES, Selection, sample_positions
 
 
 def _share(x: float, total: float) -> float:

@@ -26,8 +26,9 @@ from soundark.durable import write_durably
 from soundark.errors import EnvironmentProblem
 from soundark.plan.actual import check_budget
 from soundark.plan.signals import signal_mode, signal_note
-from soundark.units import format_bytes, si_unit
 from soundark.plan.stage import coverage_figures
+from soundark.units import format_bytes, si_unit
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"

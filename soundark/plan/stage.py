@@ -35,8 +35,7 @@ from soundark.plan.budget import PlanSettings
 from soundark.plan.columns import locate, read_columns
 from soundark.plan.coverage import OPUS, ORIGINAL, TIER_NAMES, SelectionOptions, select
 from soundark.plan.figures import compute_figures
-from soundark.plan.signals import (direct_weights, fallback_weights, popularity_weight, scan_order,
-                                   signal_counts)
+from soundark.plan.signals import direct_weights, fallback_weights, popularity_weight, scan_order, signal_counts
 
 OGG_OVERHEAD = 1.01
 MONO_SHARE = 5 / 8

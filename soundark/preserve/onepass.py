@@ -18,10 +18,10 @@ import math
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from soundark.config import cpu_count
 from soundark.fixity.digest import PieceHasher
@@ -155,7 +155,7 @@ def _hash_file(path: Path, entry: Entry, pieces: _Pieces | None) -> tuple[FileRe
     return res, done
 
 
-def _group(job: "_Job", lo: int, hi: int) -> PassResult:
+def _group(job: _Job, lo: int, hi: int) -> PassResult:
     root, entries = job.root, job.entries
     out = PassResult()
     pieces = None

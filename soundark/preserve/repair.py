@@ -30,11 +30,11 @@ from soundark.fixity.bagit import read_manifest
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity_repair import repair_bag
-from soundark.fixity.releases import parity_dir, parity_name
 from soundark.fixity.paths import resolve_inside
+from soundark.fixity.releases import parity_dir, parity_name
 from soundark.model import NO_PROGRESS, Progress
-from soundark.preserve.store import (FOLDERS as STORE_FOLDERS, archive_holding, is_archive, link_from_store,
-                                     relink_copies, restore_store)
+from soundark.preserve.store import FOLDERS as STORE_FOLDERS
+from soundark.preserve.store import archive_holding, is_archive, link_from_store, relink_copies, restore_store
 from soundark.preserve.verify import VerifyReport, find_bags, verify_path
 
 

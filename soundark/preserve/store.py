@@ -18,9 +18,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, cpu_count

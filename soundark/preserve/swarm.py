@@ -19,9 +19,9 @@ quick.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import libtorrent as lt
 
@@ -67,7 +67,7 @@ class SwarmConfig:
     enable_web_seeds: bool = False
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "SwarmConfig":
+    def from_settings(cls, s: Settings) -> SwarmConfig:
         return cls(s.listen_interfaces, s.enable_dht, s.enable_lsd, s.enable_upnp, s.enable_natpmp,
                    s.upload_rate_limit, s.download_rate_limit, s.connections_limit,
                    s.enable_trackers, s.enable_web_seeds)
@@ -208,7 +208,7 @@ class Seeder:
         self.handles: list[tuple[Path, lt.torrent_handle]] = []
         self.served: dict[str, set[str]] = {}  # torrent -> addresses of peers that got data
 
-    def __enter__(self) -> "Seeder":
+    def __enter__(self) -> Seeder:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,8 +23,15 @@ from pathlib import Path
 
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.fixity.bagit import (
-    BAG_INFO, BAGIT_DECLARATION, BAGIT_TXT, MANIFEST, TAGMANIFEST, bag_info_text, hash_files,
-    read_manifest, write_bag_tags,
+    BAG_INFO,
+    BAGIT_DECLARATION,
+    BAGIT_TXT,
+    MANIFEST,
+    TAGMANIFEST,
+    bag_info_text,
+    hash_files,
+    read_manifest,
+    write_bag_tags,
 )
 from soundark.model import NO_PROGRESS, Progress
 from soundark.release.hashing import StreamHasher

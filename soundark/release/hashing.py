@@ -4,9 +4,9 @@ A bag's manifest needs the SHA-256 of each payload file (RFC 8493 §2.1.3) and i
 torrent needs the SHA-1 of every fixed-size piece of the concatenated files (BEP 3). Both
 come from one read: the calling thread reads a file in 1 MiB blocks and updates its
 SHA-256; each block is also queued to a helper thread that cuts the stream into pieces and
-updates their SHA-1 (soundark.fixity.digest.PieceHasher, the one v1 piece hasher). hashlib releases the GIL on large updates, so the two digests run on
-two cores at once. The piece hashes are then handed to libtorrent (``set_hash``), which
-would otherwise read everything again on one thread.
+updates their SHA-1 (soundark.fixity.digest.PieceHasher, the one v1 piece hasher). hashlib
+releases the GIL on large updates, so the two digests run on two cores at once. The piece
+hashes are then handed to libtorrent (``set_hash``), which would otherwise read everything again on one thread.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class StreamHasher:
             if recycle:
                 self._free.put(buf)  # type: ignore[arg-type]
 
-    def __enter__(self) -> "StreamHasher":
+    def __enter__(self) -> StreamHasher:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,8 +10,8 @@ Reading is keyset-paged by (rank, recording id), so memory stays flat on huge ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from soundark.catalog import Catalog
 from soundark.release.names import NameSet, portable_name

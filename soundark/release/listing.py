@@ -1,8 +1,9 @@
 """The list of every release: ``releases/torrents.json`` and a static ``releases/torrents.html``.
 
 ``torrents.json`` (format ``soundark-torrents/1``) is what mirrors, the preserve stage and the
-web face read; its one reader and writer is :mod:`soundark.fixity.releases`. Both files are rewritten from the catalog's ``release`` table after every run (atomically:
-temp file + rename), in publication order; they are derived data, the bags are the record.
+web face read; its one reader and writer is :mod:`soundark.fixity.releases`. Both files are
+rewritten from the catalog's ``release`` table after every run (atomically: temp file +
+rename), in publication order; they are derived data, the bags are the record.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
 from soundark.durable import write_durably
 from soundark.errors import EnvironmentProblem
-from soundark.fixity.releases import (LIST_FIELDS, LIST_FORMAT, read_release_list, release_list_path,
-                                      release_list_text)
+from soundark.fixity.releases import LIST_FIELDS, LIST_FORMAT, read_release_list, release_list_path, release_list_text
 from soundark.units import format_bytes
-
 
 
 def release_rows(catalog: Catalog) -> list[dict[str, Any]]:

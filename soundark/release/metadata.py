@@ -237,7 +237,8 @@ def _build_payload(catalog: Catalog, ctx: Context, work: Path, name: str, stamp:
 
 
 def _latest(catalog: Catalog) -> tuple[str, str] | None:
-    row = catalog.execute("SELECT name, created FROM release WHERE phase = 'metadata' ORDER BY id DESC LIMIT 1").fetchone()
+    row = catalog.execute(
+        "SELECT name, created FROM release WHERE phase = 'metadata' ORDER BY id DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else None
 
 

@@ -52,7 +52,7 @@ def make_context(paths: ArchivePaths, settings: Settings, date: str | None) -> C
     """Check the settings a release depends on and fix the release date (default: today, UTC)."""
     if settings.torrent_format not in ("v1", "hybrid"):
         raise BadInput("torrent_format", f"{settings.torrent_format!r} must be v1 or hybrid")
-    date = date or settings.release_date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = date or settings.release_date or dt.datetime.now(dt.UTC).date().isoformat()
     try:
         day = dt.date.fromisoformat(date)
     except ValueError as e:

@@ -6,7 +6,7 @@ gives the same bytes.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 _BAG = """\
 HOW THIS FOLDER IS LAID OUT

@@ -14,28 +14,43 @@ After each run ``releases/torrents.json`` and ``releases/torrents.html`` list ev
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from soundark.catalog import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, SoundarkError
 from soundark.fixity.releases import parity_name
 from soundark.model import NO_PROGRESS, Progress
-from soundark.units import parse_bytes
 from soundark.release.bag import BagEntry, DamagedFile, adopt_bag, build_bag
 from soundark.release.layout import (
-    LICENCE_CONFLICT_HELD, Candidate, Group, Limits, candidates, cut, held_back_by_licence,
-    held_back_by_rights, superseded,
+    LICENCE_CONFLICT_HELD,
+    Candidate,
+    Group,
+    Limits,
+    candidates,
+    cut,
+    held_back_by_licence,
+    held_back_by_rights,
+    superseded,
 )
 from soundark.release.listing import load_torrent_list, write_torrent_list
 from soundark.release.publish import (
-    Context, Extra, Published, make_context, next_name, prepare_staging, publish, refuse_if_taken,
+    Context,
+    Extra,
+    Published,
+    make_context,
+    next_name,
+    prepare_staging,
+    publish,
+    refuse_if_taken,
 )
 from soundark.release.readme import audio_readme
 from soundark.release.records import tracks_jsonl
 from soundark.release.result import ReleaseResult, bag_info
 from soundark.release.torrent import piece_length_for
+from soundark.units import parse_bytes
 
 __all__ = ["ReleaseResult", "run_release_audio", "run_release_metadata", "run_release_art",
            "load_torrent_list"]

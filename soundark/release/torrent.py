@@ -59,7 +59,7 @@ def canonical_key(relpath: str) -> tuple[bytes, ...]:
 def epoch_of(date: str) -> int:
     """``YYYY-MM-DD`` -> Unix time of midnight UTC that day."""
     day = dt.date.fromisoformat(date)
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ path); the pydantic models below only describe the shapes in the OpenAPI documen
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,14 +31,14 @@ class SearchResult(BaseModel):
     title: str
     artist: str
     album: str
-    date: Optional[str] = None
-    duration_ms: Optional[int] = None
-    isrc: Optional[str] = None
-    listens: Optional[int] = None
+    date: str | None = None
+    duration_ms: int | None = None
+    isrc: str | None = None
+    listens: int | None = None
     rights: str
-    tier: Optional[str] = None
-    release: Optional[str] = None
-    magnet: Optional[str] = None
+    tier: str | None = None
+    release: str | None = None
+    magnet: str | None = None
 
 
 class SearchPageModel(BaseModel):
@@ -58,20 +58,20 @@ class RecordingModel(BaseModel):
     key: str
     title: str
     artist: str
-    isrc: Optional[str] = None
+    isrc: str | None = None
     artists: list[dict[str, Any]]
     tracks: list[dict[str, Any]]
     sources: list[dict[str, Any]]
-    plan: Optional[dict[str, Any]] = None
+    plan: dict[str, Any] | None = None
     encoded: list[dict[str, Any]]
     releases: list[dict[str, Any]]
-    art: Optional[dict[str, Any]] = None
-    play: Optional[dict[str, Any]] = None
+    art: dict[str, Any] | None = None
+    play: dict[str, Any] | None = None
 
 
 class ReleasesModel(BaseModel):
     releases: list[dict[str, Any]]
-    torrents_json: Optional[str] = None
+    torrents_json: str | None = None
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

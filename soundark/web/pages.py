@@ -110,8 +110,9 @@ def coverage_page(request: Request) -> Response:
     summary = cov.get("summary", {})
     budget, kept = summary.get("budget"), summary.get("kept")
     share = _percent_text(summary.get("listens_share") or 0.0)
+    budget_note = f"budget {format_bytes(budget)}: {share} of listens" if budget else ""
     charts = [_chart("Share of listens against bytes kept (each at its cheapest tier)", cov["curve_bytes"],
-                     "bytes", format_bytes, "", budget, f"budget {format_bytes(budget)}: {share} of listens" if budget else ""),
+                     "bytes", format_bytes, "", budget, budget_note),
               _chart("Share of listens against recordings, most listened first", cov["curve_recordings"],
                      "recordings", _number, "recordings", kept,
                      f"{_number(kept)} recordings kept" if kept is not None else "")]

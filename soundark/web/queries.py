@@ -15,10 +15,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, open_catalog

@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from soundark.catalog import deferred
 from soundark.catalog.importers._rows import StagedBatch

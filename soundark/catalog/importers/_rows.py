@@ -24,15 +24,16 @@ exactly) and the SHA-256 derived keys. Keys follow docs/formats.md:
 from __future__ import annotations
 
 import contextlib
-import itertools
 import hashlib
-from hashlib import sha256
+import itertools
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from hashlib import sha256
+from typing import Any
 
 import polars as pl
 
@@ -173,10 +174,13 @@ def _checks(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_NO_TURN: AbstractContextManager = contextlib.nullcontext()  # reusable: nullcontext holds no state
+
+
 class RowPreparer:
     """Turns DataFrame batches into staged tuples; remembers artists across batches."""
 
-    def __init__(self, rights: str, turn: AbstractContextManager = contextlib.nullcontext(),
+    def __init__(self, rights: str, turn: AbstractContextManager = _NO_TURN,
                  separator: str = ARTIST_SEPARATOR) -> None:
         self.rights = rights
         self.separator = separator or ARTIST_SEPARATOR

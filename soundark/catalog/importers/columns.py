@@ -20,8 +20,8 @@ and the fields expected; a batch never reaches the row checks without a column.
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import polars as pl
 

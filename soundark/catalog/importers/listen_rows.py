@@ -9,7 +9,7 @@ recording-ish key and batch, not one per listen.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import polars as pl
 

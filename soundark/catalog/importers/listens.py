@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from soundark.catalog.importers._bulk import pipelined
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map

@@ -23,11 +23,13 @@ importer); :mod:`._mb_aliases` then records further ISRCs and shared-ISRC MBIDs.
 
 from __future__ import annotations
 
+import functools
 import json
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 import polars as pl
 import pyarrow as pa
@@ -226,5 +228,5 @@ def import_musicbrainz(catalog: Catalog, paths: Path | Iterable[Path], *, rights
         writer.after_merge.append(AliasRecorder(catalog.conn, report, path.name))
         preparer = RowPreparer(rights, writer.turn)
         batches = _tar_batches(path) if _is_tarball(path) else _plain_batches(path)
-        run_import(writer, batches, lambda b: _prepare(preparer, b), progress)
+        run_import(writer, batches, functools.partial(_prepare, preparer), progress)
     return report

@@ -36,15 +36,23 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from soundark.catalog.licences import licence_conflict
 from soundark.catalog.importers.pathnames import guess_from_path, names_from_path
+from soundark.catalog.licences import licence_conflict
 from soundark.catalog.match import (
-    AlbumFacts, AudioEvidence, Match, RecordingFacts, TrackFacts, match_recording, own_recording,
-    upsert_album, upsert_track,
+    AlbumFacts,
+    AudioEvidence,
+    Match,
+    RecordingFacts,
+    TrackFacts,
+    match_recording,
+    own_recording,
+    upsert_album,
+    upsert_track,
 )
 from soundark.catalog.store import Catalog, utc_now
 from soundark.config import CATALOG_FILE, SETTINGS_FILE, cpu_count
@@ -170,7 +178,7 @@ def _is_sidecar(name: str) -> bool:
             or lower.endswith(SIDECAR_SUFFIXES))
 
 
-def _changed(catalog: Catalog, found: Iterator[tuple[os.DirEntry[str], int]], writer: "_Writer",
+def _changed(catalog: Catalog, found: Iterator[tuple[os.DirEntry[str], int]], writer: _Writer,
              progress: Progress) -> Iterator[_Seen]:
     """Files that need reading; unchanged ones are counted here and go no further."""
     for entry, depth in found:

@@ -20,9 +20,10 @@ import io
 import json
 import lzma
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import polars as pl
 
@@ -228,7 +229,7 @@ class _Lines:
         self.taken: list[tuple[int, str]] = []
         self.number = 0
 
-    def __iter__(self) -> "_Lines":
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:

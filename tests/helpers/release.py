@@ -57,17 +57,19 @@ def add(catalog: Catalog, paths: ArchivePaths, rec: Rec) -> int:
     sha = store_bytes(paths, rec.data, rec.ext)
     art = store_art(catalog, paths, rec.art) if rec.art else None
     cur = catalog.execute(
-        "INSERT INTO recording (key, title, artist, album, listens, rights, duration_ms) VALUES (?, ?, ?, ?, ?, ?, 1000)",
+        "INSERT INTO recording (key, title, artist, album, listens, rights, duration_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, 1000)",
         (rec.key, rec.title, rec.artist, rec.album or "", rec.listens, rec.rights))
     rid = cur.lastrowid
     aid = None
     if rec.album:
-        catalog.execute("INSERT OR IGNORE INTO album (key, title, artist, date, art_sha256) VALUES (?, ?, ?, '2001', ?)",
-                        (f"al:{rec.album}", rec.album, rec.artist, art))
+        catalog.execute("INSERT OR IGNORE INTO album (key, title, artist, date, art_sha256)"
+                        " VALUES (?, ?, ?, '2001', ?)", (f"al:{rec.album}", rec.album, rec.artist, art))
         aid = catalog.scalar("SELECT id FROM album WHERE key = ?", (f"al:{rec.album}",))
-    catalog.execute("INSERT INTO track (key, recording_id, album_id, title, artist, track_number) VALUES (?, ?, ?, ?, ?, 1)",
-                    (f"t:{rec.key}", rid, aid, rec.title, rec.artist))
-    catalog.execute("INSERT INTO plan (recording_id, tier, est_bytes, rank, weight, planned_at) VALUES (?, ?, ?, ?, ?, ?)",
+    catalog.execute("INSERT INTO track (key, recording_id, album_id, title, artist, track_number)"
+                    " VALUES (?, ?, ?, ?, ?, 1)", (f"t:{rec.key}", rid, aid, rec.title, rec.artist))
+    catalog.execute("INSERT INTO plan (recording_id, tier, est_bytes, rank, weight, planned_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (rid, rec.tier, len(rec.data), rec.rank, float(rec.listens or 0), NOW))
     catalog.execute(
         "INSERT INTO encoded (recording_id, tier, sha256, bytes, ext, duration_ms, source_sha256, encoder,"

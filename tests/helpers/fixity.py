@@ -1,7 +1,4 @@
-"""Helpers shared by the fixity and preserve tests: real bags, real libtorrent torrents, real parity.
-
-(Named test_fixity_* so it sits with the fixity tests; it holds no tests itself.)
-"""
+"""Helpers shared by the fixity and preserve tests: real bags, real libtorrent torrents, real parity."""
 
 from __future__ import annotations
 
