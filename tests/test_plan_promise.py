@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from release_fixtures import Rec, add, sized
-from test_plan import add_recording, add_source, plan, rows
 
 from soundark.catalog import Catalog, open_catalog
 from soundark.cli import main
@@ -16,6 +14,9 @@ from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.plan.signals import ALBUM_DAMPING, ARTIST_DAMPING
 from soundark.plan.stage import coverage_figures
 from soundark.release.stage import OVER_BUDGET, run_release_audio
+
+from helpers.plan import add_recording, add_source, plan, rows
+from helpers.release import Rec, add, sized
 
 
 def album(catalog: Catalog, name: str) -> int:

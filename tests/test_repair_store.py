@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_store_check import archive, rot
-
 from soundark.preserve.repair import repair_path
 from soundark.preserve.store import archive_holding
 from soundark.preserve.verify import verify_path
+
+from helpers.store import archive, rot
 
 
 def linked_pair(paths, stored: Path) -> Path:

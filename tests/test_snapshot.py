@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from test_store_check import archive
 
 from soundark.catalog import open_catalog
 from soundark.catalog.snapshot import MAX_RATIO, locate, open_snapshot
@@ -22,6 +21,8 @@ from soundark.config import Settings
 from soundark.errors import BadInput, NotFound
 from soundark.preserve.diff import diff_catalogs
 from soundark.release.stage import run_release_metadata
+
+from helpers.store import archive
 
 
 @pytest.fixture(scope="module")

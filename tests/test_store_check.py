@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from soundark.catalog import open_catalog
-from soundark.config import ArchivePaths, Settings, write_settings
 from soundark.preserve.repair import repair_path
 from soundark.preserve.verify import verify_path
-from soundark.release.stage import run_release_audio
 
-from helpers.release import Rec, add, sized, store_bytes
-
-
-def archive(root: Path) -> tuple[ArchivePaths, list[Path]]:
-    paths = ArchivePaths(root)
-    root.mkdir(parents=True)
-    write_settings(root, Settings())
-    open_catalog(paths.catalog).close()
-    with open_catalog(paths.catalog) as cat:
-        for i in range(3):
-            add(cat, paths, Rec(key=f"USABC2400{i:03d}", rank=i + 1, data=sized(i, 300_000 + i), title=f"T{i}"))
-    run_release_audio(paths, Settings(), date="2024-05-01")
-    stored = sorted(p for p in paths.store.glob("??/??/*") if p.is_file())
-    assert len(stored) == 3
-    return paths, stored
-
-
-def rot(path: Path, offset: int = 1000) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)[0]
-        f.seek(offset)
-        f.write(bytes([b ^ 0x01]))
+from helpers.release import store_bytes
+from helpers.store import archive, rot
 
 
 def test_intact_archive_checks_the_store_without_reading_linked_files_twice(tmp_path):
