@@ -138,10 +138,15 @@ def _find_by_name(conn: sqlite3.Connection, facts: RecordingFacts,
     artist, title = normalise_text(facts.artist_display), normalise_text(facts.title)
     if not artist or not title:
         return None, ""  # a title alone is too weak to call two things the same recording
-    rows = conn.execute("SELECT id, key, duration_ms FROM recording WHERE match_key = ? ORDER BY id",
+    rows = conn.execute("SELECT id, key, duration_ms, isrc, mbid FROM recording WHERE match_key = ? ORDER BY id",
                         (match_key(facts.artist_display, facts.title),)).fetchall()
+    # A file or row carrying an ISRC or MBID (found by neither above) falls back to its name only
+    # onto a recording that has neither: two ISRCs are two recordings (the bulk path's rule too).
+    identified = bool(normalise_or_none(facts.isrc) or normalise_mbid(facts.mbid))
     candidates: list[tuple[int, int, str]] = []  # (distance, id, key)
-    for rid, key, duration in rows:
+    for rid, key, duration, isrc, mbid in rows:
+        if identified and (isrc or mbid):
+            continue
         if duration is None or facts.duration_ms is None:
             gap = DURATION_TOLERANCE_MS  # unknown: matches, but any known close duration wins
         else:
