@@ -30,10 +30,10 @@ rows, written once at the end (memory bounded by the catalog, not by the listens
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Iterator
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import pipelined
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map
 from soundark.catalog.importers.listen_rows import FIELDS, flatten_listen, listen_frames, stage_frame
@@ -186,7 +186,7 @@ def _json_document(path: Path, options: ColumnOptions, on_plan) -> Iterator[Fram
     """A whole JSON document: an array of listens or of popularity rows, or an API answer."""
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = jsontext.loads(f.read())
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(path, f"not valid JSON ({e})") from e
     if isinstance(doc, dict):  # api.listenbrainz.org wraps listens as {"payload": {"listens": [...]}}
@@ -259,7 +259,7 @@ def _nested_jsonl(path: Path) -> bool:
     with open_binary(path, file_format(path)[1]) as stream:
         head = stream.readline(1 << 20)
     with contextlib.suppress(ValueError):
-        obj = json.loads(head)
+        obj = jsontext.loads(head)
         return isinstance(obj, dict) and isinstance(obj.get("track_metadata"), dict)
     return False
 
@@ -273,7 +273,7 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[int, object]]:
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = jsontext.loads(raw)
             except ValueError as e:
                 yield number, f"not valid JSON ({e})"
                 continue

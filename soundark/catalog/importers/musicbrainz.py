@@ -32,6 +32,7 @@ from typing import IO, Iterable, Iterator
 import polars as pl
 import pyarrow as pa
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._mb_aliases import AliasRecorder, MusicBrainzExtra
 from soundark.catalog.importers._mb_entities import Parsed, Rejected, entity_of, rows_of, search_items
@@ -121,7 +122,7 @@ def _entities(lines: Iterable[tuple[int, bytes]]) -> Iterator[Batch]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
         except ValueError as e:
             builder.rejections.append((number, f"not valid JSON ({e})"))
             continue
@@ -174,7 +175,7 @@ def _document(path: Path, compression: str) -> object | None:
             if first.strip():
                 break
         try:
-            json.loads(first)
+            jsontext.loads(first)
             return None  # the first line is a whole JSON value: JSON Lines
         except ValueError:
             pass
@@ -183,7 +184,7 @@ def _document(path: Path, compression: str) -> object | None:
     with open_binary(path, compression) as stream:
         data = stream.read(MAX_DOCUMENT_BYTES * 8 + 1)
     try:
-        return json.loads(data)
+        return jsontext.loads(data)
     except ValueError:
         return None  # not a document either: read as lines, each bad line rejected with its number
 

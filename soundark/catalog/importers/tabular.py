@@ -26,6 +26,7 @@ from typing import IO, Iterator
 
 import polars as pl
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map, plan_columns, shape_artists
@@ -106,7 +107,7 @@ def _lines_slowly(chunk: bytes, first_line: int, sources: dict[str, str]) -> Fra
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
         except ValueError as e:
             rejections.append((first_line + offset, f"not valid JSON ({e})"))
             continue
@@ -148,7 +149,7 @@ def keys_jsonl(chunk: bytes, sample: int = 100) -> list[str]:
     seen: dict[str, None] = {}
     for raw in chunk.split(b"\n", sample)[:sample]:
         with contextlib.suppress(ValueError):
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
             if isinstance(obj, dict):
                 seen.update(dict.fromkeys(obj))
     return list(seen)
