@@ -60,3 +60,15 @@ def peak_python_bytes(call: Callable[..., Any], *args: Any, **kwargs: Any) -> in
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def bencode(value: object) -> bytes:
+    """Canonical bencode (BEP 3) of ints, bytes, lists and dicts: to build hostile torrents."""
+    if isinstance(value, int):
+        return b"i%de" % value
+    if isinstance(value, bytes):
+        return b"%d:%s" % (len(value), value)
+    if isinstance(value, list):
+        return b"l" + b"".join(bencode(v) for v in value) + b"e"
+    assert isinstance(value, dict)
+    return b"d" + b"".join(bencode(k) + bencode(value[k]) for k in sorted(value)) + b"e"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, strategies as st
 
-from fuzz import examples, only_soundark_errors, peak_python_bytes
+from fuzz import bencode, examples, only_soundark_errors, peak_python_bytes
 from soundark import isrc
 from soundark.catalog import search
 from soundark.errors import BadInput
@@ -55,17 +55,6 @@ bencode_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=5),
                             st.dictionaries(st.binary(max_size=12), inner, max_size=5)),
     max_leaves=30)
-
-
-def bencode(value: object) -> bytes:
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(bencode(v) for v in value) + b"e"
-    assert isinstance(value, dict)
-    return b"d" + b"".join(bencode(k) + bencode(value[k]) for k in sorted(value)) + b"e"
 
 
 @examples(100)
@@ -280,3 +269,35 @@ def test_search_text_to_fts(text: str) -> None:
     query = only_soundark_errors(search.fts_query, text)
     if query is not None:
         assert peak_python_bytes(search.fts_query, text) < 4 << 20
+
+
+# ---------------------------------------------------------------- v1 pieces over bytes that are not there
+
+@examples(150)
+@given(st.integers(1, 64), st.lists(st.tuples(st.booleans(), st.integers(0, 200)), max_size=8),
+       st.integers(0, 100))
+def test_piece_hasher_lose_fails_exactly_the_pieces_it_touches(plen: int, segments, start: int) -> None:
+    """``lose(n)`` == feeding n unknown bytes: the pieces they touch fail, the others hash as usual."""
+    from soundark.fixity.digest import LOST, PieceHasher
+
+    total = start + sum(n for _, n in segments)
+    stream, lost = bytearray(b"\0" * start), set()
+    hasher = PieceHasher(plen, start)
+    for i, (gone, n) in enumerate(segments):
+        if gone:
+            lost.update(range(len(stream), len(stream) + n))
+            stream += b"\0" * n
+            hasher.lose(n)
+        else:
+            data = bytes((i * 7 + k) % 256 for k in range(n))
+            stream += data
+            hasher.update(data)
+    got = hasher.finish()
+    first = -(-start // plen)
+    for k, digest in enumerate(got):
+        lo, hi = (first + k) * plen, min((first + k + 1) * plen, total)
+        if any(b in lost for b in range(lo, hi)):
+            assert digest == LOST
+        else:
+            assert digest == hashlib.sha1(stream[lo:hi]).digest()
+    assert len(got) == max(0, -(-total // plen) - first)

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import bencode
 from soundark.catalog.importers import tabular
+from soundark.errors import BadInput
+from soundark.fixity import digest
+from soundark.fixity.torrent import parse_torrent, read_torrent
+from soundark.preserve.verify import verify_path
+from test_fixity_util import make_release
 from soundark.catalog.importers.listens import import_listens
 from soundark.catalog.importers.musicbrainz import import_musicbrainz
 from soundark.catalog.importers.tabular import import_catalog_file
@@ -154,3 +160,54 @@ def test_listens_jsonl_with_a_line_over_the_cap_is_skipped(catalog, tmp_path: Pa
     report = import_listens(catalog, f)
     long = [r for r in report.rejections if "longer than" in r.reason]
     assert len(long) == 1 and long[0].subject.endswith(":2")
+
+
+# ---------------------------------------------------------------- work bounded by what is on disk
+
+def _declaring(bag: Path, path: Path, sizes: dict[str, int], plen: int = 1 << 30) -> Path:
+    """A torrent of ``bag`` whose files declare *sizes* (pieces count agrees, hashes do not)."""
+    real = read_torrent(bag.parent / "torrents" / f"{bag.name}.torrent")
+    files = [{b"path": f.path.encode().split(b"/"), b"length": sizes.get(f.path, f.size)} for f in real.files]
+    total = sum(f[b"length"] for f in files)
+    info = {b"name": real.name.encode(), b"piece length": plen, b"pieces": b"\1" * 20 * -(-total // plen),
+            b"files": files}
+    path.write_bytes(bencode({b"info": info}))
+    return path
+
+
+@pytest.fixture
+def counted_hashing(monkeypatch):
+    """Counts the bytes fed to the v1 piece hasher; more than the bag holds plus a piece fails."""
+    fed = {"bytes": 0, "limit": 0}
+    update = digest.PieceHasher.update
+
+    def counting(self, data):
+        fed["bytes"] += len(memoryview(data))
+        assert fed["bytes"] <= fed["limit"], "hashing bytes that are not on disk"
+        update(self, data)
+
+    monkeypatch.setattr(digest.PieceHasher, "update", counting)
+    return fed
+
+
+def test_verify_torrent_declaring_a_1_tib_file_is_bounded_by_the_disk(tmp_path: Path, counted_hashing) -> None:
+    bag, files = make_release(tmp_path, parity=None)
+    victim = sorted(p for p in files if p.startswith("data/") and p != "data/tracks.jsonl")[0]
+    torrent = _declaring(bag, tmp_path / "evil.torrent", {victim: 1 << 40})
+    assert torrent.stat().st_size < 64_000  # a 20 KB-class torrent
+    counted_hashing["limit"] = sum(len(d) for d in files.values()) + (1 << 30)
+    report = verify_path(bag, torrent=torrent)
+    assert not report.ok
+    found = {(p.kind, p.path) for p in report.problems}
+    assert any(path == victim for _, path in found), found
+
+
+def test_pad_file_longer_than_a_piece_is_refused() -> None:
+    plen = 1 << 20
+    files = [{b"path": [b"a"], b"length": 10},
+             {b"path": [b".pad", b"64G"], b"length": 64 << 30, b"attr": b"p"},
+             {b"path": [b"b"], b"length": 10}]
+    total = 10 + (64 << 30) + 10
+    info = {b"name": b"bag", b"piece length": plen, b"pieces": b"\0" * 20 * -(-total // plen), b"files": files}
+    with pytest.raises(BadInput, match="BEP 47"):
+        parse_torrent(bencode({b"info": info}))

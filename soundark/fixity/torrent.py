@@ -199,8 +199,22 @@ def _files(info: dict, subject: object) -> tuple[list[TorrentFile], bool]:
         if b"l" in (entry.get(b"attr") or b""):
             raise BadInput(where, f"{rel!r} is a symlink entry; refused")
         out.append(TorrentFile(rel, size, pad, None if pad else roots.get(rel)))
+    _check_pads(out, info.get(b"piece length"), subject)
     check_unique([f.path for f in out if not f.pad], subject)
     return out, True
+
+
+def _check_pads(files: list[TorrentFile], piece_length: object, subject: object) -> None:
+    """BEP 47: a pad file fills the rest of a piece after a file, so it is shorter than a piece
+    and ends on a piece boundary. A longer one would only make a verifier hash declared zeros."""
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        return  # parse_torrent refuses the piece length itself
+    offset = 0
+    for f in files:
+        offset += f.size
+        if f.pad and (f.size >= piece_length or offset % piece_length):
+            raise BadInput(subject, f"pad file {f.path!r} of {f.size} bytes does not just fill a "
+                                    f"{piece_length}-byte piece (BEP 47)")
 
 
 def _v2_roots(tree: object, subject: object, prefix: str = "", depth: int = 0) -> dict[str, bytes]:
