@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +213,37 @@ def test_pad_file_longer_than_a_piece_is_refused() -> None:
     info = {b"name": b"bag", b"piece length": plen, b"pieces": b"\0" * 20 * -(-total // plen), b"files": files}
     with pytest.raises(BadInput, match="BEP 47"):
         parse_torrent(bencode({b"info": info}))
+
+
+# ---------------------------------------------------------------- serve: a request head over 64 KiB
+
+def _ask(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        try:
+            s.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while the head was still being sent
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_serve_answers_431_to_a_huge_request_header(tmp_path: Path) -> None:
+    from test_web_api import make_web_archive
+    from test_web_browser import free_port, wait_for
+
+    web = make_web_archive(tmp_path / "archive", with_releases=False, seconds=0.5)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", "-a", str(web.paths.root),
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/stats")
+        huge = b"GET /api/stats HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * (8 << 20) + b"\r\n\r\n"
+        assert _ask(port, huge).startswith(b"HTTP/1.1 431 ")
+        near = b"GET /api/stats HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\nConnection: close\r\n\r\n"
+        assert _ask(port, near).startswith(b"HTTP/1.1 200 ")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
