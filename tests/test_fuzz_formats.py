@@ -276,6 +276,7 @@ def test_search_text_to_fts(text: str) -> None:
 @examples(150)
 @given(st.integers(1, 64), st.lists(st.tuples(st.booleans(), st.integers(0, 200)), max_size=8),
        st.integers(0, 100))
+@example(3, [(True, 14), (True, 200), (False, 1)], 14)  # a lost run ending on a boundary left the next piece failed
 def test_piece_hasher_lose_fails_exactly_the_pieces_it_touches(plen: int, segments, start: int) -> None:
     """``lose(n)`` == feeding n unknown bytes: the pieces they touch fail, the others hash as usual."""
     from soundark.fixity.digest import LOST, PieceHasher

@@ -93,7 +93,7 @@ class PieceHasher:
             whole = min(whole, self._left)
             self._left -= whole
         self.pieces.extend([LOST] * whole)
-        self._h, self._filled = hashlib.sha1(), 0
+        self._h, self._filled, self._tainted = hashlib.sha1(), 0, False
         if rest and self._left != 0:
             self._filled, self._tainted = rest, True
 
