@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
@@ -25,11 +26,12 @@ from soundark.errors import SoundarkError
 LONG = os.environ.get("SOUNDARK_FUZZ", "") == "long"
 SCALE = int(os.environ.get("SOUNDARK_FUZZ_SCALE", "20")) if LONG else 1
 
-_COMMON = dict(deadline=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                      HealthCheck.data_too_large, HealthCheck.large_base_example])
-settings.register_profile("soundark-ci", derandomize=True, database=None, **_COMMON)
-settings.register_profile("soundark-long", derandomize=False, **_COMMON)
+_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large,
+           HealthCheck.large_base_example]
+settings.register_profile("soundark-ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=_CHECKS)
+settings.register_profile("soundark-long", derandomize=False, deadline=None, print_blob=True,
+                          suppress_health_check=_CHECKS)
 settings.load_profile("soundark-long" if LONG else "soundark-ci")
 
 

@@ -19,15 +19,16 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import example, given, strategies as st
-
 from fuzz import examples, only_soundark_errors
+from hypothesis import example, given
+from hypothesis import strategies as st
+from test_fixity_util import make_release
+from test_web_api import make_web_archive
+
 from soundark.media import tags
 from soundark.media.synth import SourceTags, make_file
 from soundark.preserve.verify import verify_path
 from soundark.web.app import create_app
-from test_fixity_util import make_release
-from test_web_api import make_web_archive
 
 DATA = Path(__file__).parent / "data"
 
@@ -65,9 +66,11 @@ def bag(tmp_path_factory) -> Path:
     return bag
 
 
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                         max_size=3),
+def _nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)), _nested,
                            max_leaves=10)
 track_lines = st.lists(st.one_of(
     st.builds(lambda p: json.dumps({"path": p}), st.text(max_size=30) | st.sampled_from(

@@ -16,9 +16,10 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, strategies as st
-
 from fuzz import bencode, examples, only_soundark_errors, peak_python_bytes
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from soundark import isrc
 from soundark.catalog import search
 from soundark.errors import BadInput
@@ -50,11 +51,12 @@ def test_isrc_parse_only_bad_input(text: str) -> None:
 
 # ---------------------------------------------------------------- bencode and torrents
 
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.binary(max_size=12), inner, max_size=5))
+
+
 bencode_values = st.recursive(
-    st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.binary(max_size=40)),
-    lambda inner: st.one_of(st.lists(inner, max_size=5),
-                            st.dictionaries(st.binary(max_size=12), inner, max_size=5)),
-    max_leaves=30)
+    st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.binary(max_size=40)), _containers, max_leaves=30)
 
 
 @examples(100)
@@ -171,11 +173,14 @@ def test_bag_info_and_oxum(tmp_path_factory, text: str) -> None:
 
 # ---------------------------------------------------------------- JSON files of the releases folder
 
+def _nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4))
+
+
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70), st.sampled_from([10**400, -10**400, 2**63]),
-              st.floats(allow_nan=True), st.text(max_size=20)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-    max_leaves=20)
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+              st.sampled_from([10**400, -10**400, 2**63]), st.floats(allow_nan=True), st.text(max_size=20)),
+    _nested, max_leaves=20)
 
 release_rows = st.fixed_dictionaries(
     {"name": st.text(min_size=1, max_size=20), "phase": st.sampled_from(["audio", "metadata"]),
@@ -198,7 +203,7 @@ def test_release_list(tmp_path_factory, doc: object) -> None:
     rows = only_soundark_errors(releases.read_release_list, path)
     for row in rows or []:  # every reader may index every field and print every size
         assert set(row) == set(releases.LIST_FIELDS)
-        assert 0 <= row["bytes"] <= releases.MAX_RELEASE_BYTES and isinstance(row["created"], str)
+        assert 0 <= row["bytes"] <= releases.MAX_RELEASE_BYTES and isinstance(row["created"], (str, type(None)))
     if rows is not None:
         only_soundark_errors(mirror.plan_mirror, rows, 10**12, {})
 

@@ -21,9 +21,10 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, strategies as st
-
 from fuzz import examples, only_soundark_errors
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from soundark.catalog import open_catalog
 from soundark.catalog.importers._rows import FIELDS
 from soundark.catalog.importers.listens import import_listens
@@ -169,10 +170,10 @@ LISTENS = [json.loads(x) for x in (DATA / "listens" / "listenbrainz_listens.json
 @example(None)
 def test_listens_jsonl(sandbox, data) -> None:
     if data is None:  # the whole first line nested 100,000 deep
-        body, n = _jsonl([], ['{"listened_at": 1, "track_metadata": ' + DEEP + "}"])
+        body, _ = _jsonl([], ['{"listened_at": 1, "track_metadata": ' + DEEP + "}"])
     else:
         docs = [_mutate(data.draw(st.sampled_from(LISTENS)), data) for _ in range(data.draw(st.integers(1, 3)))]
-        body, n = _jsonl(docs, data.draw(st.lists(st.one_of(st.text(max_size=20), st.just(DEEP)), max_size=1)))
+        body, _ = _jsonl(docs, data.draw(st.lists(st.one_of(st.text(max_size=20), st.just(DEEP)), max_size=1)))
     _import(sandbox, "listens.jsonl", body, lambda c, p: import_listens(c, p), None)
 
 

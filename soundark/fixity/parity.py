@@ -36,7 +36,13 @@ from soundark.config import cpu_count
 from soundark.durable import fsync_dir, fsync_file, replace_durably
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.fixity.bagit import (
-    BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, read_manifest, write_bag_tags,
+    BAG_INFO,
+    BAGIT_TXT,
+    MANIFEST,
+    TAGMANIFEST,
+    hash_files,
+    read_manifest,
+    write_bag_tags,
 )
 from soundark.fixity.paths import check_relpath, check_size, check_unique
 from soundark.fixity.stream import ByteStream

@@ -62,9 +62,9 @@ def read_release_list(path: Path, *, missing_ok: bool = False) -> list[dict[str,
     return [_checked_row(r, f"{path} releases[{n}]") for n, r in enumerate(data["releases"])]
 
 
-_TEXT = ("name", "phase", "created")
-_OPTIONAL_TEXT = ("infohash_v1", "infohash_v2", "magnet", "torrent", "parity_for")
-_OPTIONAL_INT = ("rank_first", "rank_last", "listens")
+_TEXT = ("name",)
+_OPTIONAL_TEXT = ("phase", "created", "infohash_v1", "infohash_v2", "magnet", "torrent", "parity_for")
+_OPTIONAL_INT = ("files", "rank_first", "rank_last", "listens")
 
 
 def _checked_row(row: object, subject: str) -> dict[str, Any]:
@@ -83,7 +83,6 @@ def _checked_row(row: object, subject: str) -> dict[str, Any]:
         if out[k] is not None and not isinstance(out[k], str):
             raise BadInput(subject, f"{k!r} must be text or null, not {out[k]!r:.40}")
     out["bytes"] = check_size(out["bytes"], f"{subject} bytes", MAX_RELEASE_BYTES)
-    out["files"] = check_size(out["files"], f"{subject} files", MAX_RELEASE_BYTES)
     for k in _OPTIONAL_INT:
         v = out[k]
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 63):

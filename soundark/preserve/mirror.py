@@ -23,7 +23,6 @@ from soundark.errors import BadInput
 from soundark.fixity.releases import read_release_list
 
 
-
 @dataclass(frozen=True)
 class Candidate:
     name: str

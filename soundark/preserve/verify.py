@@ -22,11 +22,19 @@ from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, SoundarkError
 from soundark.fixity.bagit import (
-    BAG_INFO, BAGIT_TXT, MANIFEST, TAGMANIFEST, hash_files, parse_oxum, read_bag_info, read_manifest,
+    BAG_INFO,
+    BAGIT_TXT,
+    MANIFEST,
+    TAGMANIFEST,
+    hash_files,
+    parse_oxum,
+    read_bag_info,
+    read_manifest,
     read_tagmanifest,
 )
+from soundark.fixity.parity import INDEX as PARITY_INDEX
+from soundark.fixity.parity import read_index
 from soundark.fixity.paths import check_relpath
-from soundark.fixity.parity import INDEX as PARITY_INDEX, read_index
 from soundark.fixity.releases import find_torrent, parity_dir
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress

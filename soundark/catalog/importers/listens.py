@@ -36,8 +36,18 @@ from typing import Iterator
 from soundark import jsontext
 from soundark.catalog.importers._bulk import pipelined
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map
-from soundark.catalog.importers.listen_rows import FIELDS, flatten_listen, listen_frames, stage_frame
-from soundark.catalog.importers.tabular import Frame, describe_plan, file_format, read_frames
+from soundark.catalog.importers.listen_rows import (
+    FIELDS,
+    flatten_listen,
+    listen_frames,
+    stage_frame,
+)
+from soundark.catalog.importers.tabular import (
+    Frame,
+    describe_plan,
+    file_format,
+    read_frames,
+)
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress, normalise_text

@@ -35,9 +35,26 @@ import pyarrow as pa
 from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._mb_aliases import AliasRecorder, MusicBrainzExtra
-from soundark.catalog.importers._mb_entities import Parsed, Rejected, entity_of, rows_of, search_items
-from soundark.catalog.importers._rows import FIELDS, INT_FIELDS, RowPreparer, StagedBatch
-from soundark.catalog.importers.tabular import LONG_LINE, Frame, bounded_lines, open_binary, prepare_frame
+from soundark.catalog.importers._mb_entities import (
+    Parsed,
+    Rejected,
+    entity_of,
+    rows_of,
+    search_items,
+)
+from soundark.catalog.importers._rows import (
+    FIELDS,
+    INT_FIELDS,
+    RowPreparer,
+    StagedBatch,
+)
+from soundark.catalog.importers.tabular import (
+    LONG_LINE,
+    Frame,
+    bounded_lines,
+    open_binary,
+    prepare_frame,
+)
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress

@@ -29,7 +29,13 @@ import polars as pl
 from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
-from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map, plan_columns, shape_artists
+from soundark.catalog.importers.columns import (
+    ColumnOptions,
+    ColumnPlan,
+    parse_map,
+    plan_columns,
+    shape_artists,
+)
 from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
