@@ -14,14 +14,23 @@ class SoundarkError(Exception):
     """Root of every error soundark raises on purpose."""
 
     def __init__(self, subject: object, reason: str) -> None:
-        self.subject = str(subject)
-        self.reason = reason
-        super().__init__(self.subject, reason)
+        # A subject or reason quoting its input (a file name, a magnet, a CSV cell) may carry line
+        # breaks and terminal escapes: shown escaped, the error stays one line that cannot repaint
+        # the terminal.
+        self.subject = _one_line(str(subject))
+        self.reason = _one_line(str(reason))
+        super().__init__(self.subject, self.reason)
 
     def __str__(self) -> str:
         if not self.subject:
             return self.reason
         return f"{self.subject}: {self.reason}"
+
+
+def _one_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class BadInput(SoundarkError, ValueError):

@@ -147,7 +147,8 @@ def print_list(listing: dict[str, Any], as_json: bool, magnets: bool = False) ->
     for r in releases:
         ranks = f"{r['rank_first']}-{r['rank_last']}" if r.get("rank_first") is not None else ""
         share = f"{100 * r['listens_share']:.2f} %" if r.get("listens_share") is not None else ""
-        table.add_row(r["name"], cut(r["created"][:10]), format_bytes(r["bytes"]), f"{r['files']:,}",
+        table.add_row(r["name"], cut((r["created"] or "")[:10]), format_bytes(r["bytes"]),
+                      f"{r['files']:,}" if r["files"] is not None else "",
                       ranks, share)
     con.print(table)
     con.print("infohash (v1)                             release", markup=False)

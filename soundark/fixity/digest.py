@@ -35,6 +35,9 @@ def sha256_file(path: Path, chunk: int = CHUNK, *, sync: bool = False) -> tuple[
     return h.hexdigest(), size
 
 
+LOST = b""  # the digest of a piece with bytes that are not there: equal to no SHA-1
+
+
 class PieceHasher:
     """SHA-1 of consecutive v1 pieces (BEP 3) of a byte stream fed in order; the last may be short.
 
@@ -55,6 +58,7 @@ class PieceHasher:
         self._left = None if stop is None else max(0, stop - self.first)
         self._h = hashlib.sha1()
         self._filled = 0
+        self._tainted = False  # the piece being filled holds lost bytes: it fails whatever follows
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -64,15 +68,38 @@ class PieceHasher:
             view, self._skip = view[k:], self._skip - k
         while len(view) and self._left != 0:
             take = min(len(view), self.piece_length - self._filled)
-            self._h.update(view[:take])
+            if not self._tainted:  # a piece that already failed needs no hashing
+                self._h.update(view[:take])
             self._filled += take
             view = view[take:]
             if self._filled == self.piece_length:
                 self._emit()
 
+    def lose(self, n: int) -> None:
+        """Advance over *n* bytes that are not there (a missing or short file): no hashing.
+
+        Every piece they touch gets the digest :data:`LOST`, which matches no SHA-1, so it
+        fails. The work is the number of pieces, not the bytes a torrent declares: a 20 KB
+        torrent declaring a 1 TiB file no longer makes verify hash a terabyte of zeros.
+        """
+        self.pos += n
+        if self._skip:
+            k = min(self._skip, n)
+            n, self._skip = n - k, self._skip - k
+        if n <= 0 or self._left == 0:
+            return
+        whole, rest = divmod(self._filled + n, self.piece_length)
+        if self._left is not None:
+            whole = min(whole, self._left)
+            self._left -= whole
+        self.pieces.extend([LOST] * whole)
+        self._h, self._filled, self._tainted = hashlib.sha1(), 0, False
+        if rest and self._left != 0:
+            self._filled, self._tainted = rest, True
+
     def _emit(self) -> None:
-        self.pieces.append(self._h.digest())
-        self._h, self._filled = hashlib.sha1(), 0
+        self.pieces.append(LOST if self._tainted else self._h.digest())
+        self._h, self._filled, self._tainted = hashlib.sha1(), 0, False
         if self._left is not None:
             self._left -= 1
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import zfec
 
+from soundark import jsontext
 from soundark.config import cpu_count
 from soundark.durable import fsync_dir, fsync_file, replace_durably
 from soundark.errors import BadInput, EnvironmentProblem
@@ -269,11 +270,11 @@ def read_index(parity_dir: Path) -> ParityIndex:
     """Load and check ``parity.json`` and ``blocks.sha256``; anything inconsistent is BadInput."""
     path = Path(parity_dir) / INDEX
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = jsontext.loads(path.read_text(encoding="utf-8"))
         hashes = (Path(parity_dir) / BLOCK_HASHES).read_bytes()
     except FileNotFoundError as e:
         raise BadInput(parity_dir, f"not a parity folder: {e.filename} is missing") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: BadInput, UnicodeDecodeError
         raise BadInput(path, f"cannot read parity index: {e}") from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise BadInput(path, f"not {FORMAT}")

@@ -86,7 +86,8 @@ def check_size(size: object, subject: object, limit: int = 1 << 50) -> int:
     if isinstance(size, bool) or not isinstance(size, int):
         raise BadInput(subject, f"size {size!r} is not an integer")
     if size < 0 or size > limit:
-        raise BadInput(subject, f"size {size} is absurd (allowed 0..{limit})")
+        shown = str(size) if len(str(size)) <= 24 else f"{str(size)[:12]}... ({len(str(size))} digits)"
+        raise BadInput(subject, f"size {shown} is absurd (allowed 0..{limit})")
     return size
 
 

@@ -19,7 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from soundark import jsontext
 from soundark.errors import BadInput
+from soundark.fixity.paths import check_size
 
 RELEASE_LIST = "torrents.json"
 LIST_FORMAT = "soundark-torrents/1"
@@ -27,6 +29,7 @@ LIST_FIELDS = ("name", "phase", "infohash_v1", "infohash_v2", "magnet", "bytes",
                "rank_last", "listens", "listens_share", "created", "torrent", "parity_for")
 PARITY_SUFFIX = ".parity"
 TORRENTS_DIR = "torrents"
+MAX_RELEASE_BYTES = 1 << 60  # 1 EiB: any real release; a larger number is a damaged or hostile list
 
 
 # ---------------------------------------------------------------- the release list
@@ -47,16 +50,48 @@ def read_release_list(path: Path, *, missing_ok: bool = False) -> list[dict[str,
     a missing file is BadInput too unless ``missing_ok`` (an archive that has released nothing)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsontext.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         if missing_ok:
             return []
         raise BadInput(path, f"no release list here (releases/{RELEASE_LIST})") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: BadInput, UnicodeDecodeError
         raise BadInput(path, f"cannot read the release list: {e}") from e
     if not isinstance(data, dict) or data.get("format") != LIST_FORMAT or not isinstance(data.get("releases"), list):
         raise BadInput(path, f"not a {LIST_FORMAT} release list")
-    return [r for r in data["releases"] if isinstance(r, dict)]
+    return [_checked_row(r, f"{path} releases[{n}]") for n, r in enumerate(data["releases"])]
+
+
+_TEXT = ("name",)
+_OPTIONAL_TEXT = ("phase", "created", "infohash_v1", "infohash_v2", "magnet", "torrent", "parity_for")
+_OPTIONAL_INT = ("files", "rank_first", "rank_last", "listens")
+
+
+def _checked_row(row: object, subject: str) -> dict[str, Any]:
+    """One row with every field present and of its type, so readers index it without care.
+
+    A list may come from a mirror, not from this archive: a size of 10**400 or a missing
+    ``created`` must be one line naming the row, not a crash in whoever prints it.
+    """
+    if not isinstance(row, dict):
+        raise BadInput(subject, f"a release is a JSON object, not {type(row).__name__}")
+    out = {k: row.get(k) for k in LIST_FIELDS}
+    for k in _TEXT:
+        if not isinstance(out[k], str) or not out[k]:
+            raise BadInput(subject, f"{k!r} must be text, not {out[k]!r:.40}")
+    for k in _OPTIONAL_TEXT:
+        if out[k] is not None and not isinstance(out[k], str):
+            raise BadInput(subject, f"{k!r} must be text or null, not {out[k]!r:.40}")
+    out["bytes"] = check_size(out["bytes"], f"{subject} bytes", MAX_RELEASE_BYTES)
+    for k in _OPTIONAL_INT:
+        v = out[k]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 63):
+            raise BadInput(subject, f"{k!r} must be a whole number or null, not {v!r:.40}")
+    share = out["listens_share"]
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                              or not 0 <= share <= 1):
+        raise BadInput(subject, f"'listens_share' must be a number in 0..1 or null, not {share!r:.40}")
+    return out
 
 
 # ---------------------------------------------------------------- beside a bag

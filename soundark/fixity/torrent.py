@@ -201,8 +201,22 @@ def _files(info: dict[bytes, Any], subject: object) -> tuple[list[TorrentFile], 
         if b"l" in (entry.get(b"attr") or b""):
             raise BadInput(where, f"{rel!r} is a symlink entry; refused")
         out.append(TorrentFile(rel, size, pad, None if pad else roots.get(rel)))
+    _check_pads(out, info.get(b"piece length"), subject)
     check_unique([f.path for f in out if not f.pad], subject)
     return out, True
+
+
+def _check_pads(files: list[TorrentFile], piece_length: object, subject: object) -> None:
+    """BEP 47: a pad file fills the rest of a piece after a file, so it is shorter than a piece
+    and ends on a piece boundary. A longer one would only make a verifier hash declared zeros."""
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        return  # parse_torrent refuses the piece length itself
+    offset = 0
+    for f in files:
+        offset += f.size
+        if f.pad and (f.size >= piece_length or offset % piece_length):
+            raise BadInput(subject, f"pad file {f.path!r} of {f.size} bytes does not just fill a "
+                                    f"{piece_length}-byte piece (BEP 47)")
 
 
 def _v2_roots(tree: object, subject: object, prefix: str = "", depth: int = 0) -> dict[str, bytes]:
@@ -257,16 +271,20 @@ def parse_magnet(uri: str) -> Magnet:
     if parts.scheme != "magnet":
         raise BadInput(uri[:80], "not a magnet: link")
     q = parse_qs(parts.query, keep_blank_values=True)
-    v1 = v2 = None
+    v1s, v2s = set(), set()
     for xt in q.get("xt", []):
         if m := re.fullmatch(r"urn:btih:([0-9a-fA-F]{40})", xt):
-            v1 = m.group(1).lower()
+            v1s.add(m.group(1).lower())
         elif m := re.fullmatch(r"urn:btih:([A-Za-z2-7]{32})", xt):
-            v1 = base64.b32decode(m.group(1).upper()).hex()
+            v1s.add(base64.b32decode(m.group(1).upper()).hex())
         elif m := re.fullmatch(r"urn:btmh:1220([0-9a-fA-F]{64})", xt):
-            v2 = m.group(1).lower()
+            v2s.add(m.group(1).lower())
         else:
             raise BadInput(uri[:80], f"unsupported xt {xt[:80]!r}")
+    # Two different infohashes of one kind name two torrents: which one to fetch is not ours to guess.
+    if len(v1s) > 1 or len(v2s) > 1:
+        raise BadInput(uri[:80], "two different infohashes (xt) in one magnet; give one torrent per link")
+    v1, v2 = (v1s.pop() if v1s else None), (v2s.pop() if v2s else None)
     if not v1 and not v2:
         raise BadInput(uri[:80], "no infohash (xt=urn:btih:... or urn:btmh:...)")
     name = q.get("dn", [None])[0]

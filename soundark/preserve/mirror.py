@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from soundark import jsontext
 from soundark.errors import BadInput
 from soundark.fixity.releases import read_release_list
 
@@ -79,8 +79,8 @@ def load_seeders(path: Path) -> dict[str, int]:
     pairs: list[tuple[Any, Any]]
     if text.lstrip().startswith("{"):
         try:
-            pairs = list(json.loads(text).items())
-        except json.JSONDecodeError as e:
+            pairs = list(jsontext.loads(text).items())  # type: ignore[union-attr]  # '{' starts an object
+        except BadInput as e:
             raise BadInput(path, f"not valid JSON: {e}") from e
     else:
         rows = [r for r in csv.reader(io.StringIO(text.replace("\t", ",").replace(" ", ","))) if r]

@@ -148,8 +148,8 @@ def _hash_file(path: Path, entry: Entry, pieces: _Pieces | None) -> tuple[FileRe
             res.sha256 = sha.hexdigest() if sha is not None else None
         except OSError:
             res.actual_size = None
-    if pieces is not None and done < expected:
-        pieces.feed_zeros(expected - done)
+    if pieces is not None and done < expected:  # the bytes not on disk fail their pieces, unhashed
+        pieces.hasher.lose(expected - done)
     if leaves is not None:
         res.root_ok = res.actual_size == expected and merkle_root(leaves, 0) == entry.pieces_root
     return res, done

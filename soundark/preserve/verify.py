@@ -13,11 +13,11 @@ archive's layout); ``<bag>.torrent`` beside the bag or inside it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundark import jsontext
 from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, SoundarkError
@@ -382,7 +382,7 @@ class _BagPlan:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = jsontext.loads(line)
                 rel = check_relpath(row.get("path") if isinstance(row, dict) else None, f"line {n}")
             except (ValueError, BadInput) as e:
                 self.problem("refused", TRACKS, f"line {n}: {e}")

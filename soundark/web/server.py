@@ -103,7 +103,9 @@ def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PRO
     _check_free(plan.host, plan.port)
     os.environ[ARCHIVE_ENV] = str(paths.root)
     progress.note(f"serving {paths.root} at {plan.url}")
+    # http=: a request head over 64 KiB is answered 431, not accumulated (soundark.web.headcap)
     uvicorn.run("soundark.web.server:app_from_env", factory=True, host=plan.host, port=plan.port,
                 workers=plan.workers, log_level=log_level, access_log=False, server_header=False,
-                timeout_graceful_shutdown=3, proxy_headers=False)
+                timeout_graceful_shutdown=3, proxy_headers=False,
+                http="soundark.web.headcap:CappedHttpTools")
     return plan

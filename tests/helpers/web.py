@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths
@@ -126,3 +130,22 @@ def _add_release(paths: ArchivePaths, catalog) -> tuple[str, str]:
     listing = {"format": "soundark-torrents/1", "releases": [{**row, "parity_for": None}]}
     (paths.releases / "torrents.json").write_text(json.dumps(listing))
     return magnet, name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer")
+        time.sleep(0.1)

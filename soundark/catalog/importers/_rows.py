@@ -38,6 +38,8 @@ from typing import Any
 import polars as pl
 
 from soundark import isrc as isrc_codes
+from soundark import jsontext
+from soundark.errors import BadInput
 from soundark.model import mbid_key, normalise_mbid
 
 FIELDS = (
@@ -318,8 +320,8 @@ def _artist_names(raw: Any, separator: str = ARTIST_SEPARATOR) -> list[str]:
         text = raw.strip()
         if text.startswith("["):
             try:
-                value = json.loads(text)
-            except ValueError:
+                value = jsontext.loads(text)
+            except BadInput:  # not JSON (or nested absurdly deep): plain text with separators
                 value = None
             if isinstance(value, list):
                 raw = value

@@ -30,14 +30,24 @@ rows, written once at the end (memory bounded by the catalog, not by the listens
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import pipelined
 from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map
-from soundark.catalog.importers.listen_rows import FIELDS, flatten_listen, listen_frames, stage_frame
-from soundark.catalog.importers.tabular import Frame, describe_plan, file_format, read_frames
+from soundark.catalog.importers.listen_rows import (
+    FIELDS,
+    flatten_listen,
+    listen_frames,
+    stage_frame,
+)
+from soundark.catalog.importers.tabular import (
+    Frame,
+    describe_plan,
+    file_format,
+    read_frames,
+)
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress, normalise_text
@@ -186,7 +196,7 @@ def _json_document(path: Path, options: ColumnOptions, on_plan) -> Iterator[Fram
     """A whole JSON document: an array of listens or of popularity rows, or an API answer."""
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = jsontext.loads(f.read())
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(path, f"not valid JSON ({e})") from e
     if isinstance(doc, dict):  # api.listenbrainz.org wraps listens as {"payload": {"listens": [...]}}
@@ -259,21 +269,24 @@ def _nested_jsonl(path: Path) -> bool:
     with open_binary(path, file_format(path)[1]) as stream:
         head = stream.readline(1 << 20)
     with contextlib.suppress(ValueError):
-        obj = json.loads(head)
+        obj = jsontext.loads(head)
         return isinstance(obj, dict) and isinstance(obj.get("track_metadata"), dict)
     return False
 
 
 def _jsonl_objects(path: Path) -> Iterator[tuple[int, object]]:
     """(line, flattened listen or a reason string) per non-blank line, streamed."""
-    from soundark.catalog.importers.tabular import open_binary
+    from soundark.catalog.importers.tabular import LONG_LINE, bounded_lines, open_binary
 
     with open_binary(path, file_format(path)[1]) as stream:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in bounded_lines(stream):
+            if raw is None:
+                yield number, LONG_LINE
+                continue
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = jsontext.loads(raw)
             except ValueError as e:
                 yield number, f"not valid JSON ({e})"
                 continue

@@ -34,11 +34,29 @@ from typing import IO
 import polars as pl
 import pyarrow as pa
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._mb_aliases import AliasRecorder, MusicBrainzExtra
-from soundark.catalog.importers._mb_entities import Parsed, Rejected, entity_of, rows_of, search_items
-from soundark.catalog.importers._rows import FIELDS, INT_FIELDS, RowPreparer, StagedBatch
-from soundark.catalog.importers.tabular import Frame, open_binary, prepare_frame
+from soundark.catalog.importers._mb_entities import (
+    Parsed,
+    Rejected,
+    entity_of,
+    rows_of,
+    search_items,
+)
+from soundark.catalog.importers._rows import (
+    FIELDS,
+    INT_FIELDS,
+    RowPreparer,
+    StagedBatch,
+)
+from soundark.catalog.importers.tabular import (
+    LONG_LINE,
+    Frame,
+    bounded_lines,
+    open_binary,
+    prepare_frame,
+)
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput, NotFound
 from soundark.model import NO_PROGRESS, ImportReport, Progress
@@ -117,13 +135,16 @@ class _BatchBuilder:
         return batch
 
 
-def _entities(lines: Iterable[tuple[int, bytes]]) -> Iterator[Batch]:
+def _entities(lines: Iterable[tuple[int, bytes | None]]) -> Iterator[Batch]:
     builder = _BatchBuilder()
     for number, raw in lines:
+        if raw is None:
+            builder.rejections.append((number, LONG_LINE))
+            continue
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
         except ValueError as e:
             builder.rejections.append((number, f"not valid JSON ({e})"))
             continue
@@ -136,7 +157,7 @@ def _entities(lines: Iterable[tuple[int, bytes]]) -> Iterator[Batch]:
 
 def dump_batches(stream: IO[bytes]) -> Iterator[Batch]:
     """Batches of dump lines; bad lines are rejected with their line number."""
-    return _entities(enumerate(stream, start=1))
+    return _entities(bounded_lines(stream))
 
 
 def _is_tarball(path: Path) -> bool:
@@ -171,21 +192,24 @@ def _tar_batches(path: Path) -> Iterator[Batch]:
 def _document(path: Path, compression: str) -> object | None:
     """The file as one JSON document, when it is one and not JSON Lines."""
     with open_binary(path, compression) as stream:
-        first = b""
-        for first in stream:
-            if first.strip():
+        first: bytes | None = b""
+        for _, first in bounded_lines(stream):
+            if first is None or first.strip():
                 break
         try:
-            json.loads(first)
-            return None  # the first line is a whole JSON value: JSON Lines
+            if first is not None:  # None: one line over MAX_LINE_BYTES, perhaps a compact document
+                jsontext.loads(first)
+                return None  # the first line is a whole JSON value: JSON Lines
         except ValueError:
             pass
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         return None
     with open_binary(path, compression) as stream:
-        data = stream.read(MAX_DOCUMENT_BYTES * 8 + 1)
+        data = stream.read(MAX_DOCUMENT_BYTES + 1)  # inflated size counts: a .gz bomb stays bounded
+    if len(data) > MAX_DOCUMENT_BYTES:
+        return None
     try:
-        return json.loads(data)
+        return jsontext.loads(data)
     except ValueError:
         return None  # not a document either: read as lines, each bad line rejected with its number
 

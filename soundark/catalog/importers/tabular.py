@@ -27,9 +27,16 @@ from typing import IO
 
 import polars as pl
 
+from soundark import jsontext
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
-from soundark.catalog.importers.columns import ColumnOptions, ColumnPlan, parse_map, plan_columns, shape_artists
+from soundark.catalog.importers.columns import (
+    ColumnOptions,
+    ColumnPlan,
+    parse_map,
+    plan_columns,
+    shape_artists,
+)
 from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
@@ -37,6 +44,9 @@ from soundark.model import NO_PROGRESS, ImportReport, Progress
 
 BATCH_ROWS = 50_000
 CHUNK_BYTES = 16 << 20  # ~55k JSONL rows of a typical catalog
+# No catalog row, listen or MusicBrainz entity comes near this; a longer line (a 1 MB .gz can
+# inflate to a 1 GiB line) is rejected and skipped rather than held in memory.
+MAX_LINE_BYTES = 64 << 20
 FORMATS = (".jsonl", ".ndjson", ".csv", ".parquet")
 COMPRESSIONS = (".gz", ".xz", ".zst")
 
@@ -107,7 +117,7 @@ def _lines_slowly(chunk: bytes, first_line: int, sources: dict[str, str]) -> Fra
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
         except ValueError as e:
             rejections.append((first_line + offset, f"not valid JSON ({e})"))
             continue
@@ -149,7 +159,7 @@ def keys_jsonl(chunk: bytes, sample: int = 100) -> list[str]:
     seen: dict[str, None] = {}
     for raw in chunk.split(b"\n", sample)[:sample]:
         with contextlib.suppress(ValueError):
-            obj = json.loads(raw)
+            obj = jsontext.loads(raw)
             if isinstance(obj, dict):
                 seen.update(dict.fromkeys(obj))
     return list(seen)
@@ -167,6 +177,31 @@ def _sources(names: list[str], options: ColumnOptions, on_plan, subject) -> dict
     return {names[i]: f for i, f in plan.picks}
 
 
+LONG_LINE = f"line longer than {MAX_LINE_BYTES >> 20} MiB; skipped"
+
+
+def _past_newline(stream: IO[bytes]) -> bytes:
+    """Read and drop the rest of the current line; return what follows its newline."""
+    while block := stream.read(CHUNK_BYTES):
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return block[nl + 1:]
+    return b""
+
+
+def bounded_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line, None for a line over MAX_LINE_BYTES (its bytes are dropped)."""
+    number = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (more := stream.readline(CHUNK_BYTES)) and not more.endswith(b"\n"):
+                pass
+            yield number, None
+        else:
+            yield number, raw
+
+
 def jsonl_frames(stream: IO[bytes], options: ColumnOptions, on_plan=None, subject: object = "") -> Iterator[Frame]:
     """Blocks of whole lines, each parsed into one Frame; memory bounded by CHUNK_BYTES."""
     rest = b""
@@ -178,6 +213,11 @@ def jsonl_frames(stream: IO[bytes], options: ColumnOptions, on_plan=None, subjec
         if not data:
             return
         cut = data.rfind(b"\n") + 1 if block else len(data)
+        if cut == 0 and len(data) > MAX_LINE_BYTES:
+            rest = _past_newline(stream)
+            yield Frame(pl.DataFrame(), [(line, LONG_LINE)])
+            line += 1
+            continue
         if cut == 0:  # one line longer than a block: keep reading
             rest = data
             continue
