@@ -447,5 +447,20 @@ def test_serve_binds_loopback_unless_told(archive):
     assert plan_serve(archive, Settings(host="0.0.0.0")).public is True
     with pytest.raises(BadInput):
         plan_serve(archive, Settings(port=70000))
-    assert serve_command(archive, Settings()) == f"soundark serve -a {archive.root}"
+    assert serve_command(archive, Settings()).endswith(f" serve -a {archive.root}")
     assert serve_command(archive, Settings(port=9000)).endswith("--port 9000")
+
+
+def test_the_printed_serve_command_works_in_a_fresh_shell(archive):
+    """Without an activated venv, `soundark` may not be on PATH: the command names what is."""
+    import subprocess
+
+    from soundark.config import Settings
+    from soundark.web.server import serve_command
+
+    cmd = serve_command(archive, Settings())
+    fresh = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
+             "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run(f"{cmd} --help", shell=True, capture_output=True, text=True, env=fresh, timeout=60)
+    assert r.returncode == 0, (cmd, r.stderr[-500:])
+    assert "Usage:" in r.stdout and "serve" in r.stdout

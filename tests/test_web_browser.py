@@ -1,5 +1,7 @@
 """End to end in headless Chromium (Debian's chromium, driven by Playwright): search, open, play,
-seek, coverage, releases. Also `soundark serve` as a real process.
+seek, coverage, releases, the home/album/artist pages at a desktop and a phone size, the play queue,
+keyboard-only use, and axe-core's accessibility rules on every page. Also `soundark serve` as a real
+process.
 
 The server is real uvicorn on 127.0.0.1 with a free port; Chromium is told to make no
 other connection. Screenshots go to the test's temporary folder.
@@ -22,7 +24,13 @@ import uvicorn
 
 from soundark.web.app import create_app
 
-from helpers.web import ISRC, free_port, make_web_archive, wait_for  # the same real archive as test_web_api
+from helpers.web import (  # the same real archive as test_web_api
+    ISRC,
+    add_album_tracks,
+    free_port,
+    make_web_archive,
+    wait_for,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,6 +53,7 @@ def poll(page, script: str, seconds: float = 15.0) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     web = make_web_archive(tmp_path_factory.mktemp("browser") / "archive", seconds=8.0)
+    add_album_tracks(web)  # an album of three tracks, two of them playable: the queue
     port = free_port()
     config = uvicorn.Config(create_app(web.paths.root), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
@@ -124,6 +133,99 @@ def test_releases_page_magnet_link(page, server, tmp_path):
     body = page.request.get(href).body()
     assert body == (web.paths.torrents / f"{web.torrent_name}.torrent").read_bytes()
     page.screenshot(path=str(tmp_path / "releases.png"), full_page=True)
+
+
+PAGES = ("/", "/?q=harbour", "/albums", "/album/a1", "/artists", "/artist/n:tidewater", f"/recording/{ISRC}",
+         "/coverage", "/releases", "/recording/nope")
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core (bundled by axe-playwright-python) on the page as shown: serious and critical rules."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in found if v["impact"] in ("serious", "critical")]
+
+
+def test_every_page_passes_axe_at_both_sizes(page, tmp_path):
+    problems = []
+    for size, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        for path in PAGES:
+            page.goto(path)
+            problems += [f"{path} {size}: {v}" for v in serious_violations(page)]
+    assert problems == []
+
+
+def test_home_and_album_pages_look_right_at_both_sizes(page, server, tmp_path):
+    web, _ = server
+    shots = []
+    for size, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        page.goto("/")
+        assert "2 recordings preserved" in page.inner_text("#headline")
+        assert page.locator("ul.albums img.thumb").count() == 1  # Harbour Lights' cover
+        assert page.locator("#top button.play:visible").count() == 2
+        shots.append(tmp_path / f"home-{size}.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+        page.goto("/album/a1")
+        assert page.eval_on_selector("img.cover", "i => i.naturalWidth") > 0  # the image really loaded
+        titles = page.locator("#album-tracks .title").all_inner_texts()
+        assert titles[:2] == ["Morning Tide", "Salt Wind"] and titles[2].startswith("Low Water")
+        # the long title is clamped to two lines, not spilling the row
+        line = page.eval_on_selector("#album-tracks li:nth-child(3) .title",
+                                     "e => parseFloat(getComputedStyle(e).lineHeight)")
+        height = page.eval_on_selector("#album-tracks li:nth-child(3) .title", "e => e.clientHeight")
+        assert height <= 2 * line + 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        shots.append(tmp_path / f"album-{size}.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+        page.goto("/artist/n:tidewater")
+        shots.append(tmp_path / f"artist-{size}.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+    for shot in shots:
+        assert shot.stat().st_size > 1000
+        print(f"screenshot: {shot}")
+
+
+def test_album_queue_plays_the_next_track(page, server):
+    web, _ = server
+    page.goto("/album/a1")
+    page.click("button.play-all")
+    poll(page, "document.querySelector('#queue-audio').currentTime > 0.3")
+    assert "1 of 2: Morning Tide" in page.inner_text("#nowplaying-title")
+    assert page.get_attribute("#album-tracks li:nth-child(1)", "aria-current") == "true"
+    # near the end: when it ends the queue goes on to track 3 (Salt Wind is not preserved: passed over)
+    page.eval_on_selector("#queue-audio", "a => { a.currentTime = a.duration - 0.3; }")
+    poll(page, "document.querySelector('#nowplaying-title').textContent.includes('2 of 2')")
+    poll(page, "document.querySelector('#queue-audio').currentTime > 0.3")
+    assert page.get_attribute("#album-tracks li:nth-child(3)", "aria-current") == "true"
+    assert page.get_attribute("#album-tracks li:nth-child(1)", "aria-current") is None
+    assert page.is_disabled("#queue-next")
+
+
+def test_keyboard_only_search_and_player(page, server):
+    page.goto("/")
+
+    def tab_to(script: str, limit: int = 40) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"(() => {{ const e = document.activeElement; return {script}; }})()"):
+                return
+        raise AssertionError(f"Tab never reached {script}")
+
+    tab_to("e.id === 'q'")
+    page.keyboard.type("harbour")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("li.result")
+    tab_to("e.classList.contains('play')")
+    page.keyboard.press("Enter")
+    poll(page, "document.querySelector('#queue-audio').currentTime > 0.3")
+    tab_to("e.id === 'queue-next'", 80)
+    page.keyboard.press("Enter")  # the next preserved result
+    poll(page, "document.querySelector('#nowplaying-title').textContent.includes('2 of 2')")
 
 
 def test_serve_command_serves_the_api(tmp_path):

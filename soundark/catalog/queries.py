@@ -52,7 +52,7 @@ def recording_detail(catalog: Catalog, key: str) -> dict[str, Any] | None:
     rid = rec.pop("id")
     have = tables(catalog)
     rec["artists"] = _dicts(catalog.execute(
-        "SELECT a.name, a.mbid, ra.position FROM recording_artist ra JOIN artist a ON a.id = ra.artist_id "
+        "SELECT a.name, a.mbid, a.key, ra.position FROM recording_artist ra JOIN artist a ON a.id = ra.artist_id "
         "WHERE ra.recording_id = ? ORDER BY ra.position", (rid,)))
     rec["tracks"] = _dicts(catalog.execute(
         "SELECT t.key, t.title, t.artist, t.track_number, t.disc_number, al.key AS album_key, "

@@ -237,6 +237,7 @@ def complete(catalog: Catalog, owner: str, row: EncodedRow,
         if art is not None:
             conn.execute("INSERT INTO art(sha256, mime, ext, bytes) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT(sha256) DO NOTHING", art)
+            _link_album_art(conn, row.recording_id, art[0])
         conn.execute(
             "INSERT INTO encoded(recording_id, tier, sha256, bytes, ext, duration_ms, source_sha256, "
             "encoder, art_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -247,6 +248,21 @@ def complete(catalog: Catalog, owner: str, row: EncodedRow,
             (row.recording_id, row.tier, row.sha256, row.bytes, row.ext, row.duration_ms,
              row.source_sha256, row.encoder, row.art_sha256, now))
     return True
+
+
+def _link_album_art(conn: Any, recording_id: int, sha256: str) -> None:
+    """The cover embedded in a source is its album's cover: give it to the album the source's own
+    track is on (else to every album of the recording), without replacing a cover already known.
+
+    Without this link the art release's albums.jsonl and the web's album pages had no image.
+    """
+    conn.execute(
+        "UPDATE album SET art_sha256 = ? WHERE art_sha256 IS NULL AND id IN ("
+        " SELECT coalesce(st.album_id, t.album_id) FROM encode_job j"
+        " JOIN source_file s ON s.id = j.source_id"
+        " LEFT JOIN track st ON st.id = s.track_id"
+        " LEFT JOIN track t ON s.track_id IS NULL AND t.recording_id = j.recording_id"
+        " WHERE j.recording_id = ?)", (sha256, recording_id))
 
 
 def pending_count(catalog: Catalog) -> int:

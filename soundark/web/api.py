@@ -39,6 +39,8 @@ class SearchResult(BaseModel):
     tier: str | None = None
     release: str | None = None
     magnet: str | None = None
+    art_url: str | None = None
+    audio_url: str | None = None
 
 
 class SearchPageModel(BaseModel):
@@ -131,3 +133,35 @@ def api_stats(request: Request) -> JSONResponse:
             summary="The plan's tier table and coverage curve (share of listens vs bytes and recordings)")
 def api_coverage(request: Request) -> JSONResponse:
     return JSONResponse(_reader(request).coverage())
+
+
+@router.get("/home", response_model=None, summary="The home page's figures: headline (recordings preserved, "
+            "share of listens, bytes), most listened preserved recordings, recent releases")
+def api_home(request: Request) -> JSONResponse:
+    return JSONResponse(_reader(request).home())
+
+
+@router.get("/albums", response_model=None, responses=_ERRORS,
+            summary="Albums by title, with cover URL and how many of their tracks are preserved")
+def api_albums(request: Request, page: int = Query(1, ge=1, le=10_000), size: int = Query(60, ge=1, le=MAX_PAGE_SIZE)
+               ) -> JSONResponse:
+    return JSONResponse(_reader(request).albums(page, size))
+
+
+@router.get("/albums/{key}", response_model=None, responses=_ERRORS,
+            summary="One album: facts, cover, tracks in order (with audio URLs), the releases holding them")
+def api_album(key: str, request: Request) -> JSONResponse:
+    return JSONResponse(_reader(request).album(key))
+
+
+@router.get("/artists", response_model=None, responses=_ERRORS,
+            summary="Credited artists by name, with their number of recordings")
+def api_artists(request: Request, page: int = Query(1, ge=1, le=10_000),
+                size: int = Query(100, ge=1, le=MAX_PAGE_SIZE)) -> JSONResponse:
+    return JSONResponse(_reader(request).artists(page, size))
+
+
+@router.get("/artists/{key}", response_model=None, responses=_ERRORS,
+            summary="One artist: their albums and most listened recordings")
+def api_artist(key: str, request: Request) -> JSONResponse:
+    return JSONResponse(_reader(request).artist(key))

@@ -1,7 +1,9 @@
-"""HTML pages (Jinja2 templates, no JavaScript framework): search, recording, coverage, releases.
+"""HTML pages (Jinja2 templates, no JavaScript framework): home, search, recording, album, artist,
+coverage, releases.
 
 Pages work without JavaScript; ``static/app.js`` only adds "copy" buttons for
-magnet links. Templates autoescape everything they print.
+magnet links and the play queue (play the next track of an album or a list).
+Templates autoescape everything they print.
 """
 
 from __future__ import annotations
@@ -38,7 +40,18 @@ def _number(x: Any) -> str:
     return f"{x:,.0f}" if isinstance(x, (int, float)) else str(x)
 
 
-templates.env.filters.update(duration=_duration, size=format_bytes, percent=_percent, number=_number)
+def _tier_label(tier: Any) -> str:
+    """Tier names for people: "skip" is a planner's word, not a listener's."""
+    return {"skip": "not kept under the current plan", "original": "original kept",
+            "opus75": "opus 75 kbit/s"}.get(str(tier), str(tier))
+
+
+def _plural(n: Any, word: str) -> str:
+    return f"{_number(n)} {word}{'' if n == 1 else 's'}"
+
+
+templates.env.filters.update(duration=_duration, size=format_bytes, percent=_percent, number=_number,
+                             tier_label=_tier_label, plural=_plural)
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
@@ -66,8 +79,31 @@ def search_page(request: Request, q: str = "", page: int = 1) -> Response:
     except BadInput as e:
         return _render(request, "search.html", {"q": q, "result": None, "problem": str(e),
                                                 "stats": None}, 400)
-    stats = None if q.strip() else reader.stats()
-    return _render(request, "search.html", {"q": q, "result": result, "problem": None, "stats": stats})
+    if not q.strip():
+        albums = reader.albums(1, 12)["albums"]
+        return _render(request, "home.html", {"q": q, "stats": reader.stats(), "home": reader.home(),
+                                              "albums": albums})
+    return _render(request, "search.html", {"q": q, "result": result, "problem": None})
+
+
+@router.get("/albums", response_class=HTMLResponse)
+def albums_page(request: Request, page: int = 1) -> Response:
+    return _render(request, "albums.html", {"listing": _reader(request).albums(page, 60)})
+
+
+@router.get("/album/{key:path}", response_class=HTMLResponse)
+def album_page(request: Request, key: str) -> Response:
+    return _render(request, "album.html", {"album": _reader(request).album(key)})
+
+
+@router.get("/artists", response_class=HTMLResponse)
+def artists_page(request: Request, page: int = 1) -> Response:
+    return _render(request, "artists.html", {"listing": _reader(request).artists(page, 100)})
+
+
+@router.get("/artist/{key:path}", response_class=HTMLResponse)
+def artist_page(request: Request, key: str) -> Response:
+    return _render(request, "artist.html", {"artist": _reader(request).artist(key)})
 
 
 @router.get("/recording/{key}", response_class=HTMLResponse)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from soundark import isrc as isrc_codes
-from soundark.catalog import Catalog, open_catalog
+from soundark.catalog import Catalog, browse, open_catalog
 from soundark.catalog import queries as q
 from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
@@ -216,11 +216,16 @@ class ArchiveReader:
         hits = found.hits
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
         extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat)))
+        covers = browse.art_of_recordings(cat, [h.id for h in hits])
+        playable = browse.playable_of_recordings(cat, [h.id for h in hits])
         results = []
         for h in hits:
             row = h.as_dict()
             row.pop("id")
             row.update(extras[h.id])
+            row["art_url"] = _art_url(covers.get(h.id))
+            play = playable.get(h.id)
+            row["audio_url"] = f"/audio/{play['sha256']}{_safe_ext(play['ext'])}" if play else None
             results.append(row)
         return SearchPage(text, page, size, found.total, found.capped, has_next, results)
 
@@ -248,6 +253,52 @@ class ArchiveReader:
         if key is None:
             raise NotFound(code, "no recording has this ISRC")
         return self.recording(key)
+
+    # -- browsing -------------------------------------------------------------------------
+    def home(self) -> dict[str, Any]:
+        """The home page's figures: headline, most listened preserved recordings, recent releases."""
+        def compute() -> dict[str, Any]:
+            cat = self.catalog()
+            head = browse.headline(cat)
+            # a plan without listen data has no share of listens to claim (plan/signals.py)
+            summary = self.coverage().get("summary", {})
+            if (summary.get("signal_mode") or ("full" if summary.get("listens_total") else "none")) == "none":
+                head["listens_share"] = None
+            top = [_with_urls(r) for r in browse.most_listened(cat)]
+            return {"headline": head, "most_listened": top, "recent_releases": browse.recent_releases(cat)}
+        return self._cached("home", compute)
+
+    def albums(self, page: int = 1, size: int = 60) -> dict[str, Any]:
+        _check_page(page, size)
+        total, rows = browse.albums(self.catalog(), (page - 1) * size, size)
+        for row in rows:
+            row["art_url"] = _art_url(row.pop("art"))
+        return {"page": page, "size": size, "total": total, "has_next": page * size < total, "albums": rows}
+
+    def artists(self, page: int = 1, size: int = 100) -> dict[str, Any]:
+        _check_page(page, size)
+        total, rows = browse.artists(self.catalog(), (page - 1) * size, size)
+        return {"page": page, "size": size, "total": total, "has_next": page * size < total, "artists": rows}
+
+    def album(self, key: str) -> dict[str, Any]:
+        album = browse.album_detail(self.catalog(), _checked_key(key, "album")) if key else None
+        if album is None:
+            raise NotFound(_shown(key), "no such album")
+        album["art_url"] = _art_url(album["art"])
+        album["tracks"] = [_with_urls(t) for t in album["tracks"]]
+        have = set(self.torrent_files())
+        for rel in album["releases"]:
+            _decorate_release(rel, have)
+        return album
+
+    def artist(self, key: str) -> dict[str, Any]:
+        artist = browse.artist_detail(self.catalog(), _checked_key(key, "artist")) if key else None
+        if artist is None:
+            raise NotFound(_shown(key), "no such artist")
+        for al in artist["albums"]:
+            al["art_url"] = _art_url(al.pop("art"))
+        artist["recordings"] = [_with_urls(r) for r in artist["recordings"]]
+        return artist
 
     # -- content-addressed files ----------------------------------------------------------
     def audio(self, name: str) -> StoredFile:
@@ -358,6 +409,31 @@ def _decorate_release(rel: dict[str, Any], have: set[str]) -> None:
     """Add the download URL of the release's .torrent when that file is on disk."""
     name = Path(str(rel.get("torrent") or torrent_name(str(rel.get('name', ''))))).name
     rel["torrent_url"] = f"/torrents/{name}" if name in have else None
+
+
+def _art_url(art: dict[str, Any] | None) -> str | None:
+    return f"/art/{art['sha256']}{_safe_ext(art['ext'])}" if art else None
+
+
+def _with_urls(row: dict[str, Any]) -> dict[str, Any]:
+    """A browse row's cover and audio as URLs of the content-addressed routes."""
+    row["art_url"] = _art_url(row.pop("art", None))
+    play = row.pop("play", None)
+    row["audio_url"] = f"/audio/{play['sha256']}{_safe_ext(play['ext'])}" if play else None
+    return row
+
+
+def _check_page(page: int, size: int) -> None:
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadInput("size", f"must be between 1 and {MAX_PAGE_SIZE}")
+    if not 1 <= page <= 10_000:
+        raise BadInput("page", "must be between 1 and 10000")
+
+
+def _checked_key(key: str, what: str) -> str:
+    if len(key) > 200 or "\x00" in key:
+        raise NotFound(_shown(key), f"no such {what}")
+    return key
 
 
 def _playable(detail: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
+import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +53,25 @@ def url_of(host: str, port: int) -> str:
 
 
 def serve_command(paths: ArchivePaths, settings: Settings) -> str:
-    """The command that serves *paths* (the demo prints it)."""
-    cmd = f"soundark serve -a {paths.root}"
+    """The command that serves *paths* (the demo prints it), as it works in the shell that ran us."""
+    cmd = f"{soundark_program()} serve -a {shlex.quote(str(paths.root))}"
     if settings.host != "127.0.0.1":
         cmd += f" --host {settings.host}"
     if settings.port != 8080:
         cmd += f" --port {settings.port}"
     return cmd
+
+
+def soundark_program() -> str:
+    """How to call soundark here: plain ``soundark`` when that name finds this installation, else
+    the full path of this environment's script (a venv not activated), else ``python -m soundark``."""
+    here = Path(sys.executable).parent / "soundark"
+    found = shutil.which("soundark")
+    if found and (not here.is_file() or Path(found).resolve() == here.resolve()):
+        return "soundark"
+    if here.is_file() and os.access(here, os.X_OK):
+        return shlex.quote(str(here.absolute()))
+    return f"{shlex.quote(sys.executable)} -m soundark"
 
 
 def app_from_env() -> Any:

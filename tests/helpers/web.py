@@ -149,3 +149,26 @@ def wait_for(url: str, seconds: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer")
         time.sleep(0.1)
+
+
+LONG_TITLE = ("Low Water at the Old Harbour Wall, Recorded on a Winter Morning When the Boats Were Still Out "
+              "and the Gulls Were Quiet (Extended Field Recording)")
+
+
+def add_album_tracks(web: WebArchive) -> None:
+    """Fill "Harbour Lights": track 2 is Salt Wind (not kept by the plan), track 3 a second
+    playable recording with a long title (the same stored bytes), so the album has a queue."""
+    with open_catalog(web.paths.catalog) as catalog, catalog.transaction() as conn:
+        x = conn.execute
+        x("INSERT INTO recording(id, key, title, artist, album, duration_ms, listens, rights) VALUES "
+          "(100, 'sa00000000000000ff', ?, 'The Tidewater Ensemble', 'Harbour Lights', 2000, 900, 'cc-by-4.0')",
+          (LONG_TITLE,))
+        x("INSERT INTO recording_artist VALUES (2, 0, 1), (100, 0, 1)")
+        x("INSERT INTO track(key, recording_id, album_id, title, artist, track_number) VALUES "
+          "('t3', 2, 1, 'Salt Wind', 'The Tidewater Ensemble', 2), "
+          "('t4', 100, 1, ?, 'The Tidewater Ensemble', 3)", (LONG_TITLE,))
+        x("INSERT INTO plan(recording_id, tier, est_bytes, rank, weight, planned_at) "
+          "VALUES (100, 'opus75', ?, 3, 900, '2026-01-01')", (len(web.audio_bytes),))
+        x("INSERT INTO encoded(recording_id, tier, sha256, bytes, ext, duration_ms, source_sha256, encoder, "
+          "created_at) VALUES (100, 'opus75', ?, ?, '.opus', 2000, ?, 'soundark test; libopus', '2026-01-01')",
+          (web.audio_sha, len(web.audio_bytes), "ef" * 32))
