@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from soundark.catalog import open_catalog
-from soundark.catalog.importers import _bulk, tabular
+from soundark.catalog.importers import _bulk, _fresh, tabular
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.search import find
 
@@ -178,15 +178,15 @@ def test_a_killed_fresh_import_is_finished_by_the_next_open_and_the_rerun(tmp_pa
 
 def test_a_failing_batch_keeps_the_finished_ones_searchable(tmp_path, monkeypatch):
     monkeypatch.setattr(tabular, "CHUNK_BYTES", 20_000)  # ~130 rows per batch
-    original, sizes = _bulk.BulkWriter._upsert_tracks, []
+    original, sizes = _fresh.Memory._tracks, []
 
-    def failing(conn):
-        sizes.append(conn.execute("SELECT count(*) FROM stage").fetchone()[0])
+    def failing(self, rows, *args):
+        sizes.append(len(rows))
         if len(sizes) == 3:
             raise RuntimeError("disk on fire")
-        return original(conn)
+        return original(self, rows, *args)
 
-    monkeypatch.setattr(_bulk.BulkWriter, "_upsert_tracks", staticmethod(failing))
+    monkeypatch.setattr(_fresh.Memory, "_tracks", failing)
     with open_catalog(tmp_path / "c.sqlite3") as cat:
         with pytest.raises(RuntimeError):
             import_catalog_file(cat, write(tmp_path / "a.jsonl", rows(1200)))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from soundark.catalog import deferred
+from soundark.catalog.importers._fresh import Memory
 from soundark.catalog.importers._rows import StagedBatch
 from soundark.catalog.store import Catalog
 from soundark.model import ImportReport, Progress, derived_key
@@ -285,6 +286,9 @@ class BulkWriter:
         # importer-specific steps, run in each batch's transaction after the merge, while the
         # stage table still holds the batch: hook(conn, batch.extra, ids)
         self.after_merge: list[Callable[..., None]] = []
+        # The fresh path matches in memory (_fresh.py) until something else writes to the catalog
+        # or memory fills up; None: not loaded yet, False: the SQL statements from now on.
+        self.memory: Memory | None | bool = None if self.fresh else False
 
     def close(self) -> None:
         """Build what the fresh path deferred; give back the import's page cache."""
@@ -299,6 +303,8 @@ class BulkWriter:
         for line, reason in batch.rejections:
             self.report.reject(f"{self.source.name}:{line}", reason)
         if not batch.rows:
+            return
+        if self.memory is not False and not self.after_merge and self._write_from_memory(batch):
             return
         with self.catalog.transaction() as conn:
             conn.execute("DELETE FROM stage")
@@ -330,12 +336,34 @@ class BulkWriter:
             for hook in self.after_merge:
                 hook(conn, batch.extra, ids)
             conn.execute("DELETE FROM stage")
-        updated = changed + gains
+        self._count(batch, joined, new, changed + gains)
+
+    def _count(self, batch: StagedBatch, joined: Iterable[tuple[str, int]], new: int, updated: int) -> None:
         for rule, n in joined:
             self.report.count(f"joined_by_{rule}", n)
         self.report.new += new
         self.report.updated += updated
         self.report.unchanged += len(batch.rows) - new - updated
+
+    def _write_from_memory(self, batch: StagedBatch) -> bool:
+        """The fresh path: match in memory, write final rows; False when the SQL path must take over."""
+        try:
+            with self.catalog.transaction() as conn:
+                if self.memory is None:
+                    self.memory = Memory(conn)
+                memory = self.memory
+                if not isinstance(memory, Memory) or not memory.current(conn) or memory.full():
+                    self.memory = False  # another writer committed, or memory is full
+                    return False
+                joined, new, updated = memory.match(batch.rows, batch.artists)
+                with self.turn:
+                    for sql, params in memory.out:
+                        conn.executemany(sql, params)
+        except BaseException:
+            self.memory = False  # rolled back: the dictionaries no longer describe the catalog
+            raise
+        self._count(batch, joined.items(), new, updated)
+        return True
 
     @staticmethod
     def _upsert_tracks(conn) -> tuple[int, int]:
