@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from soundark.catalog import open_catalog
+from soundark.catalog import deferred, open_catalog
 from soundark.catalog.importers import _bulk, _fresh, tabular
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.search import find
@@ -157,8 +157,8 @@ def test_a_killed_fresh_import_is_finished_by_the_next_open_and_the_rerun(tmp_pa
         assert 0 < len(committed) < 1200
     with open_catalog(db) as cat:  # a writer's open finishes the deferred work
         indexes_sound(cat)
-        assert {"track_recording", "track_album"} <= {r[0] for r in cat.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"track_recording", "track_album", "recording_match", *deferred.INSERT_TRIGGERS} <= {
+            r[0] for r in cat.execute("SELECT name FROM sqlite_master")}
         for rid, title in committed:  # every committed recording is searchable
             assert rid in [h.id for h in find(cat, f'"{title}"', limit=200).hits], title
         import_catalog_file(cat, source)  # the rerun finishes the job
@@ -194,3 +194,13 @@ def test_a_failing_batch_keeps_the_finished_ones_searchable(tmp_path, monkeypatc
         # the deferred indexes over what was kept
         assert cat.scalar("SELECT count(*) FROM track") == sizes[0] + sizes[1]
         indexes_sound(cat)
+
+
+def test_the_insert_triggers_put_back_are_those_of_the_migrations(tmp_path):
+    with open_catalog(tmp_path / "c.sqlite3") as cat:
+        made = {name: sql for name, sql in cat.execute("SELECT name, sql FROM sqlite_master")}
+        import_catalog_file(cat, write(tmp_path / "a.jsonl", rows(300)))
+        after = {name: sql for name, sql in cat.execute("SELECT name, sql FROM sqlite_master")}
+    for name, sql in {**deferred.INSERT_TRIGGERS, **deferred.MATCH_INDEX}.items():
+        assert made[name] == after[name] == sql.replace(" IF NOT EXISTS", ""), name
+    assert made == after

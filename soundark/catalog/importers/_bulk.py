@@ -289,6 +289,7 @@ class BulkWriter:
         # The fresh path matches in memory (_fresh.py) until something else writes to the catalog
         # or memory fills up; None: not loaded yet, False: the SQL statements from now on.
         self.memory: Memory | None | bool = None if self.fresh else False
+        self._match_index_dropped = False
 
     def close(self) -> None:
         """Build what the fresh path deferred; give back the import's page cache."""
@@ -307,6 +308,9 @@ class BulkWriter:
         if self.memory is not False and not self.after_merge and self._write_from_memory(batch):
             return
         with self.catalog.transaction() as conn:
+            if self._match_index_dropped:  # the memory path gave up: the statements below read it
+                deferred.end_memory_load(conn)
+                self._match_index_dropped = False
             conn.execute("DELETE FROM stage")
             conn.execute("DELETE FROM stage_artist")
             with self.turn:
@@ -351,6 +355,8 @@ class BulkWriter:
             with self.catalog.transaction() as conn:
                 if self.memory is None:
                     self.memory = Memory(conn)
+                    self._match_index_dropped = True
+                    deferred.begin_memory_load(conn)
                 memory = self.memory
                 if not isinstance(memory, Memory) or not memory.current(conn) or memory.full():
                     self.memory = False  # another writer committed, or memory is full
