@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import AbstractContextManager
 from collections import defaultdict
 
 from soundark.model import derived_key
@@ -36,6 +37,7 @@ R_ID, R_KEY, R_ISRC, R_MBID, R_TITLE, R_ARTIST, R_ALBUM, R_DUR, R_DATE, R_LISTEN
 REC_COLUMNS = "id, key, isrc, mbid, title, artist, album, duration_ms, date, listens, popularity, rights, match_key"
 ALBUM_COLUMNS = "id, key, title, artist, date, label, upc, mbid"
 TRACK_COLUMNS = "id, key, recording_id, album_id, title, artist, track_number, disc_number"
+
 _INSERT_RECORDING = f"INSERT INTO recording({REC_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _UPDATE_RECORDING = ("UPDATE recording SET isrc = ?, mbid = ?, duration_ms = ?, date = ?, listens = ?,"
                      " popularity = ?, rights = ? WHERE id = ?")
@@ -44,6 +46,8 @@ _UPDATE_TEXT = "UPDATE recording SET artist = ?, album = ?, match_key = ? WHERE 
 _INSERT_ALBUM = f"INSERT INTO album({ALBUM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _UPDATE_ALBUM = "UPDATE album SET title = ?, artist = ?, date = ?, label = ?, upc = ?, mbid = ? WHERE id = ?"
 _INSERT_TRACK = f"INSERT INTO track({TRACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ARTIST = "INSERT INTO artist(id, key, name, mbid) VALUES (?, ?, ?, ?)"
+_INSERT_CREDIT = "INSERT OR IGNORE INTO recording_artist(recording_id, position, artist_id) VALUES (?, ?, ?)"
 _UPDATE_TRACK = ("UPDATE track SET recording_id = ?, album_id = ?, title = ?, artist = ?, track_number = ?,"
                  " disc_number = ? WHERE id = ?")
 _MAX_IDS = ("SELECT (SELECT coalesce(max(id), 0) FROM recording), (SELECT coalesce(max(id), 0) FROM album),"
@@ -75,9 +79,10 @@ class Memory:
         self.mbid_alias = dict(conn.execute("SELECT mbid, recording_id FROM mbid_alias"))
         self.credited = {r[0] for r in conn.execute("SELECT DISTINCT recording_id FROM recording_artist")}
         self.albums = {r[1]: list(r) for r in conn.execute(f"SELECT {ALBUM_COLUMNS} FROM album")}
-        self.tracks = {r[1]: list(r) for r in conn.execute(f"SELECT {TRACK_COLUMNS} FROM track")}
+        # a track: (id, recording_id, album_id, title, artist, track_number, disc_number), by key
+        self.tracks = {r[1]: (r[0], *r[2:]) for r in conn.execute(f"SELECT {TRACK_COLUMNS} FROM track")}
         self.artists: dict[str, int] = dict(conn.execute("SELECT key, id FROM artist"))
-        self.credit_keys: dict[str, list[str]] = {}
+        self.credit_keys: dict[str, list[tuple[int, int]]] = {}
         self.ids = tuple(conn.execute(_MAX_IDS).fetchone())
         self.version = conn.execute("PRAGMA data_version").fetchone()[0]
 
@@ -224,6 +229,20 @@ class Memory:
             self.ids = (new_recs[-1][R_ID], *self.ids[1:])
         return joined, new, changed + gains
 
+    def flush(self, conn: sqlite3.Connection, turn: AbstractContextManager) -> None:
+        """Write what match() queued, in order, inside the caller's transaction.
+
+        *turn* is held around the writes (see _bulk.BulkWriter.turn). Tried and dropped: one
+        ``INSERT ... SELECT ... FROM json_each(?)`` per table, which runs without the GIL so
+        the reader could work meanwhile: SQLite 3.40 parses each row's JSON once per column,
+        and the statements cost 1.7x the CPU of ``executemany`` (measured, 200k rows).
+        """
+        with turn:
+            for sql, params in self.out:
+                if params:
+                    conn.executemany(sql, params)
+        self.out = []
+
     def _track_keys(self, rows: list[tuple], rec_id: list, base: int) -> tuple[list[str], list[bool]]:
         """_bulk._fix_track_keys: derived track keys name the matched recording's key."""
         keys = [row[TRACK_KEY] for row in rows]
@@ -279,7 +298,7 @@ class Memory:
 
     def _same_track(self, key: str, row: tuple, rid: int, album_of: list) -> bool:
         t = self.tracks.get(key)
-        return t is not None and t[2:] == [rid, album_of[row[SEQ]], row[TITLE], row[ARTIST], row[TNO], row[DISC]]
+        return t is not None and t[1:] == (rid, album_of[row[SEQ]], row[TITLE], row[ARTIST], row[TNO], row[DISC])
 
     def _merge(self, rows: list[tuple], rec_id: list, last: int) -> list[tuple]:
         """_bulk.MERGE for recordings: identifiers an older one lacked, monotone facts, empty text."""
@@ -296,7 +315,8 @@ class Memory:
                     index[rec[at]] = rid
                     self.touched.add(rid)
         for rid, group in groups.items():
-            if self._facts(self.recs[rid], group) and rid <= last:
+            # a recording made from this batch's row holds that row's facts: only more rows add any
+            if (rid <= last or len(group) > 1) and self._facts(self.recs[rid], group) and rid <= last:
                 self.touched.add(rid)
         return [t for t in (self._text(self.recs[rid], groups[rid][0]) for rid in old) if t is not None]
 
@@ -343,49 +363,51 @@ class Memory:
                 self.ids = (*self.ids[:3], self.ids[3] + 1)
                 self.artists[key] = self.ids[3]
                 added.append((self.ids[3], key, name, mbid))
-        self.out.append(("INSERT INTO artist(id, key, name, mbid) VALUES (?, ?, ?, ?)", added))
+        self.out.append((_INSERT_ARTIST, added))
         firsts: dict[int, str] = {}
         for row in rows:
             if row[ARTISTS] != "[]":
                 firsts.setdefault(rec_id[row[SEQ]], row[ARTISTS])
-        if len(self.credit_keys) > 200_000:
+        if len(self.credit_keys) > 200_000:  # bounded memory on dumps with millions of artists
             self.credit_keys.clear()
         credits = []
         for rid in sorted(firsts):
             if rid <= last and rid in self.credited:
                 continue
-            keys = self.credit_keys.get(firsts[rid])
-            if keys is None:
-                keys = self.credit_keys[firsts[rid]] = json.loads(firsts[rid])
-            made = [(rid, pos, self.artists[key]) for pos, key in enumerate(keys) if key in self.artists]
+            made = self.credit_keys.get(firsts[rid])
+            if made is None:
+                keys = json.loads(firsts[rid])
+                made = [(pos, self.artists[key]) for pos, key in enumerate(keys) if key in self.artists]
+                if len(made) == len(keys):  # an artist unknown yet may be known by a later batch
+                    self.credit_keys[firsts[rid]] = made
             if made:
                 self.credited.add(rid)
-                credits.extend(made)
-        self.out.append(("INSERT OR IGNORE INTO recording_artist(recording_id, position, artist_id)"
-                         " VALUES (?, ?, ?)", credits))
+                credits.extend([(rid, pos, aid) for pos, aid in made])
+        self.out.append((_INSERT_CREDIT, credits))
 
     def _tracks(self, rows: list[tuple], rec_id: list, keys: list[str], firsts: list[bool],
                 album_of: list) -> tuple[int, int]:
         """_bulk.UPSERT_TRACKS: each key's first row (counted), then its later rows; (new, changed)."""
-        inserts, updates, new, changed = [], {}, 0, 0
-        last_track = self.ids[2]
-        for first in (True, False):
-            for row in rows:
-                seq = row[SEQ]
-                if firsts[seq] != first:
-                    continue
-                values = [rec_id[seq], album_of[seq], row[TITLE], row[ARTIST], row[TNO], row[DISC]]
-                track = self.tracks.get(keys[seq])
-                if track is None:
-                    track = self.tracks[keys[seq]] = [self.ids[2] + len(inserts) + 1, keys[seq], *values]
-                    inserts.append(track)
-                    new += 1
-                elif track[2:] != values:
-                    track[2:] = values
-                    changed += first
+        inserts, updates, changed = [], {}, 0
+        last_track = next_id = self.ids[2]
+        tracks = self.tracks
+        later = [] if all(firsts) else [row for row in rows if not firsts[row[SEQ]]]
+        for row in (rows if not later else [row for row in rows if firsts[row[SEQ]]] + later):
+            seq = row[SEQ]
+            key = keys[seq]
+            track = tracks.get(key)
+            if track is None:
+                next_id += 1
+                tracks[key] = (next_id, rec_id[seq], album_of[seq], row[TITLE], row[ARTIST], row[TNO], row[DISC])
+                inserts.append(key)
+            else:
+                values = (rec_id[seq], album_of[seq], row[TITLE], row[ARTIST], row[TNO], row[DISC])
+                if track[1:] != values:
+                    tracks[key] = (track[0], *values)
+                    changed += firsts[seq]
                     if track[0] <= last_track:
-                        updates[track[0]] = track
-        self.out.append((_INSERT_TRACK, inserts))
-        self.out.append((_UPDATE_TRACK, [(*t[2:], t[0]) for t in updates.values()]))
-        self.ids = (*self.ids[:2], last_track + len(inserts), self.ids[3])
-        return new, changed
+                        updates[track[0]] = key
+        self.out.append((_INSERT_TRACK, [(tracks[k][0], k, *tracks[k][1:]) for k in inserts]))
+        self.out.append((_UPDATE_TRACK, [(*tracks[k][1:], tid) for tid, k in updates.items()]))
+        self.ids = (*self.ids[:2], next_id, self.ids[3])
+        return len(inserts), changed
