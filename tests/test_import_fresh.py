@@ -6,6 +6,7 @@ next writer that opens the catalog finishes what a killed import left.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -17,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from soundark.catalog import deferred, open_catalog
-from soundark.catalog.importers import _bulk, _fresh, tabular
+from soundark.catalog.importers import _bulk, _fresh, _reader, tabular
 from soundark.catalog.importers.tabular import import_catalog_file
 from soundark.catalog.search import find
+from soundark.errors import BadInput
 
 QUERIES = ["song", "東京", "タワー", "北京", "artist 3", "blue*", "天安门 -song", "夜"]
 TITLES = ["Song", "Blue Song", "東京タワー", "我爱北京天安门", "夜に駆ける", "Ökonomie", "Sky"]
@@ -204,3 +206,32 @@ def test_the_insert_triggers_put_back_are_those_of_the_migrations(tmp_path):
     for name, sql in {**deferred.INSERT_TRIGGERS, **deferred.MATCH_INDEX}.items():
         assert made[name] == after[name] == sql.replace(" IF NOT EXISTS", ""), name
     assert made == after
+
+
+def test_a_reader_process_prepares_the_same_batches(tmp_path, monkeypatch):
+    # (the child reads in its own default batches: a monkeypatched CHUNK_BYTES stays here)
+    data = rows(700)
+    data[5]["duration_ms"] = "long"  # rejected with its line, by the child
+    source = write(tmp_path / "a.jsonl", data)
+    with open_catalog(tmp_path / "thread.sqlite3") as cat:
+        by_thread = import_catalog_file(cat, source).as_dict()
+        expected = snapshot(cat)
+    monkeypatch.setattr(_reader, "PROCESS_READER_BYTES", 0)
+    started = []
+    original = _reader.prepared_batches
+    monkeypatch.setattr(_reader, "prepared_batches", lambda *a: started.append(1) or original(*a))
+    with open_catalog(tmp_path / "process.sqlite3") as cat:
+        by_process = import_catalog_file(cat, source).as_dict()
+        assert snapshot(cat) == expected
+    assert started and by_process == by_thread
+    assert by_process["rejected"] == 1 and "a.jsonl:6" in str(by_process["rejections"])
+
+
+def test_a_reader_process_error_reaches_the_caller(tmp_path, monkeypatch):
+    source = tmp_path / "a.jsonl.gz"
+    source.write_bytes(gzip.compress(write(tmp_path / "a.jsonl", rows(2000)).read_bytes())[:-4000])
+    monkeypatch.setattr(_reader, "PROCESS_READER_BYTES", 0)
+    with open_catalog(tmp_path / "c.sqlite3") as cat:
+        with pytest.raises(BadInput, match="compressed data is damaged"):
+            import_catalog_file(cat, source)
+        indexes_sound(cat)  # what was read before the damage is kept, indexed

@@ -292,6 +292,11 @@ class BulkWriter:
         self.memory: Memory | None | bool = None if self.fresh else False
         self._match_index_dropped = False
 
+    @property
+    def matches_in_memory(self) -> bool:
+        """True while batches go to the fresh path's in-memory matching (_fresh.py)."""
+        return self.memory is not False and not self.after_merge
+
     def close(self) -> None:
         """Build what the fresh path deferred; give back the import's page cache."""
         try:
@@ -306,7 +311,7 @@ class BulkWriter:
             self.report.reject(f"{self.source.name}:{line}", reason)
         if not batch.rows:
             return
-        if self.memory is not False and not self.after_merge and self._write_from_memory(batch):
+        if self.matches_in_memory and self._write_from_memory(batch):
             return
         with self.catalog.transaction() as conn:
             if self._match_index_dropped:  # the memory path gave up: the statements below read it
