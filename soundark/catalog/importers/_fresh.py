@@ -26,7 +26,7 @@ from collections import defaultdict
 from soundark.model import derived_key
 
 MATCH_WINDOW_MS = 3000
-MEMORY_LIMIT = 4_000_000  # recordings held in memory (~250 bytes each with their tracks)
+MEMORY_LIMIT = 2_000_000  # recordings held in memory, with their tracks (see the maxrss figure in docs/formats.md)
 
 # batch row columns (_bulk.STAGE_COLUMNS)
 (SEQ, TITLE, ARTIST, ARTISTS, ALBUM, ALBUM_KEY, ALBUM_FIRST, ALBUM_MBID, UPC, DATE, LABEL, ISRC, MBID,
