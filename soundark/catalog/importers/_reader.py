@@ -19,8 +19,8 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from soundark.catalog.importers._rows import StagedBatch
 from soundark.catalog.importers.columns import ColumnOptions
