@@ -24,6 +24,26 @@ DEFERRED_INDEXES = {
     "track_recording": "CREATE INDEX IF NOT EXISTS track_recording ON track(recording_id)",
     "track_album": "CREATE INDEX IF NOT EXISTS track_album ON track(album_id)",
 }
+# Dropped too while a fresh import matches in memory (importers/_fresh.py), which never reads it.
+MATCH_INDEX = {"recording_match": "CREATE INDEX IF NOT EXISTS recording_match ON recording(match_key)"
+                                  " WHERE match_key != ''"}
+# The insert triggers of migrations 0005 and 0010, word for word. While fts_deferred holds its row
+# they do nothing but look at it, once per inserted recording (a quarter of the cost of inserting
+# one): an in-memory fresh import drops them and finish_in puts them back.
+# tests/test_import_fresh.py checks these equal what the migrations made.
+INSERT_TRIGGERS = {
+    "recording_fts_ai": """CREATE TRIGGER recording_fts_ai AFTER INSERT ON recording
+WHEN NOT EXISTS (SELECT 1 FROM fts_deferred) BEGIN
+    INSERT INTO recording_fts(rowid, title, artist, album) VALUES (new.id, new.title, new.artist, new.album);
+END""",
+    "recording_trigram_ai": """CREATE TRIGGER recording_trigram_ai AFTER INSERT ON recording
+WHEN NOT EXISTS (SELECT 1 FROM fts_deferred)
+ AND (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*'
+     AND (new.title || ' ' || new.artist || ' ' || new.album)
+     GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*' BEGIN
+    INSERT INTO recording_trigram(rowid, title, artist, album) VALUES (new.id, new.title, new.artist, new.album);
+END""",
+}
 _INDEX_WORDS = ("INSERT INTO recording_fts(rowid, title, artist, album)"
                 " SELECT id, title, artist, album FROM recording WHERE id > ?")
 _INDEX_TRIGRAMS = ("INSERT INTO recording_trigram(rowid, title, artist, album)"
@@ -51,6 +71,29 @@ def begin_fresh_load(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
+def begin_memory_load(conn: sqlite3.Connection) -> None:
+    """Inside the caller's transaction, after begin_fresh_load: drop what only the SQL path needs."""
+    for name in MATCH_INDEX:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    for name in INSERT_TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def end_memory_load(conn: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: the SQL path takes over a fresh load; it reads recording_match."""
+    for sql in MATCH_INDEX.values():
+        conn.execute(sql)
+
+
+def _restore(conn: sqlite3.Connection) -> None:
+    for sql in (*DEFERRED_INDEXES.values(), *MATCH_INDEX.values()):
+        conn.execute(sql)
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    for name, sql in INSERT_TRIGGERS.items():
+        if name not in present:
+            conn.execute(sql)
+
+
 def finish_in(conn: sqlite3.Connection) -> bool:
     """Inside the caller's transaction: index what is pending; False when nothing was."""
     row = conn.execute("SELECT upto FROM fts_deferred").fetchone()
@@ -64,8 +107,7 @@ def finish_in(conn: sqlite3.Connection) -> bool:
         conn.execute("INSERT INTO recording_trigram(recording_trigram) VALUES ('rebuild')")
     else:
         index_new(conn, int(row[0]))
-    for sql in DEFERRED_INDEXES.values():
-        conn.execute(sql)
+    _restore(conn)
     return True
 
 

@@ -145,7 +145,9 @@ def import_catalog(
     """Import catalog rows (tracks with title, artists, album, ISRC, ...).
 
     Headers are matched case-insensitively; Exportify exports and the public Spotify
-    tracks data sets are recognised by their header (the summary says which).
+    tracks data sets are recognised by their header (the summary says which). Into an
+    empty or near-empty catalog, batches are committed in groups of up to 1M rows and a
+    file of 32 MB or more is read by a second Python process (docs/catalog.md).
     """
     from soundark.catalog.importers.tabular import import_catalog_file
 

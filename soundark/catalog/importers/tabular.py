@@ -28,6 +28,7 @@ from typing import IO
 import polars as pl
 
 from soundark import jsontext
+from soundark.catalog.importers import _reader
 from soundark.catalog.importers._bulk import BulkWriter, ImportSource, run_import
 from soundark.catalog.importers._rows import FIELDS, RowPreparer, StagedBatch
 from soundark.catalog.importers.columns import (
@@ -477,7 +478,14 @@ def import_catalog_file(catalog: Catalog, path: Path, *, rights: str = "unknown"
     preparer = RowPreparer(rights, writer.turn, separator=separator)
     options = ColumnOptions(FIELDS, user_map=parse_map(column_map, FIELDS), separator=separator,
                             encoding=encoding)
-    frames = read_frames(path, options, lambda plan: describe_plan(path.name, plan, progress, report))
+    def on_plan(plan: ColumnPlan) -> None:
+        describe_plan(path.name, plan, progress, report)
+
+    if writer.matches_in_memory and path.stat().st_size >= _reader.PROCESS_READER_BYTES:
+        # matching in memory is Python too: reading moves to a process of its own (_reader.py)
+        batches = _reader.prepared_batches(path, options, rights, separator, on_plan)
+        return run_import(writer, batches, lambda staged: staged, progress)
+    frames = read_frames(path, options, on_plan)
     return run_import(writer, frames, lambda f: prepare_frame(preparer, f), progress)
 
 
