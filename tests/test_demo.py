@@ -35,8 +35,8 @@ def test_every_stage_runs_and_reports(built):
     folder, result = built
     s = steps(result)
     assert result["ok"] and all(step["ok"] for step in result["steps"])
-    assert list(s) == ["import catalog", "scan", "import listens", "plan", "encode", "plan (real sizes)",
-                       "release audio", "release art", "release metadata", "verify, damage, repair", "search",
+    assert list(s) == ["import catalog", "scan", "import listens", "plan", "encode", "release audio",
+                       "release art", "plan (real sizes)", "release metadata", "verify, damage, repair", "search",
                        "releases"]
     assert s["scan"]["rejected"] == 1
     assert "Damaged Take" in s["scan"]["rejections"][0]["subject"]

@@ -41,7 +41,7 @@ def test_archive_runs_every_stage_and_reruns_cleanly(tmp_path):
     code, result = archive(source, tmp_path / "arch", "--rights", "cc-by-4.0")
     assert code == 0, result
     s = steps(result)
-    assert list(s) == ["scan", "plan", "encode", "plan (real sizes)", "release audio", "release art",
+    assert list(s) == ["scan", "plan", "encode", "release audio", "release art", "plan (real sizes)",
                        "release metadata", "releases"]
     assert s["scan"]["new"] == 4 and s["scan"]["rejected"] == 1  # notes.txt: not audio, with a reason
     assert "fake.mp3" in s["scan"]["rejections"][0]["subject"]

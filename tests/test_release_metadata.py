@@ -222,3 +222,22 @@ def test_metadata_bytes_do_not_depend_on_the_catalog_history(tmp_path: Path) -> 
     assert conn.execute("SELECT rowid FROM recording_fts WHERE recording_fts MATCH 'song'").fetchall()
     conn.close()
     assert (a.releases / first.torrent).read_bytes() == (b.releases / second.torrent).read_bytes()
+
+
+def test_a_snapshot_carries_the_latest_plan_figures_for_report_and_web(tmp_path: Path) -> None:
+    """Coverage figures come from one place (plan.stage.coverage_figures), on a snapshot too."""
+    from soundark.catalog.snapshot import open_snapshot
+    from soundark.plan.stage import coverage_figures, run_plan
+
+    paths = archive_with(tmp_path / "a")
+    run_plan(paths, SETTINGS)
+    run_plan(paths, SETTINGS)  # two runs: only the latest one's figures are published
+    with open_catalog(paths.catalog, readonly=True) as cat:
+        live = coverage_figures(cat)
+    pub = run_release_metadata(paths, SETTINGS, date=DATE).published[0]
+    with open_snapshot(paths.releases / pub.name) as snap:
+        published = coverage_figures(snap)
+        assert [tuple(r) for r in snap.execute("SELECT id, created_at, changed, tier_changes FROM plan_run")] == [
+            (1, DATE, 0, 0)]
+    for key in ("recordings", "kept", "bytes", "listens_total", "share_covered", "tiers", "curve_bytes", "top"):
+        assert published[key] == live[key], key

@@ -99,8 +99,9 @@ def plan_step() -> StepFn:
 
 
 def replan_step() -> StepFn:
-    """After encode the plan learns the real sizes (the budget is a promise: docs/plan.md); doing it
-    in the same run keeps what the metadata snapshot says of the plan what a re-run would say."""
+    """After encode and the audio release the plan learns the real sizes and what is released (the
+    budget is a promise: docs/plan.md); doing it in the same run keeps what the metadata snapshot
+    says of the plan what a re-run would say."""
     def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
         from soundark.plan.stage import run_plan
 
@@ -158,7 +159,14 @@ RELEASE_ORDER = ("audio", "art", "metadata")
 
 
 def release_steps() -> list[StepFn]:
-    return [release_step(phase) for phase in RELEASE_ORDER]
+    """The release phases, with the re-plan on real sizes just before the metadata snapshot: the
+    plan then already counts this run's releases, and a re-run writes the same plan figures."""
+    steps: list[StepFn] = []
+    for phase in RELEASE_ORDER:
+        if phase == "metadata":
+            steps.append(replan_step())
+        steps.append(release_step(phase))
+    return steps
 
 
 def list_step() -> StepFn:

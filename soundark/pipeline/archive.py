@@ -12,7 +12,6 @@ from soundark.pipeline import (
     listens_step,
     plan_step,
     release_steps,
-    replan_step,
     scan_step,
 )
 
@@ -24,5 +23,5 @@ def archive_steps(source: Path, catalog_file: Path | None, listens_file: Path | 
     steps.append(scan_step(source))
     if listens_file is not None:
         steps.append(listens_step(listens_file))
-    steps += [plan_step(), encode_step(), replan_step(), *release_steps(), list_step()]
+    steps += [plan_step(), encode_step(), *release_steps(), list_step()]
     return steps

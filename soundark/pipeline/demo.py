@@ -21,7 +21,6 @@ from soundark.pipeline import (
     listens_step,
     plan_step,
     release_steps,
-    replan_step,
     scan_step,
 )
 from soundark.pipeline.library import build_demo_library
@@ -105,7 +104,6 @@ def demo_steps(folder: Path, progress: Progress) -> tuple[list[StepFn], ArchiveP
         listens_step(library.listens_file),
         plan_step(),
         encode_step(),
-        replan_step(),
         *release_steps(),
         damage_step(),
         search_step(library.search_example),

@@ -74,13 +74,15 @@ _SRC = np.dtype([("rid", "i8"), ("sid", "i8"), ("size", "i8"), ("duration_ms", "
 def _source_sql() -> str:
     lossless = ", ".join(f"'{c}'" for c in sorted(LOSSLESS_CODECS))
     lossy = ", ".join(f"'{c}'" for c in sorted(LOSSY_KEEPABLE_CODECS))
-    is_lossless = f"(coalesce(lossless, 0) != 0 OR codec LIKE 'pcm\\_%' ESCAPE '\\' OR codec IN ({lossless}))"
+    is_lossless = (f"coalesce(coalesce(lossless, 0) != 0 OR codec LIKE 'pcm\\_%' ESCAPE '\\' "
+                   f"OR codec IN ({lossless}), 0)")  # a NULL codec is no evidence either way
     return (
         f"SELECT recording_id, id, size, coalesce(duration_ms, 0), {is_lossless}, "
         "coalesce(bitrate, CASE WHEN duration_ms > 0 THEN size * 8000 / duration_ms ELSE 0 END, 0), "
         # a file only the fallback decoder reads is re-encoded, never kept: FFmpeg-based players refuse it
-        f"coalesce(channels, 2), (codec IN ({lossy}) AND NOT {is_lossless} "
-        "AND coalesce(decoder, 'ffmpeg') = 'ffmpeg') "
+        # coalesce: a source with no codec recorded is not keepable (NULL would not fit the column)
+        f"coalesce(channels, 2), coalesce(codec IN ({lossy}) AND NOT {is_lossless} "
+        "AND coalesce(decoder, 'ffmpeg') = 'ffmpeg', 0) "
         "FROM source_file WHERE status = 'ok' AND recording_id IS NOT NULL"
     )
 

@@ -86,7 +86,10 @@ _STRIP = (
     "UPDATE split_file SET path = 'source-file-' || coalesce("
     "(SELECT min(f.id) FROM source_file f WHERE f.sha256 = split_file.sha256), 0)",
     "DELETE FROM encode_job",
-    "DELETE FROM plan_run",  # the operator's planning history (timestamps): the plan table holds the result
+    # The operator's planning history goes; the latest plan's figures stay (soundark report and the
+    # web read coverage from them, on a snapshot too), as run 1, without what the run itself wrote.
+    "DELETE FROM plan_run WHERE id != (SELECT max(id) FROM plan_run)",
+    "UPDATE plan_run SET id = 1, changed = 0, tier_changes = 0",
     "UPDATE schema_migration SET applied_at = ''",  # when this operator upgraded: not the archive's business
     # a metadata release cannot describe itself; leaving them out keeps unchanged catalogs unchanged
     "DELETE FROM release_file WHERE release_id IN (SELECT id FROM release WHERE phase = 'metadata')",
@@ -95,7 +98,7 @@ _STRIP = (
 
 
 # Timestamps of the operator's runs become the release date: two builds from the same sources match.
-_DATED = ("UPDATE plan SET planned_at = ?", "UPDATE encoded SET created_at = ?",
+_DATED = ("UPDATE plan SET planned_at = ?", "UPDATE encoded SET created_at = ?", "UPDATE plan_run SET created_at = ?",
           "UPDATE source_file SET merged_at = ? WHERE merged_at IS NOT NULL", "UPDATE split_file SET split_at = ?")
 _SCHEMA_COOKIE = 1  # the live catalog's counts its own schema changes (plan drops and remakes indexes)
 
