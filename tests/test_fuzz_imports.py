@@ -79,7 +79,9 @@ def _import(sandbox, name: str, data: bytes, importer, data_rows: int | None):
 
 def _jsonl(items: list[object], junk: list[str]) -> tuple[bytes, int]:
     lines = [json.dumps(r, ensure_ascii=False) for r in items] + junk
-    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), sum(1 for x in lines if x.strip())
+    data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+    # counted as the importer counts: physical lines (junk may hold newlines), blank ones skipped
+    return data, sum(1 for x in data.split(b"\n") if x.strip())
 
 
 @examples(40)

@@ -61,7 +61,7 @@ COMMANDS = [
     ("encode", "-a", "{root}"),
     ("stats", "-a", "{root}"),
     ("search", "x", "-a", "{root}"),
-    ("serve", "{root}", "--port", "9"),  # refused before it binds anything
+    ("serve", "-a", "{root}", "--port", "9"),  # refused before it binds anything
     ("init", "{root}"),
 ]
 

@@ -152,11 +152,11 @@ def seed_cmd(
     con = console(as_json)
 
     def ready(rep) -> None:
-        con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
-        if cfg.loopback_only:
+        if cfg.loopback_only:  # said before "seeding": whoever waits for that line has read it too
             err.print(f"note: listening on {cfg.listen_interfaces} only: nobody outside this machine can "
                       "connect. To seed to others, set listen_interfaces = \"0.0.0.0:6881\" in "
                       "soundark.toml, or pass --listen 0.0.0.0:6881", markup=False, highlight=False)
+        con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
 
     with BarProgress(quiet=as_json) as bar:
         report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)

@@ -26,7 +26,7 @@ def serve(
     JSON API (/api/..., OpenAPI at /openapi.json, docs at /docs). Read-only. Stop with Ctrl-C."""
     if old_archive is not None:  # `soundark serve ARCHIVE`, the form before -a: still served
         err.print(f"note: `soundark serve {old_archive}` is deprecated: use `soundark serve -a {old_archive}`",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
         archive = old_archive
     paths = archive_paths(archive)
     settings = load_settings(paths.root, host=host, port=port)
