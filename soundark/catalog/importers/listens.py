@@ -276,19 +276,9 @@ def _nested_jsonl(path: Path) -> bool:
 
 def _jsonl_objects(path: Path) -> Iterator[tuple[int, object]]:
     """(line, flattened listen or a reason string) per non-blank line, streamed."""
-    from soundark.catalog.importers.tabular import LONG_LINE, bounded_lines, open_binary
+    from soundark.catalog.importers.tabular import json_lines, open_binary
 
     with open_binary(path, file_format(path)[1]) as stream:
-        for number, raw in bounded_lines(stream):
-            if raw is None:
-                yield number, LONG_LINE
-                continue
-            if not raw.strip():
-                continue
-            try:
-                obj = jsontext.loads(raw)
-            except ValueError as e:
-                yield number, f"not valid JSON ({e})"
-                continue
-            yield number, flatten_listen(obj)
+        for number, obj, why in json_lines(stream):
+            yield number, why if why is not None else flatten_listen(obj)
 

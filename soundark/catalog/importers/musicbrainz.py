@@ -24,7 +24,6 @@ importer); :mod:`._mb_aliases` then records further ISRCs and shared-ISRC MBIDs.
 from __future__ import annotations
 
 import functools
-import json
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,9 +50,9 @@ from soundark.catalog.importers._rows import (
     StagedBatch,
 )
 from soundark.catalog.importers.tabular import (
-    LONG_LINE,
     Frame,
     bounded_lines,
+    json_lines,
     open_binary,
     prepare_frame,
 )
@@ -135,18 +134,11 @@ class _BatchBuilder:
         return batch
 
 
-def _entities(lines: Iterable[tuple[int, bytes | None]]) -> Iterator[Batch]:
+def _entities(lines: Iterable[tuple[int, object, str | None]]) -> Iterator[Batch]:
     builder = _BatchBuilder()
-    for number, raw in lines:
-        if raw is None:
-            builder.rejections.append((number, LONG_LINE))
-            continue
-        if not raw.strip():
-            continue
-        try:
-            obj = jsontext.loads(raw)
-        except ValueError as e:
-            builder.rejections.append((number, f"not valid JSON ({e})"))
+    for number, obj, why in lines:
+        if why is not None:
+            builder.rejections.append((number, why))
             continue
         builder.add(number, obj)
         if builder.full():
@@ -157,7 +149,7 @@ def _entities(lines: Iterable[tuple[int, bytes | None]]) -> Iterator[Batch]:
 
 def dump_batches(stream: IO[bytes]) -> Iterator[Batch]:
     """Batches of dump lines; bad lines are rejected with their line number."""
-    return _entities(bounded_lines(stream))
+    return _entities(json_lines(stream))
 
 
 def _is_tarball(path: Path) -> bool:
@@ -220,7 +212,7 @@ def _plain_batches(path: Path) -> Iterator[Batch]:
     document = _document(path, compression)
     if isinstance(document, dict):
         items = search_items(document) if entity_of(document) == "search" else [document]
-        yield from _entities((n, json.dumps(item).encode()) for n, item in enumerate(items, start=1))
+        yield from _entities((n, item, None) for n, item in enumerate(items, start=1))
         return
     with open_binary(path, compression) as stream:
         yield from dump_batches(stream)

@@ -203,6 +203,21 @@ def bounded_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
             yield number, raw
 
 
+def json_lines(stream: IO[bytes]) -> Iterator[tuple[int, object, str | None]]:
+    """(line number, parsed JSON, None) per non-blank line, or (number, None, why) for a line too
+    long or not JSON: the line-by-line readers (listens, MusicBrainz) reject such a line and go on."""
+    for number, raw in bounded_lines(stream):
+        if raw is None:
+            yield number, None, LONG_LINE
+            continue
+        if not raw.strip():
+            continue
+        try:
+            yield number, jsontext.loads(raw), None
+        except ValueError as e:
+            yield number, None, f"not valid JSON ({e})"
+
+
 def jsonl_frames(stream: IO[bytes], options: ColumnOptions, on_plan=None, subject: object = "") -> Iterator[Frame]:
     """Blocks of whole lines, each parsed into one Frame; memory bounded by CHUNK_BYTES."""
     rest = b""
