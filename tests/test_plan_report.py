@@ -11,7 +11,7 @@ import pytest
 from soundark.catalog import open_catalog
 from soundark.cli import main
 from soundark.config import ArchivePaths, Settings
-from soundark.plan.report import coverage_svg, render_text, run_report
+from soundark.plan.report import build_figure, coverage_svg, render_text, run_report
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plan.md"
 
@@ -123,6 +123,8 @@ def test_report_renders_without_budget_and_without_listens() -> None:
     assert "no budget: 3 of 3 recordings kept in 30 B" in text
     assert "no listen data: every recording weighs the same" in text and "% of listens" not in text
     assert coverage_svg(figures).startswith("<svg")
+    # the headline: above the stand-alone PNG's charts, but said once on the HTML page (its own text)
+    assert build_figure(figures)._suptitle is not None and build_figure(figures, titled=False)._suptitle is None
 
 
 def test_docs_name_every_option() -> None:

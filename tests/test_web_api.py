@@ -324,6 +324,8 @@ def test_coverage_and_releases_pages(client, web):
     cov = client.get("/coverage", headers=HTML).text
     assert 'id="tiers"' in cov and "<polyline" in cov and "opus75" in cov
     assert cov.count('class="mark"') == 1 and "recordings kept" in cov  # no budget here: the kept line only
+    assert cov.count('class="tick"') == 6  # both charts: x ticks at 1/4, 1/2, 3/4, labelled in their unit
+    assert " B</text>" in cov or " kB</text>" in cov or " MB</text>" in cov
     rel = client.get("/releases", headers=HTML).text
     assert web.torrent_name in rel and web.magnet.replace("&", "&amp;") in rel
     assert f'href="/torrents/{web.torrent_name}.torrent"' in rel and 'href="/releases/torrents.json"' in rel

@@ -181,13 +181,16 @@ def _draw_recordings(ax: Any, f: dict[str, Any]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def build_figure(f: dict[str, Any]) -> Figure:
+def build_figure(f: dict[str, Any], titled: bool = True) -> Figure:
+    """Both charts; *titled* puts the headline above them (coverage.png stands alone; the HTML
+    page says its headline once, in its own text)."""
     fig = Figure(figsize=(12, 5.2), dpi=100)
     left, right = fig.subplots(1, 2)
     _draw_bytes(left, f)
     _draw_recordings(right, f)
-    fig.suptitle(headline(f), fontsize=13, fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    if titled:
+        fig.suptitle(headline(f), fontsize=13, fontweight="bold")
+    fig.tight_layout(rect=(0, 0, 1, 0.95) if titled else (0, 0, 1, 1))
     return fig
 
 
@@ -200,7 +203,7 @@ def coverage_png(f: dict[str, Any]) -> bytes:
 def coverage_svg(f: dict[str, Any]) -> str:
     """The chart as an SVG document (for the web page and coverage.html)."""
     buf = io.StringIO()
-    FigureCanvasSVG(build_figure(f)).print_svg(buf)
+    FigureCanvasSVG(build_figure(f, titled=False)).print_svg(buf)
     text = buf.getvalue()
     return text[text.index("<svg"):]
 

@@ -132,8 +132,10 @@ def _chart(title: str, curve: list[dict[str, Any]], xkey: str, shown: Any, xlabe
     line = None
     if mark is not None and xmax > 0:
         line = {"x": round(min(float(mark), xmax) / xmax * 600, 1), "label": label}
+    # labelled ticks at a quarter, half and three quarters of the x axis, as on the y axis
+    ticks = [{"x": 600 * f, "label": shown(xmax * f)} for f in (0.25, 0.5, 0.75)] if xmax > 0 else []
     return {"title": title, "xlabel": xlabel, "points": _polyline(curve, xkey),
-            "xmax": shown(curve[-1][xkey]) if curve else "", "mark": line}
+            "xmax": shown(curve[-1][xkey]) if curve else "", "mark": line, "xticks": ticks}
 
 
 def _percent_text(x: float) -> str:
