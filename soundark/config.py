@@ -139,6 +139,12 @@ class Settings:
     workers: int = _s(0, "Parallel encode workers; 0 means one per core.", between(0, 4096))
     executor: str = _s("local", "Where encode jobs run: local (process pool) or ray.", one_of("local", "ray"))
     ray_address: str = _s("", "Ray cluster address for --executor ray; empty starts a private local cluster.")
+    ray_storage: str = _s("auto", "How Ray nodes reach sources and store: shared (same paths on every node), "
+                                  "ship (bytes through Ray's object store) or auto (per task, see docs/cluster.md).",
+                          one_of("auto", "shared", "ship"))
+    ray_ship_bytes: str = _s("1GiB", "Most source bytes shipped through Ray's object store at once (ray_storage "
+                                     "ship or auto); one file larger than this still goes, alone.",
+                             size(empty_ok=False, positive=True))
     lease_seconds: int = _s(600, "How long a running encode job is reserved before another run may take it.",
                             between(1))
     # release

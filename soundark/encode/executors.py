@@ -1,10 +1,19 @@
 """Where encode tasks run: a small executor protocol, a local process pool, and Ray.
 
-The stage only needs ``submit(task) -> concurrent.futures.Future`` and
+The stage needs ``submit(task) -> concurrent.futures.Future``, ``land(future)``
+(what came back, and from which node), ``room()`` (back-pressure) and
 ``shutdown()``, so a cluster executor drops in beside the local one. Workers get
 plain data (:class:`~soundark.encode.worker.EncodeTask`) and return plain data;
-they never hold the catalog. On a Ray cluster every node must see the source
-files and the archive folder at the same paths (a shared filesystem).
+they never hold the catalog.
+
+On Ray (docs/cluster.md) a node either sees the sources and the archive folder at
+the same paths (a shared filesystem: it writes its checked output into the run's
+temporary folder itself) or it does not: then the driver ships the source bytes
+through Ray's object store and the node returns the checked output bytes, which
+the stage writes. ``ray_storage`` picks ``shared``, ``ship`` or ``auto`` (a task
+first checks, on its node, that it sees the run's marker file and the source at
+its scanned size; if not, the driver ships it). Tasks lost with their node or
+worker raise :class:`TaskLost`: the stage sends them again, under the same lease.
 
 Ray is optional (``pip install soundark[ray]``) and is imported only here.
 """
@@ -14,13 +23,33 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from typing import Protocol
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from soundark.config import cpu_count
 from soundark.encode.worker import EncodeOutcome, EncodeTask, encode_one, watch_parent
 from soundark.errors import BadInput, EnvironmentProblem
 
 EXECUTORS = ("local", "ray")
+RAY_STORAGE = ("auto", "shared", "ship")
+_MARKER = ".soundark-run"   # in the run's temporary folder: proves a node sees the driver's files
+
+
+class TaskLost(Exception):
+    """The cluster lost a task (its node or worker died, an object was lost): not the input's fault."""
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What one task brought back, and where it ran."""
+
+    outcome: EncodeOutcome
+    node: str = "local"
+    data: bytes | None = None   # shipped tasks: the checked output bytes; the stage writes them
+    blind: bool = False         # the node does not see the run's files: ship this task instead
 
 
 class Executor(Protocol):
@@ -34,8 +63,41 @@ class Executor(Protocol):
 
     def describe(self) -> str: ...
 
+    def ship(self, task: EncodeTask) -> cf.Future[Any]: ...
 
-class LocalExecutor:
+    def land(self, future: cf.Future[Any]) -> Landed: ...
+
+    def room(self) -> bool: ...
+
+    @property
+    def max_inflight(self) -> int: ...
+
+
+class _OnThisMachine:
+    """What the local executors share: results come back as they are, from this host."""
+
+    workers: int
+
+    def submit(self, task: EncodeTask) -> cf.Future[Any]:
+        raise NotImplementedError
+
+    def ship(self, task: EncodeTask) -> cf.Future[Any]:
+        return self.submit(task)  # this machine sees every file
+
+    def land(self, future: cf.Future[Any]) -> Landed:
+        return Landed(future.result())
+
+    def room(self) -> bool:
+        return True
+
+    @property
+    def max_inflight(self) -> int:
+        # One task per worker runs, one waits in the pool's queue: the rest wait in the stage,
+        # longest first (the pool runs tasks in submission order).
+        return self.workers + 1
+
+
+class LocalExecutor(_OnThisMachine):
     """A process pool on this machine (default: one worker per core).
 
     Workers start from a fork server, not by forking the parent: the parent runs
@@ -62,7 +124,7 @@ class LocalExecutor:
         return f"local pool, {self.workers} worker(s)"
 
 
-class ThreadExecutor:
+class ThreadExecutor(_OnThisMachine):
     """Threads in this process: libopus releases the GIL, so this scales for encoding.
 
     Used by tests and for ``workers == 1`` debugging; the process pool stays the default
@@ -83,53 +145,223 @@ class ThreadExecutor:
         return f"threads, {self.workers} worker(s)"
 
 
-class RayExecutor:
-    """Tasks on a Ray cluster (``address``), or on a private local Ray started for this run."""
+@dataclass(frozen=True)
+class RayOptions:
+    """How the driver meets a Ray cluster (settings ``ray_address``, ``ray_storage``, ``ray_ship_bytes``)."""
 
-    def __init__(self, workers: int = 0, address: str = "") -> None:
-        try:
-            import ray
-        except ImportError as e:
-            raise EnvironmentProblem("ray", "not installed: pip install 'soundark[ray]'") from e
+    address: str = ""
+    storage: str = "auto"
+    ship_bytes: int = 1 << 30
+
+
+class RayExecutor:
+    """Tasks on a Ray cluster (``address``), or on a private local Ray started for this run.
+
+    At most two tasks per cluster CPU are in flight (Ray queues the second on its node,
+    so no CPU waits for the driver), and at most ``ship_bytes`` of shipped sources sit in
+    the object store; a task's references are dropped as soon as it lands.
+    """
+
+    def __init__(self, workers: int = 0, options: RayOptions = RayOptions()) -> None:
+        if options.storage not in RAY_STORAGE:
+            raise BadInput("ray_storage", f"{options.storage!r} is not one of {', '.join(RAY_STORAGE)}")
+        ray = _import_ray(options.address)
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            else:
-                # A private cluster on loopback: no usage report, no probing for a public IP.
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                ray.init(num_cpus=workers or cpu_count(), include_dashboard=False,
-                         log_to_driver=False, _node_ip_address="127.0.0.1")
+            _connect(ray, workers, options.address)
             self._started = True
-        self.address = address or "local"
+        self.address = options.address or "local"
+        self.storage, self.ship_bytes = options.storage, options.ship_bytes
         self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(encode_one)
+        self.nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        self._remote = ray.remote(num_cpus=1, max_retries=0)(_run_on_node)
+        self._token = uuid.uuid4().hex
+        self._marked: set[str] = set()
+        self._lock = threading.Lock()  # Ray completes futures on its own threads
+        self._refs: dict[cf.Future[Any], tuple[Any, int]] = {}  # kept alive until landed
+        self.shipped = 0        # tasks whose source went through the object store
+        self.blind: set[str] = set()  # nodes that did not see the run's files (auto)
 
-    def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]:
-        return self._remote.remote(task).future()
+    @property
+    def max_inflight(self) -> int:
+        return 2 * self.workers
+
+    def submit(self, task: EncodeTask) -> cf.Future[Any]:
+        if self.storage == "ship":
+            return self.ship(task)
+        size = -1
+        if self.storage == "auto":
+            self._mark(task.tmp_dir)
+            try:
+                size = os.stat(task.source_path).st_size
+            except OSError:
+                return self.ship(task)  # the driver cannot see it either: ship() reports why
+        return self._track(self._remote.remote(task, self.storage, self._token, size, None), None, 0)
+
+    def ship(self, task: EncodeTask) -> cf.Future[Any]:
+        """Send the source's bytes with the task; the node returns the checked output's bytes."""
+        try:
+            with open(task.source_path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            done: cf.Future[Any] = cf.Future()
+            done.set_result(Landed(EncodeOutcome(task.recording_id, task.tier, error=(
+                f"cannot read the source ({e.strerror or e})")), node="driver"))
+            return done
+        payload = self._ray.put(data)
+        self.shipped += 1
+        return self._track(self._remote.remote(task, "ship", self._token, len(data), payload),
+                           payload, len(data))
+
+    def _track(self, ref: Any, payload: Any, nbytes: int) -> cf.Future[Any]:
+        future: cf.Future[Any] = ref.future()
+        with self._lock:
+            self._refs[future] = ((ref, payload), nbytes)
+        return future
+
+    def _mark(self, tmp_dir: str) -> None:
+        """Write the run's token where every node that shares the archive folder can read it."""
+        if tmp_dir in self._marked:
+            return
+        with open(os.path.join(tmp_dir, _MARKER), "w", encoding="ascii") as f:
+            f.write(self._token)
+            f.flush()
+            os.fsync(f.fileno())  # a shared filesystem shows other nodes what was closed and synced
+        self._marked.add(tmp_dir)
+
+    def room(self) -> bool:
+        with self._lock:
+            shipped = sum(n for _, n in self._refs.values())
+        return shipped == 0 or shipped < self.ship_bytes
+
+    def land(self, future: cf.Future[Any]) -> Landed:
+        with self._lock:
+            self._refs.pop(future, None)  # the object store may free the source's bytes now
+        exceptions = self._ray.exceptions
+        try:
+            landed: Landed = future.result()
+        except (exceptions.RayTaskError, exceptions.TaskCancelledError):
+            raise
+        except exceptions.RayError as e:  # node or worker died, object lost, unschedulable
+            text = " ".join(str(e).split())[:200]
+            raise TaskLost(f"{type(e).__name__}: {text}") from e
+        if landed.blind:
+            self.blind.add(landed.node)
+        return landed
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._refs.clear()
         if self._started:
             self._ray.shutdown()
 
     def describe(self) -> str:
-        return f"ray ({self.address}), {self.workers} slot(s)"
+        return (f"ray ({self.address}), {self.nodes} node(s), {self.workers} slot(s), "
+                f"storage {self.storage}")
 
+
+def _is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _import_ray(address: str) -> Any:
+    # No usage report from a cluster this run starts (a cluster started by `ray start` decides
+    # for itself: docs/cluster.md). For a loopback address, Ray would otherwise replace
+    # 127.0.0.1 by the address it finds by probing a public IP, where a loopback-only
+    # cluster does not listen; this switch (read when Ray is imported) keeps it on 127.0.0.1.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not address or _is_loopback(address):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError as e:
+        raise EnvironmentProblem("ray", "not installed: pip install 'soundark[ray]'") from e
+    return ray
+
+
+def _connect(ray: Any, workers: int, address: str) -> None:
+    try:
+        if not address:  # a private cluster on loopback
+            ray.init(num_cpus=workers or cpu_count(), include_dashboard=False,
+                     log_to_driver=False, _node_ip_address="127.0.0.1")
+        elif _is_loopback(address):
+            ray.init(address=address, log_to_driver=False, _node_ip_address="127.0.0.1")
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise EnvironmentProblem(f"ray {address or 'local'}", f"cannot start or join the cluster: {e}") from e
+
+
+# --- what runs on a Ray node -------------------------------------------------------------
+
+def _run_on_node(task: EncodeTask, mode: str, token: str, size: int, payload: bytes | None) -> Landed:
+    node = _node_label()
+    if payload is not None:
+        return _run_shipped(task, payload, node)
+    if mode == "auto" and not _sees(task, token, size):
+        return Landed(EncodeOutcome(task.recording_id, task.tier), node=node, blind=True)
+    # Each attempt writes into a folder of its own: a task given up for lost (its node cut
+    # off, not dead) can never overwrite the output of the attempt that replaced it.
+    attempt = os.path.join(task.tmp_dir, uuid.uuid4().hex[:12])
+    try:
+        os.mkdir(attempt)
+    except OSError as e:
+        return Landed(EncodeOutcome(task.recording_id, task.tier, machine=True, error=(
+            f"node {node} cannot write {task.tmp_dir} ({e.strerror or e}): give every node the "
+            "archive folder at the same path, or set ray_storage = \"auto\" or \"ship\"")), node=node)
+    return Landed(encode_one(replace(task, tmp_dir=attempt)), node=node)
+
+
+def _sees(task: EncodeTask, token: str, size: int) -> bool:
+    """Does this node see the driver's run folder (its marker) and the source at its size?"""
+    try:
+        with open(os.path.join(task.tmp_dir, _MARKER), encoding="ascii") as f:
+            if f.read().strip() != token:
+                return False
+        return os.stat(task.source_path).st_size == size and os.access(task.tmp_dir, os.W_OK)
+    except OSError:
+        return False
+
+
+def _run_shipped(task: EncodeTask, payload: bytes, node: str) -> Landed:
+    """Encode shipped bytes in a private folder on this node; return the output's bytes."""
+    with tempfile.TemporaryDirectory(prefix="soundark-ship-") as work:
+        folder = os.path.join(work, "src")
+        os.mkdir(folder)
+        # Same file name as the source: its extension guides probing and names a kept original.
+        src = os.path.join(folder, os.path.basename(task.source_path) or "source")
+        with open(src, "wb") as f:
+            f.write(payload)
+        outcome = encode_one(replace(task, source_path=src, tmp_dir=work))
+        if not outcome.ok or not outcome.tmp_path:
+            return Landed(replace(outcome, error=(outcome.error or "").replace(src, task.source_path)),
+                          node=node)
+        with open(outcome.tmp_path, "rb") as f:
+            data = f.read()
+        return Landed(replace(outcome, tmp_path=None), node=node, data=data)
+
+
+def _node_label() -> str:
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 def check_executor(kind: str) -> None:
     if kind not in EXECUTORS + ("threads",):
         raise BadInput("executor", f"unknown executor {kind!r}; use one of: {', '.join(EXECUTORS)}")
 
 
-def make_executor(kind: str, workers: int = 0, address: str = "") -> Executor:
+def make_executor(kind: str, workers: int = 0, address: str = "",
+                  ray: RayOptions | None = None) -> Executor:
     """The executor named *kind* (``local``, ``ray``, or ``threads`` for tests)."""
     if workers < 0:
         raise BadInput("workers", f"{workers} is negative; 0 means one per core")
     if kind == "local":
         return LocalExecutor(workers)
     if kind == "ray":
-        return RayExecutor(workers, address)
+        return RayExecutor(workers, replace(ray or RayOptions(), address=address))
     if kind == "threads":
         return ThreadExecutor(workers)
     raise BadInput("executor", f"unknown executor {kind!r}; use one of: {', '.join(EXECUTORS)}")

@@ -226,27 +226,44 @@ def complete(catalog: Catalog, owner: str, row: EncodedRow,
     *art* is ``(sha256, mime, ext, bytes)`` of a cover already in the art store.
     Returns False (and records nothing) when this run no longer holds the lease.
     """
+    return complete_many(catalog, owner, [(row, art)])[0]
+
+
+def complete_many(catalog: Catalog, owner: str,
+                  done: list[tuple[EncodedRow, tuple[str, str, str, int] | None]]) -> list[bool]:
+    """:func:`complete` for a batch of jobs in one transaction (one commit, not one per file).
+
+    Each entry is recorded only if this run still holds its lease; the answer says which were.
+    """
     now = utc_now()
+    recorded = []
     with catalog.transaction() as conn:
-        done = conn.execute(
-            "UPDATE encode_job SET status = 'done', error = NULL, lease_owner = NULL, "
-            "lease_expires = NULL, updated_at = ? WHERE recording_id = ? AND lease_owner = ? "
-            "AND status = 'running'", (now, row.recording_id, owner)).rowcount
-        if done != 1:
-            return False
-        if art is not None:
-            conn.execute("INSERT INTO art(sha256, mime, ext, bytes) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT(sha256) DO NOTHING", art)
-            _link_album_art(conn, row.recording_id, art[0])
-        conn.execute(
-            "INSERT INTO encoded(recording_id, tier, sha256, bytes, ext, duration_ms, source_sha256, "
-            "encoder, art_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(recording_id, tier) DO UPDATE SET sha256 = excluded.sha256, "
-            "bytes = excluded.bytes, ext = excluded.ext, duration_ms = excluded.duration_ms, "
-            "source_sha256 = excluded.source_sha256, encoder = excluded.encoder, "
-            "art_sha256 = excluded.art_sha256, created_at = excluded.created_at",
-            (row.recording_id, row.tier, row.sha256, row.bytes, row.ext, row.duration_ms,
-             row.source_sha256, row.encoder, row.art_sha256, now))
+        for row, art in done:
+            recorded.append(_complete(conn, owner, row, art, now))
+    return recorded
+
+
+def _complete(conn: Any, owner: str, row: EncodedRow, art: tuple[str, str, str, int] | None,
+              now: str) -> bool:
+    done = conn.execute(
+        "UPDATE encode_job SET status = 'done', error = NULL, lease_owner = NULL, "
+        "lease_expires = NULL, updated_at = ? WHERE recording_id = ? AND lease_owner = ? "
+        "AND status = 'running'", (now, row.recording_id, owner)).rowcount
+    if done != 1:
+        return False
+    if art is not None:
+        conn.execute("INSERT INTO art(sha256, mime, ext, bytes) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT(sha256) DO NOTHING", art)
+        _link_album_art(conn, row.recording_id, art[0])
+    conn.execute(
+        "INSERT INTO encoded(recording_id, tier, sha256, bytes, ext, duration_ms, source_sha256, "
+        "encoder, art_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(recording_id, tier) DO UPDATE SET sha256 = excluded.sha256, "
+        "bytes = excluded.bytes, ext = excluded.ext, duration_ms = excluded.duration_ms, "
+        "source_sha256 = excluded.source_sha256, encoder = excluded.encoder, "
+        "art_sha256 = excluded.art_sha256, created_at = excluded.created_at",
+        (row.recording_id, row.tier, row.sha256, row.bytes, row.ext, row.duration_ms,
+         row.source_sha256, row.encoder, row.art_sha256, now))
     return True
 
 

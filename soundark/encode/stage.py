@@ -5,8 +5,15 @@ then leases jobs a few at a time in plan rank order and hands them to an executo
 (:mod:`soundark.encode.executors`). Workers write a checked, fsynced temporary file
 under ``ARCHIVE/tmp/``; this process renames it to ``store/ab/cd/<sha256><ext>``
 (identical bytes are stored once), stores the cover in ``art/`` (content-addressed,
-once), and records ``encoded`` + job done in one transaction. Only this process
-touches the catalog.
+once), and records ``encoded`` + job done. Only this process touches the catalog,
+and it records finished jobs in batches (one transaction per :data:`BATCH_FILES`
+files or :data:`BATCH_SECONDS`, whichever comes first): a file is in the store
+before its row is committed, so a run killed between the two leaves a stored file
+that the next run finds again (same bytes, same address) and records.
+
+On Ray, a task lost with its node or worker (:class:`~soundark.encode.executors.TaskLost`)
+is sent again under the same lease, up to :data:`LOST_RETRIES` times per job and run
+(each counted in ``retries``); only then does it count as a crash.
 
 Tags: the file's own tags are carried over, then the catalog's values replace
 them field by field (the catalog is the matched, normalised identity the archive
@@ -27,15 +34,26 @@ from soundark.catalog.store import Catalog, open_catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.durable import replace_durably
 from soundark.encode import jobs
-from soundark.encode.executors import Executor, check_executor, make_executor
+from soundark.encode.executors import (
+    Executor,
+    Landed,
+    RayOptions,
+    TaskLost,
+    check_executor,
+    make_executor,
+)
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
 from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
+from soundark.units import parse_bytes
 
 MAX_CRASHES = 3          # a file that kills its worker this often is failed, not retried
+LOST_RETRIES = 3         # a task lost with its node is sent again this often in one run
+BATCH_FILES = 64         # finished jobs recorded per catalog transaction ...
+BATCH_SECONDS = 1.0      # ... or after this long, whichever comes first
 _ART_EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
             "image/bmp": ".bmp", "image/tiff": ".tif"}
 
@@ -77,6 +95,9 @@ class EncodeResult:
     audio_seconds: float = 0.0
     seconds: float = 0.0
     reclaimed: int = 0             # leases taken back from dead runs
+    retries: int = 0               # tasks sent again after the cluster lost them (a node died)
+    shipped: int = 0               # tasks whose source went through Ray's object store
+    nodes: dict[str, int] = field(default_factory=dict)  # where files ran: node -> files finished
     remaining: int = 0             # jobs still pending after this run
     stopped: str | None = None     # the run stopped early: the machine's problem (disk full...), not an input's
     interrupted: bool = False      # stopped by SIGINT/SIGTERM: jobs in flight went back to pending
@@ -93,6 +114,9 @@ class EncodeResult:
         d = asdict(self)
         d["ratio"] = self.ratio
         d["audio_hours"] = round(self.audio_seconds / 3600, 4)
+        done = self.encoded + self.kept + self.failed
+        d["files_per_second"] = round(done / self.seconds, 3) if self.seconds else None
+        d["audio_hours_per_second"] = round(self.audio_seconds / 3600 / self.seconds, 6) if self.seconds else None
         return d
 
 
@@ -158,17 +182,21 @@ class _Run:
         self.kind = options.executor or settings.executor
         self.workers = options.workers if options.workers is not None else settings.workers
         self.address = options.ray_address if options.ray_address is not None else settings.ray_address
+        self.ray = RayOptions(self.address, settings.ray_storage, parse_bytes(settings.ray_ship_bytes))
         self.limit = options.limit
         self.leased = 0
-        self.inflight: dict[cf.Future[EncodeOutcome], tuple[Job, str]] = {}
+        self.inflight: dict[cf.Future[Any], tuple[Job, str, EncodeTask]] = {}
         self.waiting: list[tuple[float, EncodeTask, Job, str]] = []  # leased, not yet submitted
         self.executor: Executor | None = None
+        self.lost: dict[int, int] = {}  # recording -> times the cluster lost its task in this run
+        self.batch: list[tuple[EncodedRow, tuple[str, str, str, int] | None, int]] = []
+        self.batch_since = 0.0
         self.stopped: str | None = None  # why the run stopped early (the machine, not an input)
         self.interrupted = False
 
     def go(self, total: int) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        self.executor = make_executor(self.kind, self.workers, self.address)
+        self.executor = self._new_executor()
         self.result.executor = self.executor.describe()
         self.progress.start(total, "encoding", unit="files")
         renew_at = time.monotonic() + self.lease_seconds / 3
@@ -183,6 +211,7 @@ class _Run:
                 done, _ = cf.wait(list(self.inflight), timeout=5.0, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     self._finish(future)
+                self._flush(force=not self.inflight)
                 if time.monotonic() >= renew_at:
                     jobs.renew(self.catalog, self.owner, self.lease_seconds)
                     renew_at = time.monotonic() + self.lease_seconds / 3
@@ -194,6 +223,7 @@ class _Run:
             for future in self.inflight:
                 future.cancel()
             self.executor.shutdown()
+            self._flush(force=True)  # files already stored are recorded before the rest goes back
             jobs.release(self.catalog, self.owner)  # anything unfinished goes back to pending
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -218,9 +248,10 @@ class _Run:
                 except BadInput as e:
                     self._failed(job, "", e.reason)
             self.waiting.sort(key=lambda w: w[0])
-        while self.waiting and len(self.inflight) < self.executor.workers + 1:
+        while (self.waiting and len(self.inflight) < self.executor.max_inflight
+               and self.executor.room()):
             _, task, job, path = self.waiting.pop()
-            self.inflight[self.executor.submit(task)] = (job, path)
+            self.inflight[self.executor.submit(task)] = (job, path, task)
 
     def _task(self, job: Job) -> tuple[float, EncodeTask, Job, str]:
         row = self.catalog.execute(
@@ -237,15 +268,32 @@ class _Run:
         cost = float(row["duration_ms"] or (row["size"] or 0) / 16)  # else: as if 128 kbit/s
         return (cost if job.tier == "opus75" else cost / 10), task, job, row["path"]
 
-    def _finish(self, future: cf.Future[EncodeOutcome]) -> None:
-        job, path = self.inflight.pop(future)
+    def _new_executor(self) -> Executor:
+        if self.kind == "ray":
+            return make_executor(self.kind, self.workers, self.address, self.ray)
+        return make_executor(self.kind, self.workers, self.address)
+
+    def _finish(self, future: cf.Future[Any]) -> None:
+        job, path, task = self.inflight.pop(future)
+        if self.executor is None:
+            raise EnvironmentProblem("encode", "no worker pool is running (it was shut down)")
         try:
-            outcome = future.result()
+            landed = self.executor.land(future)
         except cf.CancelledError:
+            return
+        except TaskLost as e:
+            self._lost(job, path, task, e)
             return
         except Exception as e:  # the worker process died (a crash in a decoder) or the pool broke
             self._crashed(job, path, e)
             return
+        if landed.blind:  # this node does not see the archive's files: send the bytes instead
+            self.inflight[self.executor.ship(task)] = (job, path, task)
+            return
+        outcome = landed.outcome
+        self.result.nodes[landed.node] = self.result.nodes.get(landed.node, 0) + 1
+        if landed.data is not None:
+            outcome = self._land_bytes(outcome, landed)
         if outcome.error is not None and outcome.machine:
             self._machine(job, path, outcome.error)
         elif outcome.error is not None:
@@ -282,6 +330,37 @@ class _Run:
             self.stopped = f"{path or job.recording_id}: {reason}"
             self.progress.note(f"stopping: {reason}; the job stays pending, re-run when fixed")
 
+    def _lost(self, job: Job, path: str, task: EncodeTask, error: TaskLost) -> None:
+        """The cluster lost the task with its node or worker: send it again, same lease."""
+        lost = self.lost[job.recording_id] = self.lost.get(job.recording_id, 0) + 1
+        if lost > LOST_RETRIES or self.executor is None or self.stopped is not None:
+            self._crashed(job, path, error)
+            return
+        self.result.retries += 1
+        self.progress.note(f"retrying {path}: the cluster lost it ({error})")
+        self.inflight[self.executor.submit(task)] = (job, path, task)
+
+    def _land_bytes(self, outcome: EncodeOutcome, landed: Landed) -> EncodeOutcome:
+        """Write a shipped task's output bytes (checked on the node) here, synced, if intact."""
+        import hashlib
+        from dataclasses import replace
+
+        data = landed.data or b""
+        if hashlib.sha256(data).hexdigest() != outcome.sha256 or len(data) != outcome.bytes:
+            return replace(outcome, error=f"output from node {landed.node} arrived damaged "
+                                          "(SHA-256 differs)")
+        tmp = self.tmp / f"{outcome.recording_id}.{outcome.tier}.part"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            return replace(outcome, error=f"cannot write {tmp}: {e.strerror or e}",
+                           machine=e.errno in MACHINE_ERRNOS)
+        self.result.shipped += 1
+        return replace(outcome, tmp_path=str(tmp))
+
     def _crashed(self, job: Job, path: str, error: BaseException) -> None:
         reason = f"worker died while encoding ({type(error).__name__}: {error})"
         if job.attempts >= MAX_CRASHES:
@@ -292,7 +371,7 @@ class _Run:
         if self.executor is not None and "Broken" in type(error).__name__:
             # A broken pool fails every future in it: start a fresh one for the rest.
             self.executor.shutdown()
-            self.executor = make_executor(self.kind, self.workers, self.address)
+            self.executor = self._new_executor()
 
     def _store(self, job: Job, outcome: EncodeOutcome) -> None:
         if not (outcome.tmp_path and outcome.sha256 and outcome.source_sha256):
@@ -309,14 +388,26 @@ class _Run:
                          outcome.duration_ms, outcome.source_sha256,
                          self.encoder if job.tier == "opus75" else "original (kept byte for byte)",
                          art[0] if art else None)
-        if not jobs.complete(self.catalog, self.owner, row, art):
-            self.progress.note(f"lease lost on recording {job.recording_id}; another run holds it")
+        if not self.batch:
+            self.batch_since = time.monotonic()
+        self.batch.append((row, art, outcome.bytes))
+
+    def _flush(self, force: bool = False) -> None:
+        """Record the stored files of the batch, in one transaction."""
+        if not self.batch or not (force or len(self.batch) >= BATCH_FILES
+                                  or time.monotonic() - self.batch_since >= BATCH_SECONDS):
             return
-        self.result.bytes_out += outcome.bytes
-        if job.tier == "opus75":
-            self.result.encoded += 1
-        else:
-            self.result.kept += 1
+        batch, self.batch = self.batch, []
+        recorded = jobs.complete_many(self.catalog, self.owner, [(row, art) for row, art, _ in batch])
+        for (row, _, nbytes), ok in zip(batch, recorded):
+            if not ok:
+                self.progress.note(f"lease lost on recording {row.recording_id}; another run holds it")
+                continue
+            self.result.bytes_out += nbytes
+            if row.tier == "opus75":
+                self.result.encoded += 1
+            else:
+                self.result.kept += 1
 
     def _store_art(self, outcome: EncodeOutcome) -> tuple[str, str, str, int] | None:
         if not outcome.art:
