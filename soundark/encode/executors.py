@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -36,6 +37,7 @@ from soundark.errors import BadInput, EnvironmentProblem
 EXECUTORS = ("local", "ray")
 RAY_STORAGE = ("auto", "shared", "ship")
 _MARKER = ".soundark-run"   # in the run's temporary folder: proves a node sees the driver's files
+_SHIP_PREFIX = "soundark-ship-"  # + worker pid: a shipped task's private folder on its node
 
 
 class TaskLost(Exception):
@@ -281,7 +283,26 @@ def _import_ray(address: str) -> Any:
     return ray
 
 
+def _errors_to_stderr(ray: Any) -> None:
+    """Send the cluster's error messages (a node died ...) to stderr instead of stdout.
+
+    Ray's driver prints them on stdout, where ``--json`` promises one JSON object and
+    nothing else. The function is private to Ray: if it moves, nothing is patched.
+    """
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(module, "print_to_stdstream", None)
+    if original is None or getattr(original, "soundark_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    to_stderr.soundark_stderr = True  # type: ignore[attr-defined]
+    module.print_to_stdstream = to_stderr  # type: ignore[union-attr]
+
+
 def _connect(ray: Any, workers: int, address: str) -> None:
+    _errors_to_stderr(ray)
     try:
         if not address:  # a private cluster on loopback
             ray.init(num_cpus=workers or cpu_count(), include_dashboard=False,
@@ -327,7 +348,8 @@ def _sees(task: EncodeTask, token: str, size: int) -> bool:
 
 def _run_shipped(task: EncodeTask, payload: bytes, node: str) -> Landed:
     """Encode shipped bytes in a private folder on this node; return the output's bytes."""
-    with tempfile.TemporaryDirectory(prefix="soundark-ship-") as work:
+    sweep_ship_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{_SHIP_PREFIX}{os.getpid()}-") as work:
         folder = os.path.join(work, "src")
         os.mkdir(folder)
         # Same file name as the source: its extension guides probing and names a kept original.
@@ -341,6 +363,33 @@ def _run_shipped(task: EncodeTask, payload: bytes, node: str) -> Landed:
         with open(outcome.tmp_path, "rb") as f:
             data = f.read()
         return Landed(replace(outcome, tmp_path=None), node=node, data=data)
+
+
+def sweep_ship_folders(root: str | None = None) -> int:
+    """Remove the private folders of shipped tasks whose worker process is gone.
+
+    A worker killed mid-task (its node lost, its driver killed) cannot clean up after
+    itself; the next shipped task on the same node does it.
+    """
+    root = root or tempfile.gettempdir()
+    removed = 0
+    for name in os.listdir(root):
+        pid = name[len(_SHIP_PREFIX):].split("-", 1)[0]
+        if not (name.startswith(_SHIP_PREFIX) and pid.isdigit()) or _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _node_label() -> str:
