@@ -68,10 +68,10 @@ def sources(tmp_path_factory) -> list[Path]:
     return paths
 
 
-def new_archive(root: Path, sources: list[Path], settings: Settings = Settings()) -> ArchivePaths:
+def new_archive(root: Path, sources: list[Path], settings: Settings | None = None) -> ArchivePaths:
     paths = ArchivePaths(root)
     root.mkdir()
-    write_settings(root, settings)
+    write_settings(root, settings or Settings())
     for folder in (paths.store, paths.art, paths.releases):
         folder.mkdir()
     with open_catalog(paths.catalog) as catalog:
