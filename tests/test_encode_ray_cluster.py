@@ -172,6 +172,7 @@ def test_a_node_killed_mid_encode_loses_only_its_tasks(cluster, sources, referen
     assert sum(summary["nodes"].values()) == n          # each recording landed exactly once
     assert len(summary["nodes"]) >= 2 and "3 node(s)" in summary["executor"]
     assert summary["files_per_second"] > 0 and summary["audio_hours_per_second"] > 0
+    assert 1 <= summary["inflight_peak"] <= 2 * 3   # at most two tasks per cluster CPU
     assert_complete_and_identical(paths, reference)
 
 
@@ -180,8 +181,10 @@ def test_shipped_sources_and_a_killed_driver(cluster, sources, reference, tmp_pa
     """ray_storage = "ship": sources travel through the object store and outputs come back as
     bytes. The driver is killed mid-run: nothing half-written; the next run finishes the rest."""
     c, _ = cluster
+    largest = max(p.stat().st_size for p in sources)
+    cap = 2 * largest  # back-pressure: about two sources in the object store at a time
     paths = new_archive(tmp_path / "archive", sources, Settings(ray_storage="ship",
-                                                                ray_ship_bytes="100KB"))
+                                                                ray_ship_bytes=str(cap)))
     first = start_driver(paths, c.address)
     wait_for(lambda: done_count(paths) >= 2, "two recordings done", driver=first)
     first.send_signal(signal.SIGKILL)
@@ -197,6 +200,7 @@ def test_shipped_sources_and_a_killed_driver(cluster, sources, reference, tmp_pa
     assert summary["encoded"] == n - before               # the rest, and nothing twice
     assert summary["shipped"] == summary["encoded"] and summary["failed"] == 0
     assert "storage ship" in summary["executor"]
+    assert 0 < summary["shipped_peak_bytes"] < cap + largest  # the cap, passed by one file at most
     assert_complete_and_identical(paths, reference)
     dead = [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(_SHIP_PREFIX)]
     assert sweep_ship_folders() == 0, dead  # the killed workers' folders were swept by later tasks

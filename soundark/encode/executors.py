@@ -58,6 +58,7 @@ class Executor(Protocol):
     """Runs :func:`~soundark.encode.worker.encode_one` on tasks, somewhere."""
 
     workers: int
+    peak_bytes: int  # most shipped source bytes in flight at once
 
     def submit(self, task: EncodeTask) -> cf.Future[EncodeOutcome]: ...
 
@@ -79,6 +80,7 @@ class _OnThisMachine:
     """What the local executors share: results come back as they are, from this host."""
 
     workers: int
+    peak_bytes = 0  # nothing is shipped
 
     def submit(self, task: EncodeTask) -> cf.Future[Any]:
         raise NotImplementedError
@@ -183,6 +185,7 @@ class RayExecutor:
         self._lock = threading.Lock()  # Ray completes futures on its own threads
         self._refs: dict[cf.Future[Any], tuple[Any, int]] = {}  # kept alive until landed
         self.shipped = 0        # tasks whose source went through the object store
+        self.peak_bytes = 0
         self.blind: set[str] = set()  # nodes that did not see the run's files (auto)
 
     @property
@@ -220,6 +223,7 @@ class RayExecutor:
         future: cf.Future[Any] = ref.future()
         with self._lock:
             self._refs[future] = ((ref, payload), nbytes)
+            self.peak_bytes = max(self.peak_bytes, sum(n for _, n in self._refs.values()))
         return future
 
     def _mark(self, tmp_dir: str) -> None:

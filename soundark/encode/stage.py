@@ -98,6 +98,8 @@ class EncodeResult:
     retries: int = 0               # tasks sent again after the cluster lost them (a node died)
     shipped: int = 0               # tasks whose source went through Ray's object store
     nodes: dict[str, int] = field(default_factory=dict)  # where files ran: node -> files finished
+    inflight_peak: int = 0         # most tasks in flight at once (bounded by the executor)
+    shipped_peak_bytes: int = 0    # most source bytes in Ray's object store at once
     remaining: int = 0             # jobs still pending after this run
     stopped: str | None = None     # the run stopped early: the machine's problem (disk full...), not an input's
     interrupted: bool = False      # stopped by SIGINT/SIGTERM: jobs in flight went back to pending
@@ -187,6 +189,7 @@ class _Run:
         self.leased = 0
         self.inflight: dict[cf.Future[Any], tuple[Job, str, EncodeTask]] = {}
         self.waiting: list[tuple[float, EncodeTask, Job, str]] = []  # leased, not yet submitted
+        self.reship: list[tuple[EncodeTask, Job, str]] = []  # a node could not see them: send bytes
         self.executor: Executor | None = None
         self.lost: dict[int, int] = {}  # recording -> times the cluster lost its task in this run
         self.batch: list[tuple[EncodedRow, tuple[str, str, str, int] | None, int]] = []
@@ -204,6 +207,7 @@ class _Run:
             while True:
                 if self.progress.cancelled() or self.stopped is not None:
                     self.waiting.clear()  # their leases go back with release() below
+                    self.reship.clear()
                 else:
                     self._fill()
                 if not self.inflight:
@@ -222,6 +226,7 @@ class _Run:
         finally:
             for future in self.inflight:
                 future.cancel()
+            self.result.shipped_peak_bytes = self.executor.peak_bytes
             self.executor.shutdown()
             self._flush(force=True)  # files already stored are recorded before the rest goes back
             jobs.release(self.catalog, self.owner)  # anything unfinished goes back to pending
@@ -248,10 +253,20 @@ class _Run:
                 except BadInput as e:
                     self._failed(job, "", e.reason)
             self.waiting.sort(key=lambda w: w[0])
-        while (self.waiting and len(self.inflight) < self.executor.max_inflight
-               and self.executor.room()):
-            _, task, job, path = self.waiting.pop()
-            self.inflight[self.executor.submit(task)] = (job, path, task)
+        while (self.reship or self.waiting) and self._has_room():
+            if self.reship:
+                task, job, path = self.reship.pop()
+                self.inflight[self.executor.ship(task)] = (job, path, task)
+            else:
+                _, task, job, path = self.waiting.pop()
+                self.inflight[self.executor.submit(task)] = (job, path, task)
+            self.result.inflight_peak = max(self.result.inflight_peak, len(self.inflight))
+
+    def _has_room(self) -> bool:
+        """Back-pressure: tasks in flight, and source bytes in Ray's object store, are bounded."""
+        if self.executor is None:
+            return False
+        return len(self.inflight) < self.executor.max_inflight and self.executor.room()
 
     def _task(self, job: Job) -> tuple[float, EncodeTask, Job, str]:
         row = self.catalog.execute(
@@ -288,7 +303,7 @@ class _Run:
             self._crashed(job, path, e)
             return
         if landed.blind:  # this node does not see the archive's files: send the bytes instead
-            self.inflight[self.executor.ship(task)] = (job, path, task)
+            self.reship.append((task, job, path))
             return
         outcome = landed.outcome
         self.result.nodes[landed.node] = self.result.nodes.get(landed.node, 0) + 1
@@ -306,15 +321,16 @@ class _Run:
                     self._machine(job, path, f"cannot store the output: {e.strerror or e}")
                 else:
                     self._failed(job, path, f"cannot store the output: {e.strerror or e}")
-        self._advance(path, outcome)
+        self._advance(path, outcome, landed.node)
 
-    def _advance(self, path: str, outcome: EncodeOutcome) -> None:
+    def _advance(self, path: str, outcome: EncodeOutcome, node: str = "local") -> None:
         self.result.bytes_in += outcome.bytes_in if outcome.ok else 0
         self.result.audio_seconds += outcome.audio_seconds if outcome.ok else 0.0
         add_audio = getattr(self.progress, "add_audio", None)
         if add_audio is not None and outcome.ok:
             add_audio(outcome.audio_seconds)
-        self.progress.advance(1, item=Path(path).name, nbytes=outcome.bytes_in)
+        item = Path(path).name if node == "local" else f"{Path(path).name} on {node}"
+        self.progress.advance(1, item=item, nbytes=outcome.bytes_in)
 
     def _failed(self, job: Job, path: str, reason: str) -> None:
         jobs.fail(self.catalog, self.owner, job.recording_id, reason)
