@@ -31,8 +31,10 @@ def encode(
     executor: str | None = typer.Option(None, "--executor",
                                            help="local (process pool) or ray (setting: executor)."),
     address: str | None = typer.Option(None, "--address",
-                                          help="Ray cluster address for --executor ray; empty starts "
-                                               "a private local Ray (setting: ray_address)."),
+                                          help="Ray cluster address (head:port) for --executor ray; empty "
+                                               "starts a private local Ray (setting: ray_address). How "
+                                               "nodes reach the files: setting ray_storage; see "
+                                               "docs/cluster.md."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Encode every planned recording to Ogg Opus (or keep its original), checked, into the store.
@@ -40,6 +42,8 @@ def encode(
     Resumable: a killed run loses at most the files in flight and the next run
     finishes the rest; two runs on one archive never encode the same recording.
     SIGTERM or Ctrl-C puts the jobs in flight back, prints the summary and exits 143/130.
+    On a Ray cluster a task lost with its node is sent again (counted as a retry), and
+    the summary says how many files each node did.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
@@ -86,6 +90,14 @@ def _print_summary(result: EncodeResult) -> None:
         con.print(f"audio {result.audio_seconds / 3600:,.2f} h; bytes in {format_bytes(result.bytes_in)}, "
                   f"out {format_bytes(result.bytes_out)}{ratio}; already stored {result.deduplicated}; "
                   f"new covers {result.art_stored}", markup=False)
+    if result.seconds and (result.encoded or result.kept):
+        done = result.encoded + result.kept + result.failed
+        con.print(f"speed {done / result.seconds:,.2f} files/s, "
+                  f"{result.audio_seconds / 3600 / result.seconds:,.4f} audio-h/s", markup=False)
+    if result.executor.startswith("ray"):
+        per_node = ", ".join(f"{node} {n}" for node, n in sorted(result.nodes.items()))
+        con.print(f"files per node: {per_node or 'none'}; retries after lost tasks {result.retries}; "
+                  f"shipped {result.shipped}", markup=False, soft_wrap=True)
     for f in result.failures[:20]:
         con.print(f"  failed {f.path or f.recording_id}: {f.reason}", markup=False, soft_wrap=True)
     if result.failed > 20:
