@@ -13,7 +13,9 @@ that the next run finds again (same bytes, same address) and records.
 
 On Ray, a task lost with its node or worker (:class:`~soundark.encode.executors.TaskLost`)
 is sent again under the same lease, up to :data:`LOST_RETRIES` times per job and run
-(each counted in ``retries``); only then does it count as a crash.
+(each counted in ``retries``); only then does it count as a crash. When the cluster loses
+task after task with nothing landing in between (its head is gone), the run stops as for
+a full disk: the jobs stay pending, none is failed for it.
 
 Tags: the file's own tags are carried over, then the catalog's values replace
 them field by field (the catalog is the matched, normalised identity the archive
@@ -192,6 +194,7 @@ class _Run:
         self.reship: list[tuple[EncodeTask, Job, str]] = []  # a node could not see them: send bytes
         self.executor: Executor | None = None
         self.lost: dict[int, int] = {}  # recording -> times the cluster lost its task in this run
+        self.lost_in_a_row = 0          # lost tasks since the last one that landed
         self.batch: list[tuple[EncodedRow, tuple[str, str, str, int] | None, int]] = []
         self.batch_since = 0.0
         self.stopped: str | None = None  # why the run stopped early (the machine, not an input)
@@ -302,6 +305,7 @@ class _Run:
         except Exception as e:  # the worker process died (a crash in a decoder) or the pool broke
             self._crashed(job, path, e)
             return
+        self.lost_in_a_row = 0
         if landed.blind:  # this node does not see the archive's files: send the bytes instead
             self.reship.append((task, job, path))
             return
@@ -349,7 +353,13 @@ class _Run:
     def _lost(self, job: Job, path: str, task: EncodeTask, error: TaskLost) -> None:
         """The cluster lost the task with its node or worker: send it again, same lease."""
         lost = self.lost[job.recording_id] = self.lost.get(job.recording_id, 0) + 1
-        if lost > LOST_RETRIES or self.executor is None or self.stopped is not None:
+        self.lost_in_a_row += 1
+        bound = max(8, 2 * self.executor.max_inflight) if self.executor is not None else 0
+        if self.stopped is not None or self.lost_in_a_row > bound:
+            self._machine(job, path, f"the cluster lost {self.lost_in_a_row} tasks in a row and "
+                                     f"none landed (last: {error})")  # back to pending, start nothing
+            return
+        if lost > LOST_RETRIES:
             self._crashed(job, path, error)
             return
         self.result.retries += 1
