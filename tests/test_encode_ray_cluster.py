@@ -118,18 +118,18 @@ def done_count(paths: ArchivePaths) -> int:
         return int(catalog.scalar("SELECT count(*) FROM encode_job WHERE status = 'done'") or 0)
 
 
-def busy_worker(raylet_pid: int) -> bool:
-    """Is one of this raylet's worker processes running a soundark task right now?"""
+def busy_worker(raylet_pid: int) -> int | None:
+    """The pid of one of this raylet's worker processes running a soundark task right now."""
     with os.scandir("/proc") as entries:
         pids = [e.path for e in entries if e.name.isdigit()]
     for proc in pids:
         try:
             stat = Path(proc, "stat").read_bytes().rsplit(b")", 1)[1].split()
             if int(stat[1]) == raylet_pid and b"_run_on_node" in Path(proc, "cmdline").read_bytes():
-                return True
+                return int(Path(proc).name)
         except (OSError, IndexError, ValueError):
             continue
-    return False
+    return None
 
 
 def wait_for(check, what: str, timeout: float = 180.0, driver: subprocess.Popen | None = None) -> None:
@@ -154,21 +154,30 @@ def assert_complete_and_identical(paths: ArchivePaths, reference) -> None:
     assert not paths.tmp.exists() or not any(paths.tmp.iterdir())
 
 
+def raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
 @pytest.mark.slow
 def test_a_node_killed_mid_encode_loses_only_its_tasks(cluster, sources, reference, tmp_path):
-    """Shared storage (auto finds every node sees the files): kill a worker node's raylet while
-    it encodes; its task is sent again, each recording is stored once, like a local run."""
+    """Shared storage (auto finds every node sees the files): kill one worker process while it
+    encodes, then a whole worker node (its raylet); their tasks are sent again, each recording is
+    stored once, like a local run."""
     c, workers = cluster
     paths = new_archive(tmp_path / "archive", sources)  # ray_storage = "auto"
     driver = start_driver(paths, c.address)
+    wait_for(lambda: busy_worker(raylet_pid(workers[1])), "a task on node 3", driver=driver)
+    worker = busy_worker(raylet_pid(workers[1]))
+    if worker is not None:
+        os.kill(worker, signal.SIGKILL)  # one worker process dies; its node lives on
     victim = workers[0]
-    raylet = victim.all_processes["raylet"][0].process.pid
-    wait_for(lambda: busy_worker(raylet), "a task on the victim node", driver=driver)
+    wait_for(lambda: busy_worker(raylet_pid(victim)), "a task on the victim node", driver=driver)
     c.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, object store, its workers
     summary = finish(driver)
     n = len(sources)
     assert (summary["encoded"], summary["failed"], summary["remaining"]) == (n, 0, 0)
-    assert summary["retries"] >= 1 and summary["shipped"] == 0
+    assert summary["retries"] >= 2 and summary["shipped"] == 0, summary["retried"]
+    assert all("Error" in why for why in summary["retried"])  # Ray's own error names
     assert sum(summary["nodes"].values()) == n          # each recording landed exactly once
     assert len(summary["nodes"]) >= 2 and "3 node(s)" in summary["executor"]
     assert summary["files_per_second"] > 0 and summary["audio_hours_per_second"] > 0

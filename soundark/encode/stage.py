@@ -98,6 +98,7 @@ class EncodeResult:
     seconds: float = 0.0
     reclaimed: int = 0             # leases taken back from dead runs
     retries: int = 0               # tasks sent again after the cluster lost them (a node died)
+    retried: list[str] = field(default_factory=list)  # why, one line each (the first 100)
     shipped: int = 0               # tasks whose source went through Ray's object store
     nodes: dict[str, int] = field(default_factory=dict)  # where files ran: node -> files finished
     inflight_peak: int = 0         # most tasks in flight at once (bounded by the executor)
@@ -363,6 +364,8 @@ class _Run:
             self._crashed(job, path, error)
             return
         self.result.retries += 1
+        if len(self.result.retried) < 100:
+            self.result.retried.append(f"{path or job.recording_id}: {error}")
         self.progress.note(f"retrying {path}: the cluster lost it ({error})")
         self.inflight[self.executor.submit(task)] = (job, path, task)
 
