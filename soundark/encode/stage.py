@@ -356,6 +356,9 @@ class _Run:
         lost = self.lost[job.recording_id] = self.lost.get(job.recording_id, 0) + 1
         self.lost_in_a_row += 1
         bound = max(8, 2 * self.executor.max_inflight) if self.executor is not None else 0
+        if self.progress.cancelled():  # Ctrl-C or SIGTERM: it goes back with the rest
+            jobs.release(self.catalog, self.owner, [job.recording_id])
+            return
         if self.stopped is not None or self.lost_in_a_row > bound:
             self._machine(job, path, f"the cluster lost {self.lost_in_a_row} tasks in a row and "
                                      f"none landed (last: {error})")  # back to pending, start nothing
