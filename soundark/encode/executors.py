@@ -184,9 +184,8 @@ class RayExecutor:
         self._marked: set[str] = set()
         self._lock = threading.Lock()  # Ray completes futures on its own threads
         self._refs: dict[cf.Future[Any], tuple[Any, int]] = {}  # kept alive until landed
-        self.shipped = 0        # tasks whose source went through the object store
+        self._bytes = 0         # shipped source bytes of the tasks in flight
         self.peak_bytes = 0
-        self.blind: set[str] = set()  # nodes that did not see the run's files (auto)
 
     @property
     def max_inflight(self) -> int:
@@ -215,7 +214,6 @@ class RayExecutor:
                 f"cannot read the source ({e.strerror or e})")), node="driver"))
             return done
         payload = self._ray.put(data)
-        self.shipped += 1
         return self._track(self._remote.remote(task, "ship", self._token, len(data), payload),
                            payload, len(data))
 
@@ -223,7 +221,8 @@ class RayExecutor:
         future: cf.Future[Any] = ref.future()
         with self._lock:
             self._refs[future] = ((ref, payload), nbytes)
-            self.peak_bytes = max(self.peak_bytes, sum(n for _, n in self._refs.values()))
+            self._bytes += nbytes
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
         return future
 
     def _mark(self, tmp_dir: str) -> None:
@@ -238,12 +237,12 @@ class RayExecutor:
 
     def room(self) -> bool:
         with self._lock:
-            shipped = sum(n for _, n in self._refs.values())
-        return shipped == 0 or shipped < self.ship_bytes
+            return self._bytes < self.ship_bytes or self._bytes == 0
 
     def land(self, future: cf.Future[Any]) -> Landed:
-        with self._lock:
-            self._refs.pop(future, None)  # the object store may free the source's bytes now
+        with self._lock:  # the object store may free the source's bytes now
+            _, nbytes = self._refs.pop(future, (None, 0))
+            self._bytes -= nbytes
         exceptions = self._ray.exceptions
         try:
             landed: Landed = future.result()
@@ -252,13 +251,12 @@ class RayExecutor:
         except exceptions.RayError as e:  # node or worker died, object lost, unschedulable
             text = " ".join(str(e).split())[:200]
             raise TaskLost(f"{type(e).__name__}: {text}") from e
-        if landed.blind:
-            self.blind.add(landed.node)
         return landed
 
     def shutdown(self) -> None:
         with self._lock:
             self._refs.clear()
+            self._bytes = 0
         if self._started:
             self._ray.shutdown()
 
