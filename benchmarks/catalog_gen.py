@@ -123,11 +123,17 @@ class Vocabulary:
     def make(real: list[str], syllables: list[str], tail: int, rng: np.random.Generator,
              joiner: str = "") -> Vocabulary:
         made: dict[str, None] = {}
-        while len(made) < tail:
-            k = int(rng.integers(2, 5))
-            w = joiner.join(syllables[i] for i in rng.integers(len(syllables), size=k))
-            if w not in real:
-                made[w] = None
+        taken = set(real)
+        while len(made) < tail:  # a few rounds of vectorised draws, duplicates dropped
+            k = rng.integers(2, 5, size=tail)
+            idx = rng.integers(len(syllables), size=(tail, 4)).tolist()
+            for row, n in zip(idx, k.tolist()):
+                w = joiner.join([syllables[i] for i in row[:n]])
+                if w not in taken:
+                    taken.add(w)
+                    made[w] = None
+                    if len(made) == tail:
+                        break
         words = _json_safe(list(real) + list(made))
         weights = 1.0 / (np.arange(len(words)) + 8.0) ** 1.05
         return Vocabulary(words, np.cumsum(weights) / weights.sum(), syllables)
