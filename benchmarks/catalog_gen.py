@@ -60,7 +60,8 @@ LATIN = (
 SCRIPTS = {  # real common words first, then syllables for the long tail and for names
     "ja": ("東京 夜 愛 夢 心 星 雨 空 花 桜 さくら ありがとう タワー 東京タワー 恋 君 光 風 海 未来 青春 "
            "さよなら 約束 世界 明日 涙 笑顔 月 春 夏 秋 冬".split(),
-           "カ キ ク ケ コ サ シ ス セ ソ タ チ ツ テ ト ナ ニ ヌ ネ ノ ハ ヒ フ ヘ ホ マ ミ ム メ モ ラ リ ル レ ロ ン "
+           "カ キ ク ケ コ サ シ ス セ ソ タ チ ツ テ ト ナ ニ ヌ ネ ノ ハ ヒ フ ヘ ホ "
+           "マ ミ ム メ モ ラ リ ル レ ロ ン "
            "か き く こ さ し す た ち つ な に の は ひ ま み も ら り る".split()),
     "zh": ("月亮 爱情 北京 朋友 时间 梦想 天空 我们 你 爱 心 夜 雨 风 花 海 春天 故事 回家 青春 "
            "永远 世界 星星 城市 明天 再见 自由 光".split(),
@@ -201,10 +202,10 @@ class CatalogGenerator:
         parts = []
         for j in range(4):
             pick = ((b >> np.uint64(8 + 6 * j)) % np.uint64(64)).astype(np.int64) % self.syl_size[script]
-            parts.append(pl.when(pl.lit(pl.Series(k > j))).then(pl.lit(self.syllables.gather(self.syl_offset[script] + pick)))
-                         .otherwise(pl.lit("")))
+            syllable = pl.lit(self.syllables.gather(self.syl_offset[script] + pick))
+            parts.append(pl.when(pl.lit(pl.Series(k > j))).then(syllable).otherwise(pl.lit("")))
         df = pl.DataFrame({"latin": pl.Series(np.isin(script, (0, 3))), "the": pl.Series(b % np.uint64(10) == 0),
-                           "num": pl.Series((b % np.uint64(7) == 0)), "id": pl.Series(artists)})
+                           "num": pl.Series(b % np.uint64(7) == 0), "id": pl.Series(artists)})
         name = pl.concat_str(parts)
         name = pl.when(pl.col("latin")).then(name.str.slice(0, 1).str.to_uppercase() + name.str.slice(1)) \
             .otherwise(name)
@@ -244,8 +245,9 @@ class CatalogGenerator:
         feat_artist = np.floor(self.h.uniform(rec, 11) * (origin // 3 + 50)).astype(np.int64)
         feat = (self.h.uniform(rec, 10) < 0.15) & (feat_artist != artist)
         year = self.album_year(origin)
-        isrc = pl.concat_str([pl.lit(pl.Series(np.array(COUNTRIES)[self.h.bits(rec, 13) % np.uint64(len(COUNTRIES))])),
-                              pl.lit(_base36(rec // 100_000)), pl.lit(pl.Series(year % 100)).cast(pl.String).str.zfill(2),
+        country = np.array(COUNTRIES)[self.h.bits(rec, 13) % np.uint64(len(COUNTRIES))]
+        isrc = pl.concat_str([pl.lit(pl.Series(country)), pl.lit(_base36(rec // 100_000)),
+                              pl.lit(pl.Series(year % 100)).cast(pl.String).str.zfill(2),
                               pl.lit(pl.Series(rec % 100_000)).cast(pl.String).str.zfill(5)])
         z = np.sqrt(-2.0 * np.log1p(-self.h.uniform(rec, 14))) * np.cos(2 * np.pi * self.h.uniform(rec, 15))
         duration = np.clip(225_000 * np.exp(0.4 * z), 30_000, 1_800_000).astype(np.int64)
@@ -307,7 +309,8 @@ class CatalogGenerator:
         """Write *rows* rows; return the next album number (where a continuation starts)."""
         album = start_album
         with open(jsonl, "wb") as fj, (open(csv_path, "wb") if csv_path else nullcontext()) as fc:
-            for n, (df, album) in enumerate(self.frames(rows, start_album)):
+            for n, (df, next_album) in enumerate(self.frames(rows, start_album)):
+                album = next_album
                 df.write_ndjson(fj)
                 if fc is not None:
                     df.with_columns(pl.col("artists").list.join("; "), popularity=pl.lit(None, pl.Int64),
