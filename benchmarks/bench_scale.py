@@ -257,15 +257,26 @@ def releases(archive: Path) -> dict:
     return {"list_s": s1, "list_rss_mb": rss1, "mirror_s": s2, "mirror_rss_mb": rss2}
 
 
+def generate(gen: CatalogGenerator, n: int, rows: Path, csv_path: Path | None) -> int:
+    """Write the rows (or take them as they are when ``rows-N.jsonl.next`` says they are whole: a file
+    made beforehand, e.g. while a smaller size runs); return the next album number."""
+    done = Path(f"{rows}.next")
+    if done.exists() and csv_path is None:
+        return int(done.read_text())
+    nxt = gen.write(n, rows, csv_path)
+    done.write_text(str(nxt))
+    return nxt
+
+
 def run_size(n: int, work: Path, args: argparse.Namespace, gen: CatalogGenerator) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     archive = work / "archive"
     shutil.rmtree(archive, ignore_errors=True)
     timed(soundark("init", str(archive)))
-    rows, inc = work / "rows.jsonl", work / "inc.jsonl"
+    rows, inc = work.parent / f"rows-{n}.jsonl", work.parent / f"inc-{n}.jsonl"
     csv_path = work / "rows.csv" if n in args.cli_sizes else None
     t = time.perf_counter()
-    nxt = gen.write(n, rows, csv_path)
+    nxt = generate(gen, n, rows, csv_path)
     gen_s = time.perf_counter() - t
     n_inc = max(1, n // 100)
     gen.write(n_inc, inc, start_album=nxt)
@@ -284,8 +295,8 @@ def run_size(n: int, work: Path, args: argparse.Namespace, gen: CatalogGenerator
     r["incremental"] = import_rows(archive, inc, n_inc)
     say(f"[{n:,}] +{n_inc:,} rows into it {r['incremental']['s']:.1f} s ({r['incremental']['rows_per_s']:,.0f} "
         f"rows/s), peak {r['incremental']['rss_mb']:,.0f} MB")
-    rows.unlink()
-    inc.unlink()
+    for f in (rows, inc, Path(f"{rows}.next")):
+        f.unlink()
     r["disk_bytes"] = catalog_bytes(db)
     from soundark.catalog import open_catalog
 
