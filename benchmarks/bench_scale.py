@@ -369,7 +369,7 @@ METRICS = {  # name -> (getter, unit)
     "disk": (lambda r: r["disk_bytes"] / 1e9, "GB"),
     "search p50": (lambda r: r["search"]["p50_ms"], "ms"),
     "search p95": (lambda r: r["search"]["p95_ms"], "ms"),
-    "search p95 indexed": (lambda r: r["search"].get("p95_ms_indexed") or r["search"]["p95_ms"], "ms"),
+    "search p95 indexed": (lambda r: r["search"].get("p95_ms_indexed"), "ms"),  # all but 1-2 char CJK
     "search RSS": (lambda r: r["search"]["rss_mb"], "MB"),
     "web p95": (lambda r: r["web"]["p95_ms"], "ms"),
     "web RSS": (lambda r: r["web"]["rss_mb"], "MB"),
@@ -392,9 +392,10 @@ def growth(results: list[dict]) -> dict:
     for name, (get, unit) in METRICS.items():
         vals = [get(r) for r in results]
         ks = [exponent(results[i]["rows"], vals[i], results[i + 1]["rows"], vals[i + 1])
-              for i in range(len(results) - 1)]
+              if vals[i] is not None and vals[i + 1] is not None else None for i in range(len(results) - 1)]
         last_n = results[-1]["rows"]
-        extra = vals[-1] * (TARGET / last_n) ** max(ks[-1], 0.0) if ks and last_n < TARGET else None
+        k = ks[-1] if ks else None
+        extra = vals[-1] * (TARGET / last_n) ** max(k, 0.0) if k is not None and last_n < TARGET else None
         out[name] = {"unit": unit, "values": vals, "k": ks, "at_50M": vals[-1] if last_n == TARGET else extra,
                      "extrapolated": last_n != TARGET}
     return out
@@ -403,17 +404,19 @@ def growth(results: list[dict]) -> dict:
 def floors(results: list[dict], g: dict) -> dict:
     def at50(name: str) -> float:
         v = g[name]["at_50M"]
-        return g[name]["values"][-1] if v is None else v
+        v = g[name]["values"][-1] if v is None else v
+        return math.nan if v is None else v
 
     disk_50m = results[-1]["disk_bytes"] / 1e9 * TARGET / (results[-1]["rows"] * 1.01)  # bytes a row, linear
     growing = [name for name, m in g.items() if name.endswith("RSS") and not name.startswith("plan")
-               and m["k"] and m["k"][-1] > GROWS]
+               and m["k"] and m["k"][-1] is not None and m["k"][-1] > GROWS]
     checks = {"search_p95_ms": (at50("search p95"), FLOORS["search_p95_ms"]),
               "search_p95_ms_without_1_2_char_cjk": (at50("search p95 indexed"), FLOORS["search_p95_ms"]),
               "web_p95_ms": (at50("web p95"), FLOORS["web_p95_ms"]),
               "plan_s": (at50("plan s"), FLOORS["plan_s"]),
               "disk_gb_at_50M": (disk_50m, FLOORS["disk_gb_at_50M"])}
-    out = {k: {"value": round(v, 2), "floor": f, "met": v <= f} for k, (v, f) in checks.items()}
+    out = {k: {"value": None if math.isnan(v) else round(v, 2), "floor": f, "met": None if math.isnan(v) else v <= f}
+           for k, (v, f) in checks.items()}
     out["memory_flat_but_plan"] = {"growing": growing, "met": not growing}
     out["measured_at"] = results[-1]["rows"]
     return out
@@ -426,8 +429,9 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     ks = "".join(f"{'k ' + _size(a) + '>' + _size(b):>12}" for a, b in zip(sizes, sizes[1:]))
     say(f"\n{'cost':<22}{'unit':>5}{head}{ks}{'at 50M':>11}")
     for name, m in g.items():
-        line = f"{name:<22}{m['unit']:>5}" + "".join(f"{v:>10.4g}" for v in m["values"])
-        line += "".join(f"{k:>12.2f}" for k in m["k"])
+        line = f"{name:<22}{m['unit']:>5}" + "".join(f"{v:>10.4g}" if v is not None else f"{'-':>10}"
+                                                     for v in m["values"])
+        line += "".join(f"{k:>12.2f}" if k is not None else f"{'-':>12}" for k in m["k"])
         if m["at_50M"] is not None:
             line += f"{m['at_50M']:>10.4g}" + ("*" if m["extrapolated"] else " ")
         say(line)
@@ -436,7 +440,8 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     fl = floors(results, g)
     for k, v in fl.items():
         if isinstance(v, dict) and "floor" in v:
-            say(f"floor {k}: {v['value']} (<= {v['floor']}) {'met' if v['met'] else 'NOT met'}"
+            verdict = {True: "met", False: "NOT met", None: "-"}[v["met"]]
+            say(f"floor {k}: {v['value']} (<= {v['floor']}) {verdict}"
                 + (" (extrapolated)" if sizes[-1] < TARGET else ""))
     grows = fl["memory_flat_but_plan"]["growing"]
     say("memory: " + ("no stage but the plan grows" if not grows else "growing: " + ", ".join(grows)))
@@ -448,7 +453,7 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
         "unit": "rows/s", "ratio": round(ours / theirs, 3) if theirs else None, "floor": 1.0,
         "compared_at_rows": base["rows"] if base else None, "load_average": round(os.getloadavg()[0], 2),
         "sizes": {str(r["rows"]): _round(r) for r in results},
-        "exponents": {k: [round(x, 3) for x in m["k"]] for k, m in g.items()},
+        "exponents": {k: [None if x is None else round(x, 3) for x in m["k"]] for k, m in g.items()},
         "at_50M": {k: (round(m["at_50M"], 3) if m["at_50M"] is not None else None) for k, m in g.items()},
         "extrapolated": sizes[-1] < TARGET, "floors": fl}, ensure_ascii=False))
 
