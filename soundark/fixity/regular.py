@@ -17,19 +17,25 @@ import os
 import stat
 from pathlib import Path
 
-_FLAGS = (getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_CHUNK = 1 << 20
 
 
 class NotRegular(OSError):
     """The path is a symlink, FIFO, device, socket or folder: refused before any read."""
 
 
-def open_regular(path: Path | str, flags: int = os.O_RDONLY) -> int:
+def open_regular(path: Path | str, flags: int = os.O_RDONLY, *, follow: bool = False) -> int:
     """A descriptor on ``path`` (``flags``, e.g. ``os.O_RDONLY`` or ``os.O_RDWR``) if it is a
     regular file reached without following a symlink as its last component; else NotRegular
-    (or the OSError of the open itself, e.g. FileNotFoundError)."""
+    (or the OSError of the open itself, e.g. FileNotFoundError).
+
+    ``follow``: a path the user named on the command line may be a symlink they made; it is
+    followed, but what it leads to must still be a regular file (no FIFO, no device).
+    """
     try:
-        fd = os.open(path, flags | _FLAGS)
+        fd = os.open(path, flags | _FLAGS | (0 if follow else _NOFOLLOW))
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise NotRegular(errno.ELOOP, "a symlink, not a regular file", str(path)) from e
@@ -47,16 +53,20 @@ def open_regular(path: Path | str, flags: int = os.O_RDONLY) -> int:
     return fd
 
 
-def read_regular(path: Path | str, limit: int) -> bytes:
+def read_regular(path: Path | str, limit: int, *, follow: bool = False) -> bytes:
     """The bytes of a regular file, refused (NotRegular, or OSError EFBIG) past ``limit`` bytes."""
-    fd = open_regular(path)
+    fd = open_regular(path, follow=follow)
     with open(fd, "rb", closefd=True) as f:
         if os.fstat(f.fileno()).st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
-        data = f.read(limit + 1)
-    if len(data) > limit:  # it grew while read
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
-    return data
+        # not f.read(limit + 1): read(n) allocates n bytes up front; the file may also grow
+        parts, total = [], 0
+        while chunk := f.read(min(_CHUNK, limit + 1 - total)):
+            parts.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return b"".join(parts)
 
 
 def regular_size(path: Path | str) -> int | None:
