@@ -39,13 +39,18 @@ def _seed(folder: Path, info: dict) -> tuple[lt.session, str]:
     atp = lt.add_torrent_params()
     atp.ti, atp.save_path = ti, str(folder)
     atp.flags = ((atp.flags | lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
-                  | lt.torrent_flags.disable_pex | lt.torrent_flags.seed_mode)
+                  | lt.torrent_flags.disable_pex)
                  & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
     handle = ses.add_torrent(atp)
     deadline = time.monotonic() + 30
-    while not handle.status().is_seeding and time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # seeding after its files are checked, and still seeding
+        st = handle.status()
+        if st.is_seeding and not st.errc.value():
+            break
         time.sleep(0.05)
-    assert handle.status().is_seeding
+    time.sleep(0.2)
+    st = handle.status()
+    assert st.is_seeding and not st.errc.value(), (st.state, st.errc.message())
     name = info[b"name"].decode()
     return ses, f"magnet:?xt=urn:btih:{ti.info_hashes().v1}&dn={name}&x.pe=127.0.0.1:{ses.listen_port()}"
 
