@@ -17,17 +17,20 @@ pool reading 1 MiB blocks keeps every core busy without processes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from soundark.config import cpu_count
 from soundark.durable import write_durably
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
 from soundark.fixity.digest import sha256_file
-from soundark.fixity.paths import check_relpath, check_unique
+from soundark.fixity.paths import MAX_PATH_BYTES, check_relpath, check_unique
+from soundark.fixity.regular import NotRegular, open_regular
 from soundark.model import NO_PROGRESS, Progress
 
 BAGIT_TXT = "bagit.txt"
@@ -37,6 +40,9 @@ TAGMANIFEST = "tagmanifest-sha256.txt"
 TAG_FILES = (BAGIT_TXT, BAG_INFO, MANIFEST)
 BAGIT_DECLARATION = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB of manifest is ~10M files: past that, refuse
+MAX_BAG_INFO_BYTES = 16 << 20  # bag-info.txt is a few fields; megabytes of it are not metadata
+# a manifest line: the digest, its separator and a path that may be percent-encoded whole (x3)
+MAX_LINE_BYTES = 64 + 2 + 3 * MAX_PATH_BYTES + 2
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -112,22 +118,41 @@ def _write_atomic(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def _read_text(path: Path) -> str:
+def _open_tag_file(path: Path, limit: int) -> BinaryIO:
+    """A tag file opened as a regular file (no FIFO, no symlink to /dev/zero), at most ``limit`` bytes."""
     try:
-        st = path.stat()
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise BadInput(path, f"{st.st_size} bytes is too large for a tag file")
-        data = path.read_bytes()
+        f = open(open_regular(path), "rb", closefd=True)
     except FileNotFoundError as e:
         raise NotFound(path, "missing: not a BagIt bag, or the tag file was deleted") from e
+    except NotRegular as e:
+        raise BadInput(path, f"{e.strerror}; refused") from e
     except OSError as e:
         raise EnvironmentProblem(path, f"cannot read: {e.strerror or e}") from e
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
+        f.close()
+        raise BadInput(path, f"{size} bytes is too large for a tag file")
+    return f
+
+
+def _read_text(path: Path, limit: int = MAX_BAG_INFO_BYTES) -> str:
+    with _open_tag_file(path, limit) as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise EnvironmentProblem(path, f"cannot read: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise BadInput(path, f"more than {limit} bytes is too large for a tag file")
+    return _decoded(data, path)
+
+
+def _decoded(data: bytes, subject: object) -> str:
     if b"\0" in data:
-        raise BadInput(path, "contains a NUL byte")
+        raise BadInput(subject, "contains a NUL byte")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadInput(path, f"not UTF-8 text: {e}") from e
+        raise BadInput(subject, f"not UTF-8 text: {e}") from e
 
 
 def _lines(text: str) -> list[str]:
@@ -135,10 +160,39 @@ def _lines(text: str) -> list[str]:
     return re.split(r"\r\n|\n|\r", text)
 
 
+def _streamed_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line of a manifest, read a line at a time, none longer than the cap.
+
+    Memory is one line plus what the caller keeps: a 200 MB manifest is never held as one
+    text, and one endless line is refused after MAX_LINE_BYTES, not read to its end.
+    """
+    n = 0
+    with _open_tag_file(path, MAX_MANIFEST_BYTES) as f:
+        while True:
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as e:
+                raise EnvironmentProblem(path, f"cannot read: {e.strerror or e}") from e
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                raise BadInput(f"{path}:{n + 1}", f"line longer than {MAX_LINE_BYTES} bytes; refused")
+            # the same line ends as _lines: \r\n, \n or a lone \r
+            body = raw[:-1] if raw.endswith(b"\n") else raw
+            body = body[:-1] if body.endswith(b"\r") and raw.endswith(b"\n") else body
+            for part in body.split(b"\r"):
+                n += 1
+                yield n, _decoded(part, f"{path}:{n}")
+
+
 def parse_manifest(text: str, subject: object, prefix: str | None = "data/") -> dict[str, str]:
     """Parse manifest lines into {path: lower-case hex}, refusing anything hostile."""
+    return _parse_lines(enumerate(_lines(text), start=1), subject, prefix)
+
+
+def _parse_lines(lines: Iterable[tuple[int, str]], subject: object, prefix: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for n, line in enumerate(_lines(text), start=1):
+    for n, line in lines:
         if not line.strip():
             continue
         parts = line.split(None, 1) if not line[:1].isspace() else []
@@ -160,12 +214,12 @@ def parse_manifest(text: str, subject: object, prefix: str | None = "data/") -> 
 def read_manifest(bag: Path) -> dict[str, str]:
     """``manifest-sha256.txt`` of ``bag`` as {relative path: sha256 hex}; hostile paths refused."""
     path = Path(bag) / MANIFEST
-    return parse_manifest(_read_text(path), path)
+    return _parse_lines(_streamed_lines(path), path, "data/")
 
 
 def read_tagmanifest(bag: Path) -> dict[str, str]:
     path = Path(bag) / TAGMANIFEST
-    return parse_manifest(_read_text(path), path, prefix=None)
+    return _parse_lines(_streamed_lines(path), path, None)
 
 
 def read_bag_info(bag: Path) -> dict[str, str]:
@@ -209,7 +263,7 @@ class FileHash:
 
 def _hash_one(path: Path) -> FileHash:
     try:
-        digest, size = sha256_file(path)
+        digest, size = sha256_file(path, regular_only=True)
         return FileHash(path, digest, size)
     except OSError as e:
         return FileHash(path, None, 0, e.strerror or str(e))

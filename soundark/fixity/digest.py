@@ -13,20 +13,25 @@ import hashlib
 import os
 from pathlib import Path
 
+from soundark.fixity.regular import open_regular
+
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path, chunk: int = CHUNK, *, sync: bool = False) -> tuple[str, int]:
+def sha256_file(path: Path, chunk: int = CHUNK, *, sync: bool = False,
+                regular_only: bool = False) -> tuple[str, int]:
     """(SHA-256 hex, bytes read) of one file; OSError propagates.
 
     ``sync``: also fsync the file before returning, so the digest describes bytes that are on
     disk (a freshly written file about to be renamed into the store).
+    ``regular_only``: a file in a folder someone else filled (a bag, a download): a symlink,
+    FIFO or device is refused (:class:`~soundark.fixity.regular.NotRegular`) before any read.
     """
     h = hashlib.sha256()
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
-    with open(path, "rb", buffering=0) as f:
+    with open(open_regular(path) if regular_only else path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n

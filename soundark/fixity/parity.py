@@ -47,6 +47,7 @@ from soundark.fixity.bagit import (
     write_bag_tags,
 )
 from soundark.fixity.paths import check_relpath, check_size, check_unique
+from soundark.fixity.regular import read_regular, regular_size
 from soundark.fixity.stream import ByteStream
 
 FORMAT = "soundark-parity/1"
@@ -58,6 +59,7 @@ MIN_BLOCK = 4096
 MAX_BLOCK = 65536
 BATCH_BYTES = 32 << 20  # data read per encode batch (k chunks)
 HASH_LEN = 32
+MAX_INDEX_BYTES = 1 << 30  # parity.json lists every file of the bag (~150 bytes each)
 
 
 @dataclass(frozen=True)
@@ -267,33 +269,84 @@ def _integer(raw: dict[str, Any], name: str, path: Path) -> int:
 
 
 def read_index(parity_dir: Path) -> ParityIndex:
-    """Load and check ``parity.json`` and ``blocks.sha256``; anything inconsistent is BadInput."""
-    path = Path(parity_dir) / INDEX
-    try:
-        raw = jsontext.loads(path.read_text(encoding="utf-8"))
-        hashes = (Path(parity_dir) / BLOCK_HASHES).read_bytes()
-    except FileNotFoundError as e:
-        raise BadInput(parity_dir, f"not a parity folder: {e.filename} is missing") from e
-    except (OSError, ValueError) as e:  # ValueError: BadInput, UnicodeDecodeError
-        raise BadInput(path, f"cannot read parity index: {e}") from e
+    """Load and check ``parity.json`` and ``blocks.sha256``; anything inconsistent is BadInput.
+
+    Everything a crafted index declares is checked against what is on disk before repair
+    allocates a byte for it: the block size is one :func:`plan_layout` chooses, the layout is
+    the one it chooses for ``stream_bytes``, ``blocks.sha256`` has exactly one hash per block
+    (its size is checked before it is read), and each parity file is a regular file of exactly
+    one row. So repair's memory (``k`` blocks per decoded column) stays under 16 MiB per
+    thread, and its work is bounded by the parity files' real size.
+    """
+    parity_dir = Path(parity_dir)
+    path = parity_dir / INDEX
+    raw = _load_json(path, parity_dir)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise BadInput(path, f"not {FORMAT}")
-    k, m, block, cols, total = (_integer(raw, n, path) for n in ("k", "m", "block_size", "columns", "stream_bytes"))
-    if not (1 <= k and 1 <= m and k + m <= MAX_SHARES and 1 <= block <= 1 << 24 and cols >= 1
-            and 0 <= total <= k * cols * block and cols * block <= 1 << 44):
-        raise BadInput(path, f"impossible layout k={k} m={m} block_size={block} columns={cols}")
+    layout = _checked_layout(raw, path)
+    k, m, cols = layout.k, layout.m, layout.columns
     files = []
-    for n, f in enumerate(raw.get("files") or []):
+    listed = raw.get("files") or []
+    if not isinstance(listed, list):
+        raise BadInput(path, "files must be a list")
+    for n, f in enumerate(listed):
         subject = f"{path} files[{n}]"
         if not isinstance(f, dict) or not isinstance(f.get("sha256"), str) or len(f["sha256"]) != 64:
             raise BadInput(subject, "needs path, size and sha256")
         files.append((check_relpath(f.get("path"), subject), check_size(f.get("size"), subject), f["sha256"]))
     check_unique([p for p, _, _ in files], path)
-    if sum(s for _, s, _ in files) != total:
+    if sum(s for _, s, _ in files) != layout.stream_bytes:
         raise BadInput(path, "file sizes do not add up to stream_bytes")
-    parity_files = [check_relpath(p, path) for p in raw.get("parity_files") or []]
-    if len(parity_files) != m or len(hashes) != (k + m) * cols * HASH_LEN:
+    parity_files = raw.get("parity_files") or []
+    if not isinstance(parity_files, list) or len(parity_files) != m:
         raise BadInput(parity_dir, "parity files or block hashes do not match k, m and columns")
+    parity_files = [check_relpath(p, path) for p in parity_files]
+    hashes = _read_hashes(parity_dir, (k + m) * cols * HASH_LEN)
+    _check_parity_files(parity_dir, parity_files, layout.row_bytes)
     split = k * cols * HASH_LEN
-    return ParityIndex(Layout(k, m, block, cols, total), files, parity_files, hashes[:split], hashes[split:])
+    return ParityIndex(layout, files, parity_files, hashes[:split], hashes[split:])
 
+
+def _load_json(path: Path, parity_dir: Path) -> Any:
+    try:
+        return jsontext.loads(read_regular(path, MAX_INDEX_BYTES).decode("utf-8"))
+    except FileNotFoundError as e:
+        raise BadInput(parity_dir, f"not a parity folder: {e.filename} is missing") from e
+    except (OSError, ValueError) as e:  # ValueError: BadInput, UnicodeDecodeError
+        raise BadInput(path, f"cannot read parity index: {e}") from e
+
+
+def _checked_layout(raw: dict[str, Any], path: Path) -> Layout:
+    k, m, block, cols, total = (_integer(raw, n, path) for n in ("k", "m", "block_size", "columns", "stream_bytes"))
+    shown = f"k={k} m={m} block_size={block} columns={cols} stream_bytes={total}"
+    if not (1 <= k and 1 <= m and k + m <= MAX_SHARES and cols >= 1 and 0 <= total <= 1 << 50):
+        raise BadInput(path, f"impossible layout {shown}")
+    if not (MIN_BLOCK <= block <= MAX_BLOCK and block & (block - 1) == 0):
+        raise BadInput(path, f"block_size {block} is not a power of two in {MIN_BLOCK}..{MAX_BLOCK}; refused")
+    nblocks = max(1, math.ceil(total / block))
+    if k > nblocks or cols != math.ceil(nblocks / k):
+        # the layout plan_layout gives for stream_bytes (any overhead): no columns beyond the data
+        raise BadInput(path, f"impossible layout {shown}: not the layout of {total} bytes")
+    return Layout(k, m, block, cols, total)
+
+
+def _read_hashes(parity_dir: Path, want: int) -> bytes:
+    path = parity_dir / BLOCK_HASHES
+    try:
+        data = read_regular(path, want)
+    except FileNotFoundError as e:
+        raise BadInput(parity_dir, f"not a parity folder: {e.filename} is missing") from e
+    except OSError as e:  # more bytes than the layout has blocks, a FIFO, a symlink
+        raise BadInput(path, f"cannot read block hashes: {e.strerror or e}") from e
+    if len(data) != want:
+        raise BadInput(parity_dir, "parity files or block hashes do not match k, m and columns")
+    return data
+
+
+def _check_parity_files(parity_dir: Path, names: list[str], row_bytes: int) -> None:
+    """Each parity file is a regular file of exactly one row: what repair reads is on disk."""
+    for name in names:
+        size = regular_size(parity_dir / name)
+        if size is not None and size != row_bytes:
+            raise BadInput(parity_dir / name, f"{size} bytes; the index says each parity file "
+                                              f"holds one row of {row_bytes} bytes")

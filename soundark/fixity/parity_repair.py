@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from soundark.durable import replace_durably
 from soundark.errors import BadInput
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.parity import BATCH_BYTES, HASH_LEN, ParityIndex, read_index
-from soundark.fixity.paths import resolve_inside
+from soundark.fixity.paths import check_relpath, resolve_inside
+from soundark.fixity.regular import open_regular
 from soundark.fixity.stream import ByteStream
 from soundark.model import NO_PROGRESS, Progress
 
@@ -137,7 +137,7 @@ class _Repair:
         buf = bytearray(width)
         try:
             path = resolve_inside(self.parity_dir, self.idx.parity_files[i])
-            with open(path, "rb") as f:
+            with open(open_regular(path), "rb") as f:
                 f.seek(c0 * self.L.block_size)
                 f.readinto(buf)
         except (OSError, BadInput):
@@ -173,22 +173,21 @@ class _Repair:
         """Start the rebuild of file i from what is left of it; a reason when that is impossible."""
         rel, size, _ = self.idx.files[i]
         try:
-            dest = resolve_inside(self.bag, rel)
+            dest = _file_inside(self.bag, rel)
             _make_parents(self.bag, rel)
             temp = dest.with_name(f".{dest.name}{TEMP_SUFFIX}")
             fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         except (OSError, BadInput) as e:
             return f"cannot rebuild: {getattr(e, 'strerror', None) or e}"
         try:
-            src = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW)
+            src = open_regular(dest)
             try:
-                if stat.S_ISREG(os.fstat(src).st_mode):
-                    with os.fdopen(os.dup(src), "rb") as fin, os.fdopen(os.dup(fd), "wb") as fout:
-                        _copy_prefix(fin, fout, size)
+                with os.fdopen(os.dup(src), "rb") as fin, os.fdopen(os.dup(fd), "wb") as fout:
+                    _copy_prefix(fin, fout, size)
             finally:
                 os.close(src)
         except OSError:
-            pass  # missing or a symlink: rebuilt from nothing
+            pass  # missing, a symlink, a FIFO or a device: rebuilt from nothing
         os.ftruncate(fd, size)
         self.temps[i] = fd
         return None
@@ -227,6 +226,15 @@ def _runs(blocks: list[int], cap: int) -> list[tuple[int, int]]:
         else:
             runs.append((g, g + 1))
     return runs
+
+
+def _file_inside(root: Path, rel: str) -> Path:
+    """``root/rel`` with no symlinked folder on the way. The file itself may be a symlink (to
+    /dev/zero, say): it is never opened through, and the rebuilt file's rename replaces the
+    link itself, not what it points to."""
+    folder, _, name = rel.rpartition("/")
+    check_relpath(rel, root)
+    return (resolve_inside(root, folder) if folder else Path(root)) / name
 
 
 def _make_parents(root: Path, rel: str) -> None:
@@ -298,7 +306,7 @@ def _files_to_fix(job: _Repair, wrong_size: set[int]) -> list[int]:
     for i in touched - wrong_size:
         path = job.stream.path_of(i)
         try:
-            intact = path is not None and sha256_file(path)[0] == job.idx.files[i][2]
+            intact = path is not None and sha256_file(path, regular_only=True)[0] == job.idx.files[i][2]
         except (OSError, BadInput):
             intact = False
         if not intact:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soundark.fixity.paths import check_relpath, resolve_inside
-
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+from soundark.fixity.regular import open_regular
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,10 @@ class ByteStream:
             path = self.path_of(seg.index)
             if path is None:
                 return  # no safe name in the index: stays zero, the hash check says so
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = open_regular(path)  # never a symlink, never a FIFO that would block the read
         except (OSError, ValueError):
-            return  # missing, symlinked or unreadable: stays zero, the hash check says so
+            return  # missing, symlinked, not a file or unreadable: stays zero, the hash check says so
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return
             done = 0
             while done < seg.length:
                 n = os.preadv(fd, [out[done:]], seg.file_offset + done)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from soundark.errors import BadInput
 from soundark.fixity.paths import check_relpath, check_size, check_unique
+from soundark.fixity.regular import read_regular
 from soundark.units import parse_host_port
 
 MAX_TORRENT_BYTES = 64 << 20
@@ -142,10 +143,8 @@ def _text(value: object, subject: object, what: str) -> str:
 def read_torrent(path: Path) -> TorrentInfo:
     """Parse and check a .torrent file; anything hostile or inconsistent raises BadInput."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_TORRENT_BYTES:
-            raise BadInput(path, f"larger than {MAX_TORRENT_BYTES} bytes; refused")
-        data = path.read_bytes()
+    try:  # a FIFO or a device named .torrent is refused, not waited on or read without end
+        data = read_regular(path, MAX_TORRENT_BYTES, follow=True)
     except OSError as e:
         raise BadInput(path, f"cannot read: {e.strerror or e}") from e
     return parse_torrent(data, path)

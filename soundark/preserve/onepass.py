@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import stat
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from soundark.config import cpu_count
 from soundark.fixity.digest import PieceHasher
+from soundark.fixity.regular import open_regular
 from soundark.fixity.stream import ByteStream
 from soundark.fixity.torrent import BLOCK_V2, merkle_root
 from soundark.model import NO_PROGRESS, Progress
@@ -32,7 +31,6 @@ from soundark.model import NO_PROGRESS, Progress
 CHUNK = 1 << 20  # a multiple of 16 KiB, so v2 leaves never straddle reads
 GROUP_MIN = 16 << 20
 GROUP_MAX = 256 << 20  # bounds the idle tail at the end of a pass (a core's last group)
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
 _ZEROS = bytes(CHUNK)
 
 
@@ -119,11 +117,8 @@ class _Pieces:
 def _hash_file(path: Path, entry: Entry, pieces: _Pieces | None) -> tuple[FileResult, int]:
     res = FileResult()
     try:
-        fd = os.open(path, _FLAGS)
+        fd: int | None = open_regular(path)  # no symlink followed, a FIFO never waited on
     except OSError:
-        fd = None
-    if fd is not None and not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
         fd = None
     expected = entry.size if entry.size is not None else -1
     sha = hashlib.sha256() if entry.sha256 else None

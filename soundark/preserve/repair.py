@@ -197,7 +197,7 @@ def _rename_back(bag: Path, before: VerifyReport, result: BagRepair) -> None:
         new = p.detail[len("renamed to "):].rstrip("?")
         try:
             src, dst = resolve_inside(bag, new), resolve_inside(bag, p.path)
-            if sha256_file(src)[0] != manifest.get(p.path):
+            if sha256_file(src, regular_only=True)[0] != manifest.get(p.path):
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             replace_durably(src, dst)

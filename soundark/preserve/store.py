@@ -172,7 +172,7 @@ def missing_files(root: Path) -> list[str]:
 
 def _sha256(path: Path) -> str | None:
     try:
-        return sha256_file(path)[0]
+        return sha256_file(path, regular_only=True)[0]
     except OSError:
         return None
 

@@ -10,14 +10,19 @@ libtorrent sees them, unless ``enable_trackers`` / ``enable_web_seeds`` / ``enab
 libtorrent contacts them by itself as soon as a torrent is added.
 
 Untrusted metainfo is parsed by :mod:`soundark.fixity.torrent` before libtorrent sees it; a
-magnet is added in upload mode (nothing is written) until its metadata arrives and passes the
-same checks. A fetch resumes: libtorrent checks what is already on disk and keeps good pieces,
-and resume data saved on interruption (``<to>/.soundark-fetch/<infohash>.resume``) makes that
-quick.
+magnet's metadata is fetched into a throw-away sandbox folder (libtorrent creates BEP 47
+symlinks as soon as metadata arrives, even in upload mode) and only a torrent that passes the
+same checks is added with the real target folder. A fetch resumes: libtorrent checks what is
+already on disk and keeps good pieces, and resume data saved on interruption
+(``<to>/.soundark-fetch/<infohash>.resume``) makes that quick.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -327,39 +332,70 @@ def fetch(req: FetchRequest, cfg: SwarmConfig, progress: Progress = NO_PROGRESS)
     to = Path(req.to)
     to.mkdir(parents=True, exist_ok=True)
     ses = open_session(cfg)
+    if req.source.startswith("magnet:"):
+        # the magnet's metadata is fetched and checked first, in a sandbox; only a checked
+        # .torrent is then added with the real target folder
+        torrent, peers = _magnet_metadata(ses, req, to, cfg)
+        req = FetchRequest(str(torrent), to, tuple(peers), req.stall_timeout)
     handle, atp_torrent, peers = _add_fetch(ses, req, cfg)
     try:
         _await_metadata(ses, handle, req, peers)
-        ti = handle.torrent_file()
-        meta = lt.bencode({"info": lt.bdecode(ti.info_section())})
-        info = parse_torrent(meta, f"metadata of {req.source[:80]}")
-        torrent_path = to / torrent_name(info.name)
-        if atp_torrent is None:
-            torrent_path.write_bytes(meta)  # beside the bag: `soundark verify` finds it there
         handle.unset_flags(lt.torrent_flags.upload_mode)
-        return _download(ses, handle, req, peers, progress,
-                         str(atp_torrent or torrent_path))
+        return _download(ses, handle, req, peers, progress, str(atp_torrent))
     finally:
         _save_resume(ses, handle, to)
         ses.remove_torrent(handle)
 
 
+def _magnet_metadata(ses: lt.session, req: FetchRequest, to: Path, cfg: SwarmConfig) -> tuple[Path, list]:
+    """Fetch a magnet's metadata (BEP 9) into a sandbox folder; check it; write ``<to>/<name>.torrent``.
+
+    libtorrent initialises a torrent's storage as soon as the metadata arrives, even in upload
+    mode: a BEP 47 symlink entry became a symlink on disk before soundark could refuse it. So
+    the metadata phase runs with a throw-away save path under ``<to>/.soundark-fetch/``, which
+    is removed (without following links) whatever the metadata holds.
+    """
+    magnet = parse_magnet(req.source)
+    peers = list(req.peers) + list(magnet.peers)
+    sandbox_root = to / RESUME_DIR
+    sandbox_root.mkdir(exist_ok=True)
+    sandbox = Path(tempfile.mkdtemp(prefix="metadata-", dir=sandbox_root))
+    atp = lt.parse_magnet_uri(req.source)
+    cfg.strip_contacts(atp)
+    atp.save_path = str(sandbox)
+    atp.flags = ((atp.flags | lt.torrent_flags.upload_mode | cfg.torrent_flags())
+                 & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
+    handle = ses.add_torrent(atp)
+    try:
+        _await_metadata(ses, handle, req, peers)
+        meta = lt.bencode({"info": lt.bdecode(handle.torrent_file().info_section())})
+    finally:
+        _remove_and_wait(ses, handle)
+        shutil.rmtree(sandbox, ignore_errors=True)  # rmtree never follows a symlink
+    info = parse_torrent(meta, f"metadata of {req.source[:80]}")
+    torrent_path = to / torrent_name(info.name)
+    torrent_path.write_bytes(meta)  # beside the bag: `soundark verify` finds it there
+    return torrent_path, peers
+
+
+def _remove_and_wait(ses: lt.session, handle: lt.torrent_handle, timeout: float = 5.0) -> None:
+    ses.remove_torrent(handle)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(isinstance(a, lt.torrent_removed_alert) for a in ses.pop_alerts()):
+            return
+        time.sleep(0.02)
+
+
 def _add_fetch(ses: lt.session, req: FetchRequest, cfg: SwarmConfig):
     peers = list(req.peers)
-    if req.source.startswith("magnet:"):
-        magnet = parse_magnet(req.source)
-        peers += list(magnet.peers)
-        atp = lt.parse_magnet_uri(req.source)
-        atp.flags |= lt.torrent_flags.upload_mode  # write nothing before the metadata is checked
-        torrent = None
-    else:
-        torrent = Path(req.source)
-        atp = _torrent_params(torrent, req.to, cfg)
+    torrent = Path(req.source)
+    atp = _torrent_params(torrent, req.to, cfg)
     resume = _resume_file(req.to, atp)
     if resume is not None and resume.is_file():
         try:
             saved = lt.read_resume_data(resume.read_bytes())
-            saved.ti = atp.ti if torrent is not None else saved.ti
+            saved.ti = atp.ti  # the checked metainfo, never the one saved with the resume data
             atp = saved
         except RuntimeError:
             pass  # stale or damaged resume data: libtorrent re-checks the files instead
@@ -417,10 +453,30 @@ def _download(ses, handle, req: FetchRequest, peers: list, progress: Progress, t
         if st.num_peers == 0:
             for peer in peers:
                 connect_peer(handle, peer)
-        ses.pop_alerts()
+        failed = _storage_failure(ses.pop_alerts(), Path(req.to))
+        if failed:
+            report.reason = failed
+            break
         time.sleep(0.05)
     report.bytes_downloaded = st.total_wanted_done - report.bytes_already_had
     return report
+
+
+def _storage_failure(alerts: list, to: Path) -> str:
+    """One line for the first file error libtorrent reports (a full disk, a read-only folder).
+
+    libtorrent pauses the torrent on a file error and says so only in a ``file_error_alert``;
+    the status looks like a stall, which was reported as "no progress" after the stall timeout.
+    """
+    for a in alerts:
+        if isinstance(a, lt.file_error_alert):
+            err = a.error
+            name = a.filename() or "a file"
+            shown = os.path.relpath(name, to) if os.path.isabs(name) else name
+            if err.value() == errno.ENOSPC:
+                return f"{shown}: disk full: free space in {to} and run the same fetch again to resume"
+            return f"{shown}: cannot write: {err.message()}; fix it and run the same fetch again to resume"
+    return ""
 
 
 def _save_resume(ses: lt.session, handle: lt.torrent_handle, to: Path) -> None:

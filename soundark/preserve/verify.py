@@ -25,6 +25,7 @@ from soundark.fixity.bagit import (
     BAG_INFO,
     BAGIT_TXT,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     TAGMANIFEST,
     hash_files,
     parse_oxum,
@@ -35,6 +36,7 @@ from soundark.fixity.bagit import (
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity import read_index
 from soundark.fixity.paths import check_relpath
+from soundark.fixity.regular import read_regular
 from soundark.fixity.releases import find_torrent, parity_dir
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
@@ -374,7 +376,7 @@ class _BagPlan:
     def _check_tracks(self) -> None:
         """Each line of data/tracks.jsonl must name a safe path that the manifest lists."""
         try:
-            lines = (self.bag / TRACKS).read_text(encoding="utf-8").split("\n")
+            lines = read_regular(self.bag / TRACKS, MAX_MANIFEST_BYTES).decode("utf-8").split("\n")
         except (OSError, UnicodeDecodeError) as e:
             self.problem("refused", TRACKS, f"cannot read: {e}")
             return

@@ -27,11 +27,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundark import __version__
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, QueryInterrupted, SoundarkError
+from soundark.fixity.regular import read_regular
 from soundark.web import api, pages
 from soundark.web.queries import SEARCH_CACHE_SIZE, ArchiveReader
 from soundark.web.ranges import IMMUTABLE, RangeNotSatisfiable, file_response
 
 log = logging.getLogger("soundark.web")
+
+LISTED_FILE_LIMIT = 64 << 20  # a .torrent or torrents.json larger than this is not one soundark wrote
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
@@ -112,13 +115,22 @@ def _soundark_status(e: SoundarkError) -> tuple[int, str]:
     return 503, "unavailable"
 
 
+def _unavailable_message(e: SoundarkError) -> str:
+    """What a client may read of a server-side problem: its kind, never a server path."""
+    # the catalog's connection words a malformed file "... damaged ..." (catalog/connection.py)
+    if isinstance(e, EnvironmentProblem) and "damaged" in e.reason:
+        return ("the archive's catalog is damaged; its operator can check it with `soundark verify` "
+                "and restore it from the last metadata release")
+    return "the archive cannot be read right now"
+
+
 def _register_errors(app: FastAPI) -> None:
     @app.exception_handler(SoundarkError)
     async def on_soundark(request: Request, e: SoundarkError) -> Response:
         status, code = _soundark_status(e)
         if isinstance(e, (EnvironmentProblem, QueryInterrupted)):  # their subject is a server path
             log.error("%s %s: %s", request.method, request.url.path, e)
-            return error_response(request, status, code, "the archive cannot be read right now")
+            return error_response(request, status, code, _unavailable_message(e))
         return error_response(request, status, code, str(e))
 
     @app.exception_handler(StarletteHTTPException)
@@ -170,27 +182,34 @@ def _register_files(app: FastAPI) -> None:
             response_class=Response)(art)
     app.head("/art/{name}", include_in_schema=False)(art)
 
-    @app.get("/releases/torrents.json", tags=["files"], summary="The published list of releases")
     def torrents_json() -> Response:
         try:
-            body = reader.release_list.read_bytes()
-        except OSError as e:
+            body = read_regular(reader.release_list, LISTED_FILE_LIMIT)
+        except OSError as e:  # missing, a symlink, a FIFO: never followed or waited on
             raise NotFound("torrents.json", "no releases published yet") from e
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/torrents/{name}", tags=["files"], summary="A release's .torrent file")
     def torrent(name: str) -> Response:
         path = reader.torrent_files().get(name)  # the name is a key, never a path
         if path is None:
             raise NotFound(name[:80], "no such torrent")
         try:
-            body = path.read_bytes()
+            body = read_regular(path, LISTED_FILE_LIMIT)
         except OSError as e:
             raise NotFound(name, "no such torrent") from e
         etag = '"' + hashlib.sha256(body).hexdigest() + '"'
         return Response(body, media_type="application/x-bittorrent",
                         headers={"Cache-Control": "public, max-age=3600", "ETag": etag,
                                  "Content-Disposition": f'attachment; filename="{name}"'})
+
+    # HEAD answers like GET without the body (Starlette drops it): download tools and
+    # link checkers ask HEAD first
+    app.get("/releases/torrents.json", tags=["files"], summary="The published list of releases",
+            response_class=Response)(torrents_json)
+    app.head("/releases/torrents.json", include_in_schema=False)(torrents_json)
+    app.get("/torrents/{name}", tags=["files"], summary="A release's .torrent file",
+            response_class=Response)(torrent)
+    app.head("/torrents/{name}", include_in_schema=False)(torrent)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str, request: Request) -> Response:

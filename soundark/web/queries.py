@@ -28,6 +28,7 @@ from soundark.catalog.search import find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, QueryInterrupted, SoundarkError
+from soundark.fixity.regular import regular_size
 from soundark.fixity.releases import read_release_list, release_list_path, torrent_name
 from soundark.plan.signals import signal_mode, signal_note
 from soundark.plan.stage import coverage_figures as plan_figures
@@ -323,7 +324,8 @@ class ArchiveReader:
         """The .torrent files on disk by file name: a request's name is only ever a key here."""
         try:
             with os.scandir(self.paths.torrents) as it:
-                return {e.name: Path(e.path) for e in it if e.name.endswith(".torrent") and e.is_file()}
+                return {e.name: Path(e.path) for e in it
+                        if e.name.endswith(".torrent") and e.is_file(follow_symlinks=False)}
         except OSError:
             return {}
 
@@ -465,10 +467,10 @@ def _safe_ext(ext: str) -> str:
 
 
 def _existing(path: Path, media_type: str, sha256: str) -> StoredFile:
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise NotFound(sha256, "listed in the catalog but missing from the store") from e
+    # lstat: a store file swapped for a symlink (to /etc/passwd, say) is not the stored file
+    size = regular_size(path)
+    if size is None:
+        raise NotFound(sha256, "listed in the catalog but missing from the store")
     return StoredFile(path, media_type, sha256, size)
 
 

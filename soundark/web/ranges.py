@@ -18,6 +18,8 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from soundark.fixity.regular import open_regular
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHUNK = 256 * 1024
 
@@ -74,7 +76,13 @@ class FileSlice(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send_body = scope.get("method", "GET") != "HEAD" and self.length > 0
-        file: Any = await anyio.open_file(self.path, "rb") if send_body else None
+        file: Any = None
+        if send_body:
+            try:  # never through a symlink, never a FIFO: the store file itself or nothing
+                file = await anyio.open_file(open_regular(self.path), "rb")
+            except OSError:
+                await _gone(send)
+                return
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             if file is None:
@@ -89,6 +97,15 @@ class FileSlice(Response):
         finally:
             if file is not None:
                 await file.aclose()
+
+
+async def _gone(send: Send) -> None:
+    """The file changed into something else after it was found: answer 404, send nothing of it."""
+    body = b'{"error": {"code": "not_found", "message": "the stored file is gone"}}'
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def file_response(request_headers: Any, path: str, size: int, sha256: str,
