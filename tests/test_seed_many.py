@@ -1,0 +1,143 @@
+"""Many releases at once (issue 16): one seeding session for 50 releases with bounded open files,
+resume data that spares a restart the full check only while nothing changed, and verify over
+many bags a window at a time. Loopback only, no DHT, LSD, PEX, UPnP or NAT-PMP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from soundark.fixity.torrent import read_torrent
+from soundark.preserve import verify as verify_mod
+from soundark.preserve.resume import SEED_RESUME_DIR
+from soundark.preserve.swarm import SEED_OPEN_FILES, FetchRequest, Seeder, SwarmConfig, fetch
+from soundark.preserve.verify import verify_path
+
+from helpers.fixity import flip, make_release, snapshot
+
+LOOP = SwarmConfig(listen_interfaces="127.0.0.1:0")
+N = 50
+FILES = 6  # 50 x 7 files (tracks.jsonl too): far more than the file pool holds
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class FdWatch:
+    """The most descriptors this process held while open, sampled by a thread every millisecond."""
+
+    def __init__(self) -> None:
+        self.before, self.most, self._stop = open_fds(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            self.most = max(self.most, open_fds() - self.before)
+
+    def __enter__(self) -> FdWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("many") / "releases"
+    for i in range(N):
+        make_release(root, f"rel-{i:04d}", n=FILES, seed=i, parity=None, max_size=40_000)
+    return root
+
+
+def pairs(root: Path) -> list[tuple[Path, Path]]:
+    return [(root / "torrents" / f"rel-{i:04d}.torrent", root) for i in range(N)]
+
+
+def start(root: Path):
+    seeder = Seeder(LOOP)
+    for torrent, save_path in pairs(root):
+        seeder.add(torrent, save_path)
+    seeder.wait_ready()
+    return seeder, seeder.report()
+
+
+def test_fifty_releases_seed_in_one_session_with_bounded_files(releases: Path, tmp_path: Path) -> None:
+    with FdWatch() as fds:  # 350 files checked, 3 releases served: descriptors do not follow them
+        seeder, report = start(releases)
+        with seeder:
+            assert seeder.ses.get_settings()["file_pool_size"] == SEED_OPEN_FILES
+            assert report.count("seeding") == N and report.count("checked") == N and not report.refused
+            for name in ("rel-0000", "rel-0025", "rel-0049"):  # the first, a middle and the last added
+                torrent = releases / "torrents" / f"{name}.torrent"
+                got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", seeder.port),), 30), LOOP)
+                assert got.complete and got.bytes_downloaded == read_torrent(torrent).total
+                assert snapshot(tmp_path / "dl" / name) == snapshot(releases / name)
+    assert 0 < fds.most <= SEED_OPEN_FILES + 16
+    assert len(list((releases / SEED_RESUME_DIR).glob("*.resume"))) == N
+
+
+def test_restart_trusts_resume_data_only_while_nothing_changed(releases: Path) -> None:
+    start(releases)[0].close()  # resume data for all (written by the first check, if not already)
+    seeder, report = start(releases)
+    with seeder:
+        assert report.count("resumed") == N and report.count("checked") == 0 and report.count("seeding") == N
+    rewritten = releases / "rel-0003" / "data" / "audio" / "f000.bin"
+    rewritten.write_bytes(rewritten.read_bytes())  # same bytes, but written since the check
+    short = releases / "rel-0007" / "data" / "audio" / "f001.bin"
+    data = short.read_bytes()
+    short.write_bytes(data[:-1])
+    info = read_torrent(releases / "torrents" / "rel-0011.torrent")
+    torn = releases / SEED_RESUME_DIR / f"{info.infohash_v1}.resume"
+    stamp = torn.stat().st_mtime_ns
+    torn.write_bytes(torn.read_bytes()[:40])  # cut short by a crash: unreadable, so checked again
+    os.utime(torn, ns=(stamp, stamp))
+    seeder, report = start(releases)
+    with seeder:
+        checked = {Path(t["torrent"]).stem for t in report.torrents if t["checked"]}
+        assert checked == {"rel-0003", "rel-0011"} and report.count("resumed") == N - 3
+        assert [Path(r["torrent"]).stem for r in report.refused] == ["rel-0007"]
+        assert "present and intact" in report.refused[0]["reason"]
+    short.write_bytes(data)
+    seeder, report = start(releases)  # rel-0007 whole again: checked, then seeds
+    with seeder:
+        assert {Path(t["torrent"]).stem for t in report.torrents if t["checked"]} == {"rel-0007"}
+        assert report.count("seeding") == N
+
+
+def test_seed_command_leaves_out_a_damaged_release_and_seeds_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "releases"
+    for i in range(3):
+        make_release(root, f"rel-{i:04d}", n=4, seed=i, parity=None)
+    (root / "rel-0001" / "data" / "audio" / "f002.bin").unlink()
+    names = [f"rel-{i:04d}" for i in range(3)]
+    proc = subprocess.run([sys.executable, "-m", "soundark", "seed", *names, "-a", str(tmp_path),
+                           "--listen", "127.0.0.1:0", "--duration", "0.5", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["seeding"] == 2 and out["checked"] == 2
+    assert [Path(r["torrent"]).stem for r in out["refused"]] == ["rel-0001"]
+    assert "not seeded" in proc.stderr and "rel-0001" in proc.stderr
+
+
+def test_verify_many_bags_a_window_at_a_time(releases: Path, tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "releases"
+    for i in range(12):
+        make_release(root, f"rel-{i:04d}", n=4, seed=100 + i, parity=None, max_size=20_000)
+    flip(root / "rel-0005" / "data" / "audio" / "f001.bin", 10)
+    (root / "rel-0010" / "data" / "audio" / "f003.bin").unlink()
+    whole = verify_path(root)
+    monkeypatch.setattr(verify_mod, "WINDOW_FILES", 6)  # about one bag per window
+    windowed = verify_path(root)
+    assert windowed.as_dict() == whole.as_dict()
+    assert len(windowed.bags) == 12 and windowed.counts()["altered"] and windowed.counts()["missing"] == 1
+    assert {p.path.split("/")[0] for p in windowed.problems} == {"rel-0005", "rel-0010"}
