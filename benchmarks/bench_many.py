@@ -186,7 +186,8 @@ def show(rows: list[dict], files: int) -> None:
         f, a, v = r["first"], r["again"], r["verify"]
         print(f"{r['n']:>8} {f['ready_s']:>11.2f}s {a['ready_s']:>6.2f}s {max(f['rss_mb'], a['rss_mb']):>7.0f} "
               f"{max(f['fds'], a['fds']):>4} | {v['verify_s']:>8.2f} {v['inproc_s']:>7.2f} {v['rss_mb']:>7.0f} "
-              f"{v['fds']:>4} {r['mb'] / v['inproc_s']:>6.1f} | {r['sha256sum_s']:>14.2f} {r['mb'] / r['sha256sum_s']:>6.1f}")
+              f"{v['fds']:>4} {r['mb'] / v['inproc_s']:>6.1f} | {r['sha256sum_s']:>14.2f} "
+              f"{r['mb'] / r['sha256sum_s']:>6.1f}")
     if len(rows) >= 2:
         lo, hi = rows[-2], rows[-1]
         per = (hi["first"]["rss_mb"] - lo["first"]["rss_mb"]) / (hi["n"] - lo["n"]) * 1024
