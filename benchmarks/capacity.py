@@ -47,19 +47,23 @@ IMPORT_INCR_ROWS_S = 10_695
 # Catalog bytes on disk per row: not measured past 1M rows here. None prints the placeholder
 # "(see Catalog at scale)": docs/performance.md's section by bench_scale fills it in.
 CATALOG_BYTES_PER_ROW: float | None = None
-# Plan selection: DESIGN.md's floor for 256M recordings (<= 2 min, <= 12 GB); bench_plan --quick
-# (10M) in docs/performance.md "All benchmarks".
-PLAN_SECONDS_256M = 120
+# Plan (bench_plan.py --quick, 2026-12-01, load average ~10 on 2 cores): selection of 10M
+# recordings in 13.9 s, 0.76 GB peak; end to end on a 1M-recording catalog (read, select, write
+# every plan row) 12,263 rows/s for a first plan, 41,426 rows/s for an unchanged re-plan.
+# DESIGN.md's floor for the selection at 256M: <= 2 min, <= 12 GB.
+PLAN_SELECT_ROWS_S = 10e6 / 13.9
+PLAN_FIRST_ROWS_S = 12_263
+PLAN_AGAIN_ROWS_S = 41_426
 PLAN_GB_256M = 12
 # Verify: SHA-256 + v1 SHA-1 of every byte, per core, page cache warm (bench_verify.py: 3.5x
 # coreutils sha256sum -c on 2 cores, sha256sum ~370 MB/s here: shared/DEPENDENCIES.md).
 VERIFY_MB_S_PER_CORE = 3.5 * 370 / 2
-# Seed: libtorrent session of N releases (bench_many.py, this machine): base RSS, then per
-# release and per file of a release (fitted from 100 and 1,000 releases of 8 files, and 100
-# releases of 400 files).
-SEED_BASE_MB = 95
-SEED_KIB_PER_RELEASE = 17
-SEED_BYTES_PER_FILE = 400
+# Seed: peak RSS of `soundark seed` with N releases (bench_many.py, this machine, 2026-12-01):
+# 93 MB with 10 releases of 8 files, 95 MB with 100, 111 MB with 1,000 (18 KiB per release);
+# 100 releases of 400 files: 53 KiB per release, so ~91 bytes per file beyond the first 8.
+SEED_BASE_MB = 93
+SEED_KIB_PER_RELEASE = 18
+SEED_BYTES_PER_FILE = 91
 SEED_OPEN_FILES = 64        # soundark/preserve/swarm.py: libtorrent's file pool, whatever N
 
 # ---- assumptions for the cluster -------------------------------------------------------------
@@ -125,18 +129,21 @@ def storage_table() -> list[str]:
     catalog = ("(see Catalog at scale)" if CATALOG_BYTES_PER_ROW is None
                else fmt_bytes(CATALOG_ROWS * CATALOG_BYTES_PER_ROW))
     torrent_file = r["pieces"] * 20 + r["files"] * 60  # SHA-1s + a file entry (~60 B bencoded)
-    return ["| stage | reads | writes | keeps on disk | time on one node |", "|---|---|---|---|---|",
+    return ["| stage | reads | writes | keeps on disk | time |", "|---|---|---|---|---|",
             f"| import {CATALOG_ROWS / 1e6:.0f}M rows | dumps | catalog | catalog {catalog} | "
             f"{fmt_h(CATALOG_ROWS / IMPORT_ROWS_S)} fresh ({IMPORT_ROWS_S:,} rows/s), "
             f"{fmt_h(CATALOG_ROWS / IMPORT_INCR_ROWS_S)} incremental |",
             f"| scan | {fmt_bytes(SOURCE_BYTES)} | catalog rows | - | see the cluster table |",
-            f"| plan {RECORDINGS / 1e6:.0f}M recordings | catalog | plan rows | - | "
-            f"<= {PLAN_SECONDS_256M / 60:.0f} min selection, <= {PLAN_GB_256M} GB (floor) |",
+            f"| plan {RECORDINGS / 1e6:.0f}M recordings | catalog | plan rows | - | selection "
+            f"{fmt_h(RECORDINGS / PLAN_SELECT_ROWS_S * math.log(RECORDINGS) / math.log(10e6))} (n log n from 10M; "
+            f"floor <= 2 min, <= {PLAN_GB_256M} GB); end to end {fmt_h(RECORDINGS / PLAN_FIRST_ROWS_S)} first, "
+            f"{fmt_h(RECORDINGS / PLAN_AGAIN_ROWS_S)} re-plan |",
             f"| encode | {fmt_bytes(SOURCE_BYTES)} | {fmt_bytes(store)} | store {fmt_bytes(store)} | "
             "see the cluster table |",
             f"| release audio | {fmt_bytes(store)} (once: SHA-256 + SHA-1) | parity {fmt_bytes(store * PARITY)}, "
             f"{r['audio']:,} + {r['parity']:,} torrents | bags are hard links: 0 B more | "
-            f"{fmt_h(store / (VERIFY_MB_S_PER_CORE * 2e6))} on 2 cores (CPU bound) |",
+            f"{store / (VERIFY_MB_S_PER_CORE * 1e6) / 3600:,.0f} core-hours of hashing; at 1 GB/s of disk "
+            f"{fmt_h(store / 1e9)} |",
             f"| verify | {fmt_bytes(store * (1 + PARITY))} | - | - | see below |", "",
             f"Releases: {r['audio']:,} audio torrents of {fmt_bytes(r['bytes'])} and {r['files']:,.0f} files each "
             f"(both limits, {TARGET_SIZE // GiB} GiB and {MAX_FILES:,} files, bind about equally), "
@@ -149,8 +156,10 @@ def seed_verify_table(disk_mb_s: float) -> list[str]:
     n = r["audio"] + r["parity"]
     ram = SEED_BASE_MB * 1e6 + n * SEED_KIB_PER_RELEASE * 1024 + AUDIO_FILES * SEED_BYTES_PER_FILE
     out = [f"Seeding everything ({n:,} releases, {AUDIO_FILES / 1e6:.0f}M files) from one session: "
-           f"~{fmt_bytes(ram)} of RSS, {SEED_OPEN_FILES} open files; a restart with resume data reads no "
-           "payload (a stat of every file).", "",
+           f"~{fmt_bytes(ram)} of RSS (not counting the payload pages libtorrent maps while serving, which "
+           f"the kernel reclaims like page cache), {SEED_OPEN_FILES} open files. The first start checks every "
+           "piece (as long as a verify, below); a restart with resume data reads no payload, only a stat "
+           "of every file.", "",
            f"Verify a full mirror ({fmt_bytes(store)}):", "",
            "| disks | throughput | verify CPU cores needed | time |", "|---|---|---|---|"]
     for what, mb_s in (("one HDD", 200), ("a 12-disk array", 2000), ("given (--disk-mb-s)", disk_mb_s)):
