@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from soundark.fixity.torrent import read_torrent
+from soundark.model import Progress
 from soundark.preserve import verify as verify_mod
 from soundark.preserve.resume import SEED_RESUME_DIR
-from soundark.preserve.swarm import SEED_OPEN_FILES, FetchRequest, Seeder, SwarmConfig, fetch
+from soundark.preserve.swarm import SEED_OPEN_FILES, FetchRequest, Seeder, SwarmConfig, fetch, seed
 from soundark.preserve.verify import verify_path
 
 from helpers.fixity import flip, make_release, snapshot
@@ -113,6 +114,7 @@ def test_restart_trusts_resume_data_only_while_nothing_changed(releases: Path) -
         assert report.count("seeding") == N
 
 
+@pytest.mark.slow  # a child interpreter with the CLI's imports: 4-11 s on 2 shared cores
 def test_seed_command_leaves_out_a_damaged_release_and_seeds_the_rest(tmp_path: Path) -> None:
     root = tmp_path / "releases"
     for i in range(3):
@@ -141,3 +143,35 @@ def test_verify_many_bags_a_window_at_a_time(releases: Path, tmp_path: Path, mon
     assert windowed.as_dict() == whole.as_dict()
     assert len(windowed.bags) == 12 and windowed.counts()["altered"] and windowed.counts()["missing"] == 1
     assert {p.path.split("/")[0] for p in windowed.problems} == {"rel-0005", "rel-0010"}
+
+
+class StopWhen(Progress):
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    def cancelled(self) -> bool:
+        return self.stop.is_set()
+
+
+def test_seed_loop_counts_the_peer_of_one_release_among_many(releases: Path, tmp_path: Path) -> None:
+    """While seeding, only releases whose state changed are looked at: the one that uploaded
+    still has its peer counted, after that peer has gone (rate-limited so that it stays
+    connected over several of the loop's half-second ticks)."""
+    slow = SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=40_000)
+    ready, stopper, out = threading.Event(), StopWhen(), {}
+    thread = threading.Thread(target=lambda: out.update(report=seed(
+        pairs(releases), slow, progress=stopper, on_ready=lambda r: (out.update(port=r.listen_port), ready.set()))))
+    thread.start()
+    try:
+        assert ready.wait(60)
+        torrent = releases / "torrents" / "rel-0042.torrent"
+        got = fetch(FetchRequest(str(torrent), tmp_path / "dl", (("127.0.0.1", out["port"]),), 30), LOOP)
+        assert got.complete
+    finally:
+        stopper.stop.set()
+        thread.join(60)
+    report = out["report"]
+    by_name = {t["name"]: t for t in report.torrents}
+    assert by_name["rel-0042"]["uploaded"] >= read_torrent(torrent).total
+    assert by_name["rel-0042"]["peers_served"] == 1 and report.peers_served == 1
+    assert sum(t["uploaded"] for t in report.torrents if t["name"] != "rel-0042") == 0
