@@ -175,3 +175,36 @@ def test_seed_loop_counts_the_peer_of_one_release_among_many(releases: Path, tmp
     assert by_name["rel-0042"]["uploaded"] >= read_torrent(torrent).total
     assert by_name["rel-0042"]["peers_served"] == 1 and report.peers_served == 1
     assert sum(t["uploaded"] for t in report.torrents if t["name"] != "rel-0042") == 0
+
+
+class CancelAfter(Progress):
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def advance(self, n: int = 1, item: str = "", nbytes: int = 0) -> None:
+        self.left -= n
+
+    def cancelled(self) -> bool:
+        return self.left <= 0
+
+
+def test_stopped_while_checking_keeps_the_checks_done(tmp_path: Path) -> None:
+    root = tmp_path / "releases"
+    for i in range(20):  # ~0.5 MB each: checked one at a time, they take longer than the loop's turn
+        make_release(root, f"rel-{i:04d}", n=3, seed=200 + i, parity=None, max_size=400_000)
+    torrents = [(root / "torrents" / f"rel-{i:04d}.torrent", root) for i in range(20)]
+    with Seeder(LOOP) as seeder:
+        for torrent, save_path in torrents:
+            seeder.add(torrent, save_path)
+        seeder.wait_ready(progress=CancelAfter(8))  # Ctrl-C after 8 releases were checked
+        report = seeder.report()
+    seeding = report.count("seeding")
+    assert seeding >= 8 and report.refused and seeding + len(report.refused) == 20
+    assert all("stopped before its check finished" in r["reason"] for r in report.refused)
+    assert len(list((root / SEED_RESUME_DIR).glob("*.resume"))) == seeding
+    with Seeder(LOOP) as seeder:
+        for torrent, save_path in torrents:
+            seeder.add(torrent, save_path)
+        seeder.wait_ready()
+        again = seeder.report()
+    assert again.count("resumed") == seeding and again.count("checked") == 20 - seeding

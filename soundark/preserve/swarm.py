@@ -307,7 +307,7 @@ class Seeder:
         saving: dict[lt.torrent_handle, _Seeded] = {}
         progress.start(len(pending), f"checking {len(pending)} release(s)", "releases")
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_poll = 0.0
+        last_poll, stopped = 0.0, None
         while pending or saving:
             done = self._startup_alerts(pending, saving)
             if time.monotonic() - last_poll > 1.0:  # alerts can be dropped: look at each now and then
@@ -316,12 +316,15 @@ class Seeder:
             for h in done & pending.keys():
                 self._settle(pending.pop(h), saving)
                 progress.advance(1)
-            if progress.cancelled() or (deadline is not None and time.monotonic() > deadline):
-                break
+            if stopped is None and (progress.cancelled() or (deadline is not None and time.monotonic() > deadline)):
+                stopped = time.monotonic()
+                for it in pending.values():  # the checks done keep their resume data (saved below)
+                    it.error = BadInput(it.torrent, "stopped before its check finished")
+                    self._drop(it)
+                pending = {}
+            if stopped is not None and time.monotonic() - stopped > 5:
+                break  # resume data that has not come by now is not worth a longer wait to stop
             time.sleep(0.02)
-        for it in pending.values():
-            it.error = BadInput(it.torrent, "stopped before its check finished")
-            self._drop(it)
         if not self.items and self.refused:
             raise self.refused[0].error
 
