@@ -145,7 +145,11 @@ def seed_cmd(
 ) -> None:
     """Seed releases over BitTorrent (DHT, LSD, UPnP and NAT-PMP only if the settings enable them).
 
-    Ctrl-C stops seeding and prints what was uploaded, and to how many peers.
+    All releases share one session. Each is checked first (one at a time), unless resume data
+    saved after an earlier check (in .soundark-seed/ beside the bags) shows that none of its
+    files changed since. A release that is not complete and intact is left out and named; the
+    others seed. Ctrl-C stops seeding and prints what was uploaded, and to how many peers.
+    Exit 1 when a release was left out.
     """
     cfg = _swarm_config(archive, listen, upload_limit, None)
     pairs = [resolve_release(r, ArchivePaths(Path(archive)).releases) for r in releases]
@@ -156,7 +160,13 @@ def seed_cmd(
             err.print(f"note: listening on {cfg.listen_interfaces} only: nobody outside this machine can "
                       "connect. To seed to others, set listen_interfaces = \"0.0.0.0:6881\" in "
                       "soundark.toml, or pass --listen 0.0.0.0:6881", markup=False, highlight=False)
-        con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port}; Ctrl-C stops", markup=False)
+        for r in rep.refused[:20]:
+            err.print(f"note: not seeded: {r['reason']}", markup=False, highlight=False)
+        if len(rep.refused) > 20:
+            err.print(f"note: ... and {len(rep.refused) - 20} more not seeded (all are in --json)", markup=False)
+        con.print(f"seeding {len(rep.torrents)} release(s) on port {rep.listen_port} "
+                  f"({rep.count('resumed')} from resume data, {rep.count('checked')} checked); Ctrl-C stops",
+                  markup=False)
 
     with BarProgress(quiet=as_json) as bar:
         report = seed(pairs, cfg, duration=duration, peers=_peers(peer), progress=bar, on_ready=ready)
@@ -167,9 +177,14 @@ def seed_cmd(
         con.print(f"{how} after {report.seconds:,.0f} s: uploaded {report.uploaded:,} bytes to "
                   f"{report.peers_served} peer(s)", markup=False)
         for t in report.torrents:
-            con.print(f"  {t['name']}: uploaded {t['uploaded']:,} bytes to {t['peers_served']} peer(s)",
-                      markup=False)
+            if t["uploaded"] or len(report.torrents) <= 20:  # 1,000 idle releases need no line each
+                con.print(f"  {t['name']}: uploaded {t['uploaded']:,} bytes to {t['peers_served']} peer(s)",
+                          markup=False)
+        if report.refused:
+            con.print(f"{len(report.refused)} release(s) not seeded", markup=False)
     stop_if_signalled()
+    if report.refused:
+        raise typer.Exit(1)
 
 
 def fetch_cmd(

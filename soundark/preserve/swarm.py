@@ -14,7 +14,11 @@ magnet's metadata is fetched into a throw-away sandbox folder (libtorrent create
 symlinks as soon as metadata arrives, even in upload mode) and only a torrent that passes the
 same checks is added with the real target folder. A fetch resumes: libtorrent checks what is
 already on disk and keeps good pieces, and resume data saved on interruption
-(``<to>/.soundark-fetch/<infohash>.resume``) makes that quick.
+(``<to>/.soundark-fetch/<infohash>.resume``) makes that quick. A seeder holds any number of releases in one session,
+checks them one at a time, saves each one's resume data once checked
+(``<save path>/.soundark-seed/``, trusted at the next start only as
+:mod:`soundark.preserve.resume` says) and, while seeding, looks only at the releases whose
+state changed.
 """
 
 from __future__ import annotations
@@ -31,13 +35,17 @@ from pathlib import Path
 import libtorrent as lt
 
 from soundark.config import Settings
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import BadInput, EnvironmentProblem, SoundarkError
 from soundark.fixity.releases import find_torrent, torrent_name
-from soundark.fixity.torrent import bdecode, parse_magnet, parse_torrent, read_torrent
+from soundark.fixity.torrent import TorrentInfo, bdecode, parse_magnet, parse_torrent, read_torrent
 from soundark.model import NO_PROGRESS, Progress
+from soundark.preserve.resume import fs_clock, is_fresh, resume_path, write_resume
 from soundark.units import split_host_port
 
 RESUME_DIR = ".soundark-fetch"
+# libtorrent's pool of open files (2.x maps each one it holds open): bounds the descriptors
+# and mappings of a session whatever the number of releases (libtorrent's default is 40).
+SEED_OPEN_FILES = 64
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 # pex_flags for the peers one names. libtorrent's default for connect_peer() is encryption | utp |
@@ -114,6 +122,8 @@ class SwarmConfig:
             "upload_rate_limit": self.upload_rate_limit,
             "download_rate_limit": self.download_rate_limit,
             "connections_limit": self.connections_limit,
+            "file_pool_size": SEED_OPEN_FILES,
+            "active_checking": 1,  # one release's files read at a time: no seeking between releases
             "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
                           | lt.alert.category_t.storage_notification,
         }
@@ -148,7 +158,11 @@ def open_session(cfg: SwarmConfig) -> lt.session:
 
 
 def _torrent_params(torrent: Path, save_path: Path, cfg: SwarmConfig) -> lt.add_torrent_params:
-    read_torrent(torrent)  # refuse hostile metainfo before libtorrent parses it
+    return _checked_params(torrent, save_path, cfg)[0]
+
+
+def _checked_params(torrent: Path, save_path: Path, cfg: SwarmConfig) -> tuple[lt.add_torrent_params, TorrentInfo]:
+    info = read_torrent(torrent)  # refuse hostile metainfo before libtorrent parses it
     atp = lt.add_torrent_params()
     try:
         atp.ti = lt.torrent_info(without_contacts(torrent.read_bytes(), cfg, torrent))
@@ -158,7 +172,7 @@ def _torrent_params(torrent: Path, save_path: Path, cfg: SwarmConfig) -> lt.add_
         raise BadInput(torrent, f"libtorrent cannot read it: {e}") from e
     atp.save_path = str(save_path)
     atp.flags = (atp.flags | cfg.torrent_flags()) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
-    return atp
+    return atp, info
 
 
 def without_contacts(data: bytes, cfg: SwarmConfig, subject: object) -> bytes:
@@ -180,6 +194,17 @@ def without_contacts(data: bytes, cfg: SwarmConfig, subject: object) -> bytes:
 
 # ---------------------------------------------------------------- seeding
 
+# Many releases in one session (issue 16): every torrent is added auto-managed, so libtorrent
+# checks one at a time (one release's files read in order, the best a disk does) while the rest
+# wait their turn, then each is taken out of the queue as it finishes checking, so that no
+# queue limit (active_seeds, seed ratio and seed time limits) ever pauses a seed. The active
+# slots are raised to the number of releases while they check; the alert queue grows with them
+# (a few alerts per release arrive at once). Memory and file handles do not grow with the
+# releases' bytes: see SEED_OPEN_FILES and docs/performance.md, "Capacity model".
+_SLOTS_MIN = 1000
+_ALERTS_PER_TORRENT = 8
+_CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+
 
 @dataclass
 class SeedReport:
@@ -187,6 +212,7 @@ class SeedReport:
     torrents: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False  # stopped by Ctrl-C / SIGTERM rather than --duration
+    refused: list[dict] = field(default_factory=list)  # releases not seeded, each with its reason
 
     @property
     def uploaded(self) -> int:
@@ -197,21 +223,42 @@ class SeedReport:
         """Distinct peers (by address) that received data, over the whole run."""
         return len({p for t in self.torrents for p in t.get("served", ())})
 
+    def count(self, key: str) -> int:
+        return sum(1 for t in self.torrents if t.get(key))
+
     def as_dict(self) -> dict:
         torrents = [{k: v for k, v in t.items() if k != "served"} for t in self.torrents]
         return {"listen_port": self.listen_port, "torrents": torrents, "seconds": round(self.seconds, 3),
                 "uploaded": self.uploaded, "peers_served": self.peers_served,
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "seeding": self.count("seeding"),
+                "resumed": self.count("resumed"), "checked": self.count("checked"), "refused": self.refused}
+
+
+@dataclass
+class _Seeded:
+    """One release in the session and what its start took."""
+
+    torrent: Path
+    save_path: Path
+    handle: lt.torrent_handle
+    infohash: str
+    resumed: bool              # added with resume data judged fresh (soundark.preserve.resume)
+    stamp: int | None          # file-system time before its check began; None: no resume dir
+    checked: bool = False      # libtorrent read every piece (it entered checking_files)
+    error: SoundarkError | None = None
 
 
 class Seeder:
-    """Serves bags while open: ``with Seeder(cfg) as s: s.add(torrent, save_path); s.wait(...)``."""
+    """Serves bags while open: ``with Seeder(cfg) as s: s.add(torrent, save_path); s.wait_ready()``."""
 
     def __init__(self, cfg: SwarmConfig) -> None:
         self.cfg = cfg
         self.ses = open_session(cfg)
-        self.handles: list[tuple[Path, lt.torrent_handle]] = []
+        self.items: list[_Seeded] = []
+        self.refused: list[_Seeded] = []
         self.served: dict[str, set[str]] = {}  # torrent -> addresses of peers that got data
+        self._slots = 0
+        self._clocks: dict[Path, int | None] = {}
 
     def __enter__(self) -> Seeder:
         return self
@@ -224,52 +271,143 @@ class Seeder:
         return self.ses.listen_port()
 
     def add(self, torrent: Path, save_path: Path) -> lt.torrent_handle:
-        handle = self.ses.add_torrent(_torrent_params(torrent, save_path, self.cfg))
-        self.handles.append((torrent, handle))
+        atp, info = _checked_params(torrent, save_path, self.cfg)
+        resume = resume_path(save_path, info.infohash_v1)
+        resumed = resume.is_file() and is_fresh(resume, info, save_path)
+        if resumed:
+            try:
+                saved = lt.read_resume_data(resume.read_bytes())
+                saved.ti, saved.save_path, saved.flags = atp.ti, atp.save_path, atp.flags
+                self.cfg.strip_contacts(saved)
+                atp = saved
+            except RuntimeError:
+                resumed = False  # damaged resume data: libtorrent checks the files instead
+        if save_path not in self._clocks:
+            self._clocks[save_path] = fs_clock(save_path)
+        atp.flags |= lt.torrent_flags.auto_managed
+        self._fit_slots(len(self.items) + 1)
+        handle = self.ses.add_torrent(atp)
+        self.items.append(_Seeded(torrent, save_path, handle, info.infohash_v1, resumed,
+                                  None if resumed else self._clocks[save_path]))
         return handle
 
-    def connect(self, host: str, port: int) -> None:
-        for _, h in self.handles:
-            connect_peer(h, (host, port))
+    def _fit_slots(self, n: int) -> None:
+        if n <= self._slots:
+            return
+        self._slots = max(_SLOTS_MIN, 2 * n)
+        self.ses.apply_settings({"active_seeds": self._slots, "active_limit": self._slots,
+                                 "alert_queue_size": _ALERTS_PER_TORRENT * self._slots})
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until every torrent has checked its files; a torrent that is not complete is an error."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            states = [h.status() for _, h in self.handles]
-            if all(s.state not in (s.checking_files, s.checking_resume_data) for s in states):
-                break
-            time.sleep(0.05)
-        for torrent, h in self.handles:
-            st = h.status()
-            if st.errc.value():
-                raise EnvironmentProblem(torrent, f"cannot seed: {st.errc.message()}")
-            if not st.is_seeding:
-                raise BadInput(torrent, f"only {st.progress:.1%} of the data is present and intact: "
-                                        "run `soundark verify` / `soundark repair` first")
+    def connect(self, host: str, port: int) -> None:
+        for it in self.items:
+            connect_peer(it.handle, (host, port))
+
+    def wait_ready(self, timeout: float | None = None, progress: Progress = NO_PROGRESS) -> None:
+        """Until every release has been checked (or its resume data accepted).
+
+        A release not complete and intact is taken out and kept in ``refused``; when none is
+        left to seed, the first refusal is raised. Cancelling stops the wait: the releases
+        still checking are refused, the others seed (their resume data is already saved).
+        """
+        pending = {it.handle: it for it in self.items}
+        saving: dict[lt.torrent_handle, _Seeded] = {}
+        progress.start(len(pending), f"checking {len(pending)} release(s)", "releases")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_poll, stopped = 0.0, None
+        while pending or saving:
+            done = self._startup_alerts(pending, saving)
+            if time.monotonic() - last_poll > 1.0:  # alerts can be dropped: look at each now and then
+                last_poll = time.monotonic()
+                done |= {h for h in pending if h.status().state not in _CHECKING}
+            for h in done & pending.keys():
+                self._settle(pending.pop(h), saving)
+                progress.advance(1)
+            if stopped is None and (progress.cancelled() or (deadline is not None and time.monotonic() > deadline)):
+                stopped = time.monotonic()
+                for it in pending.values():  # the checks done keep their resume data (saved below)
+                    it.error = BadInput(it.torrent, "stopped before its check finished")
+                    self._drop(it)
+                pending = {}
+            if stopped is not None and time.monotonic() - stopped > 5:
+                break  # resume data that has not come by now is not worth a longer wait to stop
+            time.sleep(0.02)
+        if not self.items and self.refused:
+            raise self.refused[0].error
+
+    def _startup_alerts(self, pending: dict, saving: dict) -> set:
+        """Handles whose check ended; notes full checks; writes the resume data that arrived."""
+        done = set()
+        for a in self.ses.pop_alerts():
+            if isinstance(a, lt.state_changed_alert) and a.state == lt.torrent_status.checking_files:
+                it = pending.get(a.handle)
+                if it is not None:
+                    it.checked = True
+            elif isinstance(a, (lt.torrent_checked_alert, lt.torrent_error_alert, lt.file_error_alert)):
+                done.add(a.handle)
+            elif isinstance(a, (lt.save_resume_data_alert, lt.save_resume_data_failed_alert)):
+                it = saving.pop(a.handle, None)
+                if it is not None and it.stamp is not None and isinstance(a, lt.save_resume_data_alert):
+                    write_resume(resume_path(it.save_path, it.infohash), lt.write_resume_data_buf(a.params),
+                                 it.stamp)
+        return done
+
+    def _settle(self, it: _Seeded, saving: dict) -> None:
+        st = it.handle.status()
+        if st.errc.value():
+            it.error = EnvironmentProblem(it.torrent, f"cannot seed: {st.errc.message()}")
+        elif not st.is_seeding:
+            it.error = BadInput(it.torrent, f"only {st.progress:.1%} of the data is present and intact: "
+                                            "run `soundark verify` / `soundark repair` first")
+        if it.error is not None:
+            self._drop(it)
+            return
+        it.handle.unset_flags(lt.torrent_flags.auto_managed)  # out of the queue: nothing pauses it
+        it.handle.resume()
+        if not it.resumed and it.stamp is not None:
+            it.handle.save_resume_data()
+            saving[it.handle] = it
+
+    def _drop(self, it: _Seeded) -> None:
+        self.ses.remove_torrent(it.handle)
+        self.items.remove(it)
+        self.refused.append(it)
+
+    def tick(self) -> None:
+        """Note the peers of the releases that uploaded since the last tick (not all 1,000)."""
+        for a in self.ses.pop_alerts():
+            if isinstance(a, lt.state_update_alert):
+                for st in a.status:
+                    if st.total_upload:
+                        self._note(st.handle, st.name)
+        self.ses.post_torrent_updates()
+
+    def _note(self, handle: lt.torrent_handle, key: str) -> None:
+        served = self.served.setdefault(key, set())
+        served.update(p.ip[0] for p in handle.get_peer_info() if p.total_upload)
 
     def note_peers(self) -> None:
         """Remember every peer that has received data (peers come and go; the summary counts all)."""
-        for torrent, h in self.handles:
-            served = self.served.setdefault(str(torrent), set())
-            served.update(p.ip[0] for p in h.get_peer_info() if p.total_upload)
+        for it in self.items:
+            self._note(it.handle, str(it.torrent))
 
     def report(self) -> SeedReport:
         out = SeedReport(self.port)
         self.note_peers()
-        for torrent, h in self.handles:
-            st = h.status()
-            served = sorted(self.served.get(str(torrent), ()))
-            out.torrents.append({"torrent": str(torrent), "name": st.name, "seeding": st.is_seeding,
-                                 "infohash_v1": str(h.info_hashes().v1), "peers": st.num_peers,
+        for it in self.items:
+            st = it.handle.status()
+            served = sorted(self.served.get(str(it.torrent), set()) | self.served.get(st.name, set()))
+            out.torrents.append({"torrent": str(it.torrent), "name": st.name, "seeding": st.is_seeding,
+                                 "infohash_v1": str(it.handle.info_hashes().v1), "peers": st.num_peers,
                                  "peers_served": len(served), "served": served,
-                                 "uploaded": st.total_upload})
+                                 "uploaded": st.total_upload, "resumed": it.resumed and not it.checked,
+                                 "checked": it.checked})
+        out.refused = [{"torrent": str(it.torrent), "reason": str(it.error)} for it in self.refused]
         return out
 
     def close(self) -> None:
-        for _, h in self.handles:
-            self.ses.remove_torrent(h)
-        self.handles = []
+        for it in self.items:
+            self.ses.remove_torrent(it.handle)
+        self.items = []
 
 
 def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float | None = None,
@@ -279,7 +417,7 @@ def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float
     with Seeder(cfg) as seeder:
         for torrent, save_path in torrents:
             seeder.add(torrent, save_path)
-        seeder.wait_ready()
+        seeder.wait_ready(progress=progress)
         for host, port in peers:
             seeder.connect(host, port)
         start = time.monotonic()
@@ -290,7 +428,7 @@ def seed(torrents: list[tuple[Path, Path]], cfg: SwarmConfig, *, duration: float
             progress.start(None, f"seeding on port {seeder.port}", "s")
             while not progress.cancelled() and (duration is None or time.monotonic() - start < duration):
                 time.sleep(0.5)
-                seeder.note_peers()
+                seeder.tick()
                 progress.advance(0, nbytes=0)
         except KeyboardInterrupt:
             interrupted = True

@@ -4,7 +4,8 @@ Every file is checked against ``manifest-sha256.txt`` (tag files against
 ``tagmanifest-sha256.txt``) and, when the release's .torrent is found, against its v1 piece
 hashes and, for hybrids, the v2 "pieces root" of each file, all in one read
 (:mod:`soundark.preserve.onepass`; the files of every bag share one pool of threads, one per
-core). Every missing, extra, truncated and altered file is named.
+core; bags are taken a window at a time, so memory does not grow with their number). Every
+missing, extra, truncated and altered file is named.
 ``fast`` checks only presence, sizes (from the torrent or the parity index) and Payload-Oxum.
 
 Where the torrent is looked for: ``--torrent``; ``<releases>/torrents/<bag>.torrent`` (an
@@ -100,6 +101,13 @@ def find_bags(path: Path) -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and is_bag(p))
 
 
+# Bags are verified a window at a time: each window's listings, manifests and piece hashes are
+# in memory while its bytes are read (one pool, every core busy), then dropped once its findings
+# are in the report. Memory follows the window, not the number of bags (issue 16: 1,000 bags,
+# docs/performance.md); one bag larger than the window is a window of its own.
+WINDOW_FILES = 100_000
+
+
 def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGRESS,
                 torrent: Path | None = None) -> VerifyReport:
     """Verify every bag at ``path`` (an archive, a releases folder, or one bag)."""
@@ -110,9 +118,43 @@ def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGR
     if torrent is not None and len(bags) != 1:
         raise BadInput(torrent, "--torrent needs a single bag")
     report = VerifyReport(str(path), fast=fast)
-    plans = [_BagPlan.make(bag, path, torrent if torrent else find_torrent(bag), report) for bag in bags]
-    total_files = sum(len(p.entries) for p in plans)
-    progress.start(total_files, "verifying" if not fast else "checking sizes", "files")
+    progress.start(sum(_listed(bag) for bag in bags), "verifying" if not fast else "checking sizes", "files")
+    for window in _windows(bags, path, torrent, report):
+        _run_window(window, fast, progress)
+    if is_archive(path) and not progress.cancelled():
+        _check_store(path, bags, report, progress)
+    return report
+
+
+def _listed(bag: Path) -> int:
+    """Files the bag's manifests list (lines counted, not parsed): the progress bar's total."""
+    lines = 0
+    for name in (MANIFEST, TAGMANIFEST):
+        try:
+            with open(bag / name, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    lines += chunk.count(b"\n")
+        except OSError:
+            continue  # the verify itself says what is wrong with it
+    return lines
+
+
+def _windows(bags: list[Path], top: Path, torrent: Path | None, report: VerifyReport):
+    """Lists of bag plans of about WINDOW_FILES files together, in bag order."""
+    window: list[_BagPlan] = []
+    files = 0
+    for bag in bags:
+        plan = _BagPlan.make(bag, top, torrent if torrent else find_torrent(bag), report)
+        window.append(plan)
+        files += len(plan.entries)
+        if files >= WINDOW_FILES:
+            yield window
+            window, files = [], 0
+    if window:
+        yield window
+
+
+def _run_window(plans: list[_BagPlan], fast: bool, progress: Progress) -> None:
     if fast:
         for plan in plans:
             if progress.cancelled():
@@ -120,12 +162,9 @@ def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGR
             else:
                 plan.run_fast(progress)
             plan.commit()
-        return report
-    # every bag's listing first, then one pass over all their bytes (one pool, every core busy),
-    # then each bag's findings in bag order
-    jobs: list[tuple[_BagPlan, PassJob | None]] = []
-    for plan in plans:
-        jobs.append((plan, None if progress.cancelled() else plan.prepare()))
+        return
+    # every bag's listing first, then one pass over all their bytes, then each bag's findings
+    jobs = [(plan, None if progress.cancelled() else plan.prepare()) for plan in plans]
     live = [job for _, job in jobs if job is not None]
     results = iter(hash_passes(live, progress=progress) if live else [])
     for plan, job in jobs:
@@ -135,9 +174,6 @@ def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGR
         else:
             plan.conclude(result)
         plan.commit()
-    if is_archive(path) and not progress.cancelled():
-        _check_store(path, bags, report, progress)
-    return report
 
 
 def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: Progress) -> None:
@@ -298,15 +334,28 @@ class _BagPlan:
         self.report.problems.extend(found)
 
     def _listing(self) -> dict[str, int | None]:
-        """Every file under the bag: {relative path: size, or None when not a regular file}."""
+        """Every file under the bag: {relative path: size, or None when not a regular file}.
+
+        One ``scandir`` entry per file (its type comes with the listing, one lstat for its size):
+        a bag of 50,000 files is listed in a fraction of the time ``os.walk`` and three
+        ``Path`` calls per file took (measured ~0.2 ms per file before, on a loaded machine).
+        """
         out: dict[str, int | None] = {}
-        for dirpath, dirnames, filenames in os.walk(self.bag, followlinks=False):
-            base = Path(dirpath)
-            for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
-                rel = (base / name).relative_to(self.bag).as_posix()
-                try:
-                    st = (base / name).lstat()
-                    out[rel] = st.st_size if (base / name).is_file() and not (base / name).is_symlink() else None
+        stack = [("", str(self.bag))]
+        while stack:
+            prefix, folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError:
+                continue  # an unreadable folder: its files are reported missing
+            for e in entries:
+                rel = prefix + e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((rel + "/", e.path))
+                    continue
+                try:  # a symlink, FIFO or socket is there but is not a regular file
+                    out[rel] = e.stat(follow_symlinks=False).st_size if e.is_file(follow_symlinks=False) else None
                 except OSError:
                     out[rel] = None
         return out
