@@ -48,9 +48,9 @@ SCAN_X_PER_CORE_DOCS = 24 * 60 / 3.1
 # into a 1M-row catalog: 10,695 rows/s. bench_scale (issue 16 item 2) measures 1M..50M.
 IMPORT_ROWS_S = 11_561
 IMPORT_INCR_ROWS_S = 10_695
-# Catalog bytes on disk per row: not measured past 1M rows here. None prints the placeholder
-# "(see Catalog at scale)": docs/performance.md's section by bench_scale fills it in.
-CATALOG_BYTES_PER_ROW: float | None = None
+# Catalog bytes on disk per row: bench_scale at 3M rows, 1.02 GB, growing linearly (k = 1.02
+# from 1M; docs/performance.md "Catalog at scale"). None would print a placeholder.
+CATALOG_BYTES_PER_ROW: float | None = 337.0
 # Plan (bench_plan.py --quick, 2026-12-01, load average ~10 on 2 cores): selection of 10M
 # recordings in 13.9 s, 0.76 GB peak; end to end on a 1M-recording catalog (read, select, write
 # every plan row) 12,263 rows/s for a first plan, 41,426 rows/s for an unchanged re-plan.
