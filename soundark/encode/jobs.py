@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from soundark import lifeline
 from soundark.catalog.store import Catalog, utc_now
 
 ACTIVE_TIERS = ("original", "opus75")
@@ -58,23 +59,7 @@ def owner_is_dead(owner: str, host: str | None = None) -> bool:
     if parts[0] != (host or socket.gethostname()):
         return False
     pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by someone else
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
+    return pid != os.getpid() and lifeline.process_gone(pid)
 
 
 def sync_jobs(catalog: Catalog, *, retry: bool = False) -> SyncCounts:
