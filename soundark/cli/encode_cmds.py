@@ -64,6 +64,9 @@ def encode(
 def _print_dry_run(result: EncodeResult) -> None:
     con = console(False)
     items = result.would_encode
+    if result.sync.get("missing"):
+        con.print(f"{result.sync['missing']} stored output(s) are missing from the store: "
+                  "they would be encoded again", markup=False)
     if not items:
         con.print("nothing to encode: every planned recording is stored (or none is planned: "
                   "run `soundark plan`)", markup=False)
@@ -79,6 +82,9 @@ def _print_dry_run(result: EncodeResult) -> None:
 def _print_summary(result: EncodeResult) -> None:
     con = console(False)
     ran = f" in {result.seconds:,.1f} s with {result.executor}" if result.executor else ""
+    if result.sync.get("missing"):
+        con.print(f"{result.sync['missing']} stored output(s) were missing from the store: "
+                  "their recordings are encoded again", markup=False)
     con.print(f"encoded {result.encoded}, kept {result.kept} original(s), failed {result.failed}"
               f"{ran}", markup=False)
     if result.encoded or result.kept:

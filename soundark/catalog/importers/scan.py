@@ -275,6 +275,8 @@ class _Writer:
     def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
         before = conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
                               " WHERE path = ?", (scanned.path,)).fetchone()
+        if before is None and scanned.error is None and scanned.sha256:
+            before = self._moved(conn, scanned)
         if scanned.error or scanned.facts is None or scanned.tags is None:
             _store_file(conn, scanned, _Found(), self.rights)
             self._reject(scanned.path, scanned.error or "not audio")
@@ -292,6 +294,32 @@ class _Writer:
             self.report.updated += 1
         else:
             self.report.new += 1
+
+    def _moved(self, conn: Any, scanned: ScannedFile) -> tuple | None:
+        """The row of the same file (same SHA-256) at a path that no longer exists, moved here.
+
+        Moving the row keeps its id, so the plan and the encode journal that point to it follow
+        the file; a job that failed because the file was gone is pending again. Said in the
+        summary: the catalog's record of where a source lives never changes silently.
+        """
+        for row in conn.execute("SELECT id, path FROM source_file WHERE sha256 = ? AND path != ?"
+                                " AND status = 'ok' ORDER BY id", (scanned.sha256, scanned.path)).fetchall():
+            if os.path.lexists(row[1]):
+                continue  # a copy, not a move: both stay
+            conn.execute("UPDATE source_file SET path = ? WHERE id = ?", (scanned.path, row[0]))
+            retried = conn.execute(
+                "UPDATE encode_job SET status = 'pending', error = NULL, attempts = 0, updated_at = ?"
+                " WHERE recording_id = (SELECT recording_id FROM source_file WHERE id = ?)"  # its key: no scan
+                " AND source_id = ? AND status = 'failed'", (utc_now(), row[0], row[0])).rowcount
+            self.report.count("moved")
+            note = f"moved from {row[1]} (the same file by SHA-256): the catalog follows it"
+            if retried:
+                self.report.count("failed encode jobs made pending again", retried)
+                note += "; its failed encode job is pending again"
+            self.report.warn(scanned.path, note)
+            return conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
+                                " WHERE id = ?", (row[0],)).fetchone()
+        return None
 
     def _record_match(self, conn: Any, path: str, match: Match, before: tuple | None) -> None:
         """Keep how the file joined its recording; report it when it joined one it did not create.
