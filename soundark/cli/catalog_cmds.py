@@ -126,10 +126,11 @@ def scan(
     if not folder.is_dir():
         raise BadInput(folder, "not a folder")
     hold_writer_lock(paths.root, settings)
-    from soundark.catalog.importers.scan import scan_directory
+    from soundark.catalog.importers.scan import ReadLimits, scan_directory
 
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
-        report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
+        report = scan_directory(catalog, folder, rights=settings.rights, progress=progress,
+                                limits=ReadLimits(settings.max_tag_entries, settings.scan_file_seconds))
     print_report(report, as_json, "scanned", frozenset(progress.noted))
 
 

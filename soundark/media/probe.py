@@ -14,6 +14,11 @@ protected sample entries (``enca``, ``encv``, ``drms``, ``drmi``) and
 protection boxes (``sinf``, ``schm``, ``pssh``, ``tenc``, ``senc``) in MP4, and
 the ASF content encryption objects of WMA. soundark never decrypts.
 
+Two refusals protect the reader itself: a per-file time limit checked between packets
+(:class:`Deadline`), and a source whose channels the encoder could not downmix to stereo (64
+channels in no layout FFmpeg knows), refused here in encode's words
+(:func:`soundark.media.downmix.check_downmix`) rather than failing at encode.
+
 A file FFmpeg cannot read at all (it will not open it, finds no audio stream, or
 decodes nothing) gets a second opinion from libsndfile (:mod:`soundark.media.fallback`);
 a refusal then names both decoders and their own messages. A file FFmpeg reads but
@@ -23,6 +28,7 @@ finds truncated or corrupt is refused on FFmpeg's word alone.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +36,7 @@ import av
 
 from soundark.errors import BadInput, EncryptedInput
 from soundark.media import fallback, ogg
+from soundark.media.downmix import check_downmix
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
@@ -72,11 +79,12 @@ class _FfmpegCannotRead(BadInput):
     """FFmpeg could not read the file at all: the second decoder is asked (not raised outside)."""
 
 
-def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
+def probe(path: Path, signature: SignatureBuilder | None = None, deadline: Deadline | None = None) -> AudioFacts:
     """Decode *path* in full and return its stream facts (``decoder`` names who read it).
 
     *signature*, when given, is fed every decoded frame (the acoustic signature costs
-    no second decode; call its ``finish()`` afterwards).
+    no second decode; call its ``finish()`` afterwards). *deadline*, when given, is checked
+    between packets: a file still decoding when it passes is refused.
 
     Raises :class:`EncryptedInput` for DRM-protected files and :class:`BadInput`
     (one-line reason) for empty, non-audio, corrupt or truncated files.
@@ -87,7 +95,7 @@ def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
     if _is_encrypted(path, head, size):
         raise EncryptedInput(path, ENCRYPTED_REASON)
     try:
-        return _probe_ffmpeg(path, head, size, signature)
+        return _probe_ffmpeg(path, head, size, signature, deadline)
     except _FfmpegCannotRead as e:
         if signature is not None:
             signature.reset()  # FFmpeg may have fed a few frames before it gave up
@@ -122,7 +130,8 @@ def _probe_fallback(path: Path, size: int, ffmpeg_reason: str,
     return facts
 
 
-def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilder | None) -> AudioFacts:
+def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilder | None,
+                  deadline: Deadline | None) -> AudioFacts:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
@@ -133,7 +142,7 @@ def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilde
             kinds = sorted({s.type for s in container.streams}) or ["nothing"]
             raise _FfmpegCannotRead(path, f"no audio stream (found {', '.join(kinds)})")
         stream = streams[0]
-        decoded = _decode_all(path, container, stream, signature)
+        decoded = _decode_all(path, container, stream, signature, deadline)
         facts = _facts(path, container, stream, decoded, size)
         _check_complete(path, container, stream, decoded, facts, head, size)
     return facts
@@ -175,15 +184,19 @@ def _open_error(path: Path, e: Exception) -> BadInput:
 
 
 def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream,
-                signature: SignatureBuilder | None = None) -> _Decoded:
+                signature: SignatureBuilder | None = None, deadline: Deadline | None = None) -> _Decoded:
     """Count decoded samples; count (do not stop at) undecodable packets."""
     samples = packets = bad = 0
     first_error = ""
     try:
         for packet in container.demux(stream):
             packets += 1
+            if deadline is not None:
+                deadline.check(path)
             try:
                 for frame in stream.decode(packet):
+                    if not samples and frame.samples:
+                        check_downmix(frame, path)
                     samples += frame.samples
                     if signature is not None:
                         signature.add_frame(frame)
@@ -198,6 +211,27 @@ def _decode_all(path: Path, container: av.container.InputContainer, stream: av.A
         bad += 1
         first_error = first_error or str(e)
     return _Decoded(samples, packets, bad, first_error)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A per-file time limit (the scan's ``scan_file_seconds``), checked between packets.
+
+    Decoding is stopped by the reader itself, not by killing a thread: a file that decodes
+    slowly (a crafted one, or a stalled network mount) costs at most the limit plus one packet.
+    """
+
+    at: float          # time.monotonic() when the file is refused
+    seconds: float     # the limit, as the operator set it
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline | None:
+        return cls(time.monotonic() + seconds, seconds) if seconds > 0 else None
+
+    def check(self, subject: object) -> None:
+        if time.monotonic() > self.at:
+            raise BadInput(subject, f"still decoding after {self.seconds:g} s (setting "
+                                    "scan_file_seconds); refused")
 
 
 def codec_name(stream: av.AudioStream) -> str:
@@ -410,4 +444,4 @@ def _ogg_last_page_cut(path: Path, size: int) -> bool:
     return False
 
 
-__all__ = ["probe", "declared_ms", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]
+__all__ = ["probe", "Deadline", "declared_ms", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]
