@@ -120,6 +120,10 @@ def scan(
     guessed from the folders (never from generic ones like "Music" or "CD 1"). A
     soundark archive inside FOLDER is skipped. A LICENSE/COPYRIGHT tag that contradicts
     --rights is a warning, and release holds that recording back (docs/scan.md).
+    A file with more tag entries than max_tag_entries, or still decoding after
+    scan_file_seconds, is refused. A file found at a new path with the SHA-256 of one
+    whose old path is gone is the same file, moved: the catalog follows it and its
+    failed encode job is pending again.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)

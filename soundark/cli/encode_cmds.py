@@ -40,6 +40,7 @@ def encode(
     Resumable: a killed run loses at most the files in flight and the next run
     finishes the rest; two runs on one archive never encode the same recording.
     SIGTERM or Ctrl-C puts the jobs in flight back, prints the summary and exits 143/130.
+    A stored output missing from the store (deleted on repair's advice) is encoded again.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
