@@ -46,9 +46,9 @@ def _many_tags(path: Path, n: int) -> Path:
     return p
 
 
-def _read(path: Path, limits: ReadLimits = ReadLimits()):
+def _read(path: Path, limits: ReadLimits | None = None):
     st = path.stat()
-    return read_file(path, st.st_size, st.st_mtime_ns, limits)
+    return read_file(path, st.st_size, st.st_mtime_ns, limits or ReadLimits())
 
 
 def _cli(capsys, *argv: str) -> tuple[int, dict]:
