@@ -98,6 +98,14 @@ def test_a_file_still_decoding_at_the_deadline_is_refused(tmp_path) -> None:
     assert _read(p, ReadLimits(file_seconds=0)).error is None  # 0: no limit
 
 
+def test_the_deadline_holds_for_the_libsndfile_fallback_too() -> None:
+    # a real Ogg Vorbis file FFmpeg refuses and libsndfile reads (tests/data/scan/README.md)
+    sample = Path(__file__).parent / "data" / "scan" / "vorbis_framing_junk.ogg"
+    assert _read(sample).facts.decoder == "libsndfile"
+    scanned = _read(sample, ReadLimits(file_seconds=1e-9))
+    assert scanned.error == "still decoding after 1e-09 s (setting scan_file_seconds); refused"
+
+
 # --- invalid UTF-8 in a Vorbis comment ---------------------------------------------------------------
 
 def _bad_utf8(path: Path, fmt: str) -> Path:

@@ -15,7 +15,7 @@ protection boxes (``sinf``, ``schm``, ``pssh``, ``tenc``, ``senc``) in MP4, and
 the ASF content encryption objects of WMA. soundark never decrypts.
 
 Two refusals protect the reader itself: a per-file time limit checked between packets
-(:class:`Deadline`), and a source whose channels the encoder could not downmix to stereo (64
+(:class:`~soundark.media.deadline.Deadline`), and a source whose channels the encoder could not downmix to stereo (64
 channels in no layout FFmpeg knows), refused here in encode's words
 (:func:`soundark.media.downmix.check_downmix`) rather than failing at encode.
 
@@ -28,7 +28,6 @@ finds truncated or corrupt is refused on FFmpeg's word alone.
 from __future__ import annotations
 
 import struct
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import av
 
 from soundark.errors import BadInput, EncryptedInput
 from soundark.media import fallback, ogg
+from soundark.media.deadline import Deadline, TooSlow
 from soundark.media.downmix import check_downmix
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
@@ -79,7 +79,8 @@ class _FfmpegCannotRead(BadInput):
     """FFmpeg could not read the file at all: the second decoder is asked (not raised outside)."""
 
 
-def probe(path: Path, signature: SignatureBuilder | None = None, deadline: Deadline | None = None) -> AudioFacts:
+def probe(path: Path, signature: SignatureBuilder | None = None,
+          deadline: Deadline | None = None) -> AudioFacts:
     """Decode *path* in full and return its stream facts (``decoder`` names who read it).
 
     *signature*, when given, is fed every decoded frame (the acoustic signature costs
@@ -101,7 +102,7 @@ def probe(path: Path, signature: SignatureBuilder | None = None, deadline: Deadl
             signature.reset()  # FFmpeg may have fed a few frames before it gave up
         if tracker_module(path, head):
             raise BadInput(path, TRACKER_REASON) from e
-        return _probe_fallback(path, size, e.reason, signature)
+        return _probe_fallback(path, size, e.reason, signature, deadline)
 
 
 TRACKER_REASON = "unsupported format: tracker module"
@@ -119,12 +120,14 @@ def tracker_module(path: Path, head: bytes) -> bool:
             or head[44:48] == b"SCRM" or path.suffix.lower() in TRACKER_EXTENSIONS)
 
 
-def _probe_fallback(path: Path, size: int, ffmpeg_reason: str,
-                    signature: SignatureBuilder | None) -> AudioFacts:
+def _probe_fallback(path: Path, size: int, ffmpeg_reason: str, signature: SignatureBuilder | None,
+                    deadline: Deadline | None) -> AudioFacts:
     try:
-        facts = fallback.probe_pcm(path, size, signature)
+        facts = fallback.probe_pcm(path, size, signature, deadline)
         if facts.container == "ogg" and _ogg_last_page_cut(path, size):
             raise BadInput(path, "truncated: the last Ogg page is cut short")
+    except TooSlow:
+        raise  # the clock's verdict, not the decoder's: no "not audio"
     except BadInput as e:
         raise BadInput(path, f"not audio: ffmpeg: {ffmpeg_reason}; {fallback.DECODER}: {e.reason}") from e
     return facts
@@ -211,27 +214,6 @@ def _decode_all(path: Path, container: av.container.InputContainer, stream: av.A
         bad += 1
         first_error = first_error or str(e)
     return _Decoded(samples, packets, bad, first_error)
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """A per-file time limit (the scan's ``scan_file_seconds``), checked between packets.
-
-    Decoding is stopped by the reader itself, not by killing a thread: a file that decodes
-    slowly (a crafted one, or a stalled network mount) costs at most the limit plus one packet.
-    """
-
-    at: float          # time.monotonic() when the file is refused
-    seconds: float     # the limit, as the operator set it
-
-    @classmethod
-    def after(cls, seconds: float) -> Deadline | None:
-        return cls(time.monotonic() + seconds, seconds) if seconds > 0 else None
-
-    def check(self, subject: object) -> None:
-        if time.monotonic() > self.at:
-            raise BadInput(subject, f"still decoding after {self.seconds:g} s (setting "
-                                    "scan_file_seconds); refused")
 
 
 def codec_name(stream: av.AudioStream) -> str:
