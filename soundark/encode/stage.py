@@ -105,7 +105,7 @@ def run_encode(paths: ArchivePaths, settings: Settings, progress: Progress = NO_
     started = time.monotonic()
     result = EncodeResult(archive=str(paths.root), dry_run=options.dry_run, store=str(paths.store))
     with open_catalog(paths.catalog, create=False) as catalog:
-        missing = jobs.missing_outputs(catalog, paths.store_path)
+        missing = jobs.missing_outputs(catalog, paths.store)
         if options.dry_run:
             counts, result.would_encode = jobs.preview(catalog, retry=options.retry_failed,
                                                        limit=options.limit, missing=missing)
