@@ -114,6 +114,11 @@ class Settings:
     # catalog / import
     rights: str = _s("unknown", "Rights of sources imported without --rights (e.g. owned, cc-by-4.0, public-domain).",
                      _not_empty)
+    max_tag_entries: int = _s(10_000, "A scanned file with more tag entries (comments, frames, atoms, pictures) "
+                                      "than this is refused before it is decoded: FFmpeg's tag parsing slows "
+                                      "with the square of the count; 0 = no limit (docs/scan.md).", between(0))
+    scan_file_seconds: float = _s(900.0, "Longest time the scan spends decoding one file; a file still decoding "
+                                         "then is refused (one line); 0 = no limit (docs/scan.md).", between(0))
     artist_separator: str = _s(";", "Separates artists in one text cell of an imported CSV/JSONL row "
                                     "(spaces around names are trimmed); a recognised export uses its own "
                                     "(Exportify: `,` with `\\,` inside names; docs/formats.md).", _not_empty)

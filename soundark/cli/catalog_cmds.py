@@ -120,16 +120,21 @@ def scan(
     guessed from the folders (never from generic ones like "Music" or "CD 1"). A
     soundark archive inside FOLDER is skipped. A LICENSE/COPYRIGHT tag that contradicts
     --rights is a warning, and release holds that recording back (docs/scan.md).
+    A file with more tag entries than max_tag_entries, or still decoding after
+    scan_file_seconds, is refused. A file found at a new path with the SHA-256 of one
+    whose old path is gone is the same file, moved: the catalog follows it and its
+    failed encode job is pending again.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root, rights=rights)
     if not folder.is_dir():
         raise BadInput(folder, "not a folder")
     hold_writer_lock(paths.root, settings)
-    from soundark.catalog.importers.scan import scan_directory
+    from soundark.catalog.importers.scan import ReadLimits, scan_directory
 
     with open_catalog(paths.catalog) as catalog, BarProgress(quiet=as_json) as progress:
-        report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
+        report = scan_directory(catalog, folder, rights=settings.rights, progress=progress,
+                                limits=ReadLimits(settings.max_tag_entries, settings.scan_file_seconds))
     print_report(report, as_json, "scanned", frozenset(progress.noted))
 
 

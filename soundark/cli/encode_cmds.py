@@ -44,6 +44,7 @@ def encode(
     SIGTERM or Ctrl-C puts the jobs in flight back, prints the summary and exits 143/130.
     On a Ray cluster a task lost with its node is sent again (counted as a retry), and
     the summary says how many files each node did.
+    A stored output missing from the store (deleted on repair's advice) is encoded again.
     """
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
@@ -68,6 +69,9 @@ def encode(
 def _print_dry_run(result: EncodeResult) -> None:
     con = console(False)
     items = result.would_encode
+    if result.sync.get("missing"):
+        con.print(f"{result.sync['missing']} stored output(s) are missing from the store: "
+                  "they would be encoded again", markup=False)
     if not items:
         con.print("nothing to encode: every planned recording is stored (or none is planned: "
                   "run `soundark plan`)", markup=False)
@@ -83,6 +87,9 @@ def _print_dry_run(result: EncodeResult) -> None:
 def _print_summary(result: EncodeResult) -> None:
     con = console(False)
     ran = f" in {result.seconds:,.1f} s with {result.executor}" if result.executor else ""
+    if result.sync.get("missing"):
+        con.print(f"{result.sync['missing']} stored output(s) were missing from the store: "
+                  "their recordings are encoded again", markup=False)
     con.print(f"encoded {result.encoded}, kept {result.kept} original(s), failed {result.failed}"
               f"{ran}", markup=False)
     if result.encoded or result.kept:

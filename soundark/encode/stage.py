@@ -134,13 +134,14 @@ def run_encode(paths: ArchivePaths, settings: Settings, progress: Progress = NO_
     started = time.monotonic()
     result = EncodeResult(archive=str(paths.root), dry_run=options.dry_run, store=str(paths.store))
     with open_catalog(paths.catalog, create=False) as catalog:
+        missing = jobs.missing_outputs(catalog, paths.store)
         if options.dry_run:
             counts, result.would_encode = jobs.preview(catalog, retry=options.retry_failed,
-                                                       limit=options.limit)
+                                                       limit=options.limit, missing=missing)
             result.sync = asdict(counts)
             result.remaining = len(result.would_encode)
             return result
-        result.sync = asdict(jobs.sync_jobs(catalog, retry=options.retry_failed))
+        result.sync = asdict(jobs.sync_jobs(catalog, retry=options.retry_failed, missing=missing))
         result.reclaimed = jobs.reclaim_dead(catalog)
         clean_stale_tmp(paths)
         total = jobs.pending_count(catalog)

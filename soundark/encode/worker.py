@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundark import lifeline
 from soundark.errors import BadInput, SoundarkError
 from soundark.fixity.digest import sha256_file
 from soundark.media import opus_tags, qa, transcode
@@ -73,20 +74,20 @@ def watch_parent(pid: int, interval: float = 0.5) -> None:
     """Pool initializer: exit this worker as soon as the run that started it is gone.
 
     A pool worker holds both ends of its own task pipe, so when its run is killed
-    (SIGKILL, OOM) it would wait for work forever; this daemon thread ends it, and
-    with it the file in flight (the journal gives that job to the next run).
+    (SIGKILL, OOM) it would wait for work forever. Two guards end it, and with it the
+    file in flight (the journal gives that job to the next run): the kernel kills it when
+    the process that forked it dies (PR_SET_PDEATHSIG: the fork server, which exits when
+    the run's end of its pipe closes), and a daemon thread ends it when the run is gone
+    or a zombie (a killed run nobody reaped still passes ``os.kill(pid, 0)``).
     """
     import threading
 
+    lifeline.die_with_parent()
+
     def watch() -> None:
-        while True:
+        while not lifeline.process_gone(pid):
             time.sleep(interval)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:
-                pass
+        os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 

@@ -29,6 +29,7 @@ import numpy as np
 import soundfile
 
 from soundark.errors import BadInput
+from soundark.media.deadline import Deadline
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
@@ -119,14 +120,18 @@ def av_frames(source: PcmSource) -> Iterator[av.AudioFrame]:
         yield frame
 
 
-def probe_pcm(path: Path, size: int, signature: SignatureBuilder | None = None) -> AudioFacts:
+def probe_pcm(path: Path, size: int, signature: SignatureBuilder | None = None,
+              deadline: Deadline | None = None) -> AudioFacts:
     """Decode *path* in full with libsndfile and return its facts (``decoder='libsndfile'``).
 
-    *signature*, when given, is fed every decoded block (the acoustic signature of the scan).
+    *signature*, when given, is fed every decoded block (the acoustic signature of the scan);
+    *deadline*, when given, is checked between blocks.
     """
     frames = 0
     with open_pcm(path) as source:
         for block in pcm_blocks(source):
+            if deadline is not None:
+                deadline.check(path)
             frames += len(block)
             if signature is not None:
                 signature.add_pcm(block, source.sample_rate)

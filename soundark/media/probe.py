@@ -14,6 +14,11 @@ protected sample entries (``enca``, ``encv``, ``drms``, ``drmi``) and
 protection boxes (``sinf``, ``schm``, ``pssh``, ``tenc``, ``senc``) in MP4, and
 the ASF content encryption objects of WMA. soundark never decrypts.
 
+Two refusals protect the reader itself: a per-file time limit checked between packets
+(:class:`~soundark.media.deadline.Deadline`), and a source whose channels the encoder could not downmix to stereo (64
+channels in no layout FFmpeg knows), refused here in encode's words
+(:func:`soundark.media.downmix.check_downmix`) rather than failing at encode.
+
 A file FFmpeg cannot read at all (it will not open it, finds no audio stream, or
 decodes nothing) gets a second opinion from libsndfile (:mod:`soundark.media.fallback`);
 a refusal then names both decoders and their own messages. A file FFmpeg reads but
@@ -30,6 +35,8 @@ import av
 
 from soundark.errors import BadInput, EncryptedInput
 from soundark.media import fallback, ogg
+from soundark.media.deadline import Deadline, TooSlow
+from soundark.media.downmix import check_downmix
 from soundark.media.fingerprint import SignatureBuilder
 from soundark.model import AudioFacts
 
@@ -72,11 +79,13 @@ class _FfmpegCannotRead(BadInput):
     """FFmpeg could not read the file at all: the second decoder is asked (not raised outside)."""
 
 
-def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
+def probe(path: Path, signature: SignatureBuilder | None = None,
+          deadline: Deadline | None = None) -> AudioFacts:
     """Decode *path* in full and return its stream facts (``decoder`` names who read it).
 
     *signature*, when given, is fed every decoded frame (the acoustic signature costs
-    no second decode; call its ``finish()`` afterwards).
+    no second decode; call its ``finish()`` afterwards). *deadline*, when given, is checked
+    between packets: a file still decoding when it passes is refused.
 
     Raises :class:`EncryptedInput` for DRM-protected files and :class:`BadInput`
     (one-line reason) for empty, non-audio, corrupt or truncated files.
@@ -87,13 +96,13 @@ def probe(path: Path, signature: SignatureBuilder | None = None) -> AudioFacts:
     if _is_encrypted(path, head, size):
         raise EncryptedInput(path, ENCRYPTED_REASON)
     try:
-        return _probe_ffmpeg(path, head, size, signature)
+        return _probe_ffmpeg(path, head, size, signature, deadline)
     except _FfmpegCannotRead as e:
         if signature is not None:
             signature.reset()  # FFmpeg may have fed a few frames before it gave up
         if tracker_module(path, head):
             raise BadInput(path, TRACKER_REASON) from e
-        return _probe_fallback(path, size, e.reason, signature)
+        return _probe_fallback(path, size, e.reason, signature, deadline)
 
 
 TRACKER_REASON = "unsupported format: tracker module"
@@ -111,18 +120,21 @@ def tracker_module(path: Path, head: bytes) -> bool:
             or head[44:48] == b"SCRM" or path.suffix.lower() in TRACKER_EXTENSIONS)
 
 
-def _probe_fallback(path: Path, size: int, ffmpeg_reason: str,
-                    signature: SignatureBuilder | None) -> AudioFacts:
+def _probe_fallback(path: Path, size: int, ffmpeg_reason: str, signature: SignatureBuilder | None,
+                    deadline: Deadline | None) -> AudioFacts:
     try:
-        facts = fallback.probe_pcm(path, size, signature)
+        facts = fallback.probe_pcm(path, size, signature, deadline)
         if facts.container == "ogg" and _ogg_last_page_cut(path, size):
             raise BadInput(path, "truncated: the last Ogg page is cut short")
+    except TooSlow:
+        raise  # the clock's verdict, not the decoder's: no "not audio"
     except BadInput as e:
         raise BadInput(path, f"not audio: ffmpeg: {ffmpeg_reason}; {fallback.DECODER}: {e.reason}") from e
     return facts
 
 
-def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilder | None) -> AudioFacts:
+def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilder | None,
+                  deadline: Deadline | None) -> AudioFacts:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
@@ -133,7 +145,7 @@ def _probe_ffmpeg(path: Path, head: bytes, size: int, signature: SignatureBuilde
             kinds = sorted({s.type for s in container.streams}) or ["nothing"]
             raise _FfmpegCannotRead(path, f"no audio stream (found {', '.join(kinds)})")
         stream = streams[0]
-        decoded = _decode_all(path, container, stream, signature)
+        decoded = _decode_all(path, container, stream, signature, deadline)
         facts = _facts(path, container, stream, decoded, size)
         _check_complete(path, container, stream, decoded, facts, head, size)
     return facts
@@ -175,15 +187,19 @@ def _open_error(path: Path, e: Exception) -> BadInput:
 
 
 def _decode_all(path: Path, container: av.container.InputContainer, stream: av.AudioStream,
-                signature: SignatureBuilder | None = None) -> _Decoded:
+                signature: SignatureBuilder | None = None, deadline: Deadline | None = None) -> _Decoded:
     """Count decoded samples; count (do not stop at) undecodable packets."""
     samples = packets = bad = 0
     first_error = ""
     try:
         for packet in container.demux(stream):
             packets += 1
+            if deadline is not None:
+                deadline.check(path)
             try:
                 for frame in stream.decode(packet):
+                    if not samples and frame.samples:
+                        check_downmix(frame, path)
                     samples += frame.samples
                     if signature is not None:
                         signature.add_frame(frame)
@@ -410,4 +426,4 @@ def _ogg_last_page_cut(path: Path, size: int) -> bool:
     return False
 
 
-__all__ = ["probe", "declared_ms", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]
+__all__ = ["probe", "Deadline", "declared_ms", "is_encrypted", "ENCRYPTED_REASON", "codec_name", "container_name"]

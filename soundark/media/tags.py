@@ -15,7 +15,9 @@ function turns that into a :class:`~soundark.model.TagSet`:
 - APEv2 (WavPack, Monkey's Audio) and ASF (WMA) by their common names.
 
 Reading never decides whether a file is audio (that is :func:`soundark.media.probe.probe`):
-a file mutagen cannot parse simply has no tags.
+a file mutagen cannot parse simply has no tags. Two exceptions are refusals, each one line: tags
+nested so deeply that the parser recurses without end (ID3 frames inside CHAP/CTOC frames), and,
+when the caller sets a limit, more tag entries than it allows.
 """
 
 from __future__ import annotations
@@ -83,9 +85,20 @@ _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T[\d:]+Z?)?)?)?")
 _GAIN = re.compile(r"^\s*([+-]?\d+(?:[.,]\d+)?)")
 
 
-def read_tags(path: Path) -> TagSet:
-    """The tags of *path* in soundark's names; an empty :class:`TagSet` when there are none."""
+def read_tags(path: Path, max_entries: int = 0) -> TagSet:
+    """The tags of *path* in soundark's names; an empty :class:`TagSet` when there are none.
+
+    With *max_entries* (> 0), a file holding more tag entries than that is refused
+    (:class:`BadInput`) before anything else reads it: FFmpeg's own tag parsing, which every
+    decode goes through, slows down with the square of the count (100,000 Vorbis comments
+    took minutes). mutagen's parse, which counts them, is linear.
+    """
     audio = _open(path)
+    if max_entries > 0 and audio is not None:
+        n = tag_entries(audio)
+        if n > max_entries:
+            raise BadInput(path, f"{n:,} tag entries, over the limit of {max_entries:,} (setting "
+                                 f"max_tag_entries): refused before decoding")
     if audio is None or audio.tags is None:
         return TagSet(has_art=bool(audio is not None and getattr(audio, "pictures", None)))
     flat, has_art = _flatten(audio)
@@ -112,9 +125,24 @@ def _open(path: Path) -> Any:
         raise BadInput(path, "no such file") from e
     except PermissionError as e:
         raise BadInput(path, "cannot read: permission denied") from e
+    except RecursionError as e:
+        # ID3 CHAP/CTOC frames may hold frames, which mutagen parses recursively
+        raise BadInput(path, "tags nested too deeply (frames inside frames); refused") from e
     except _MUTAGEN_JUNK:
         # junk, truncated or a format mutagen does not know: no tags (probe decides if it is audio)
         return None
+
+
+def tag_entries(audio: Any) -> int:
+    """How many tag entries (comments, frames, atoms, items) and embedded pictures *audio* holds."""
+    tags = audio.tags
+    n = len(getattr(audio, "pictures", None) or ())
+    if tags is not None:
+        try:
+            n += len(tags)
+        except TypeError:  # a tag class without a length: count what it lists
+            n += sum(1 for _ in (tags.keys() if hasattr(tags, "keys") else ()))
+    return n
 
 
 # --- flattening each tag family into Vorbis names -----------------------------------------------
@@ -343,4 +371,4 @@ def _mime_of(data: bytes, declared: str) -> str:
     return declared or "application/octet-stream"
 
 
-__all__ = ["read_tags", "read_art", "MAX_VALUE_BYTES", "TITLE_JOIN"]
+__all__ = ["read_tags", "read_art", "tag_entries", "MAX_VALUE_BYTES", "TITLE_JOIN"]

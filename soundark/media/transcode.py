@@ -38,6 +38,7 @@ import numpy as np
 
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media import fallback, libopus
+from soundark.media.downmix import resampler as _resampler
 from soundark.media.libopus import OPUS_RATE, OpusEncoder, libopus_version
 from soundark.media.ogg import PAGE_HEADER, OggWriter, opus_head, opus_tags, read_page, with_crc
 from soundark.media.probe import declared_ms
@@ -136,8 +137,9 @@ def open_input(source: Any) -> Any:
     """Open *source* (a path, or the file's bytes) as a PyAV input container."""
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return av.open(io.BytesIO(bytes(source)), "r")
-        return av.open(os.fspath(source), "r")
+            return av.open(io.BytesIO(bytes(source)), "r", metadata_errors="replace")
+        # tags that are not valid UTF-8 must not stop the audio (the scan reported them)
+        return av.open(os.fspath(source), "r", metadata_errors="replace")
     except av.error.FFmpegError as e:
         raise BadInput(_name(source), f"not readable audio ({_ffmpeg_reason(e)})") from e
 
@@ -239,18 +241,6 @@ def open_decoded(stack: ExitStack, source: Any, state: _Decoded, decoder: str | 
     state.declared_ms = pcm.declared_ms or None
     return pcm.channels, lambda layout, rate: _resampled(fallback.av_frames(pcm), subject, layout,
                                                          rate, state)
-
-
-def _resampler(frame: av.AudioFrame, out_layout: str | None, rate: int | None) -> av.AudioResampler:
-    source_channels = len(frame.layout.channels)
-    layout = out_layout or ("mono" if source_channels == 1 else "stereo")
-    options = None
-    if source_channels > 2:
-        # The standard downmix adds centre and surrounds at -3 dB into each side; on float
-        # output libswresample does not normalise, so loud multichannel would clip in libopus.
-        options = {"rematrix_maxval": "1.0"}
-    return av.AudioResampler(format="flt", layout=layout, rate=rate or frame.sample_rate,
-                             options=options)
 
 
 def output_channels(source_channels: int) -> int:

@@ -43,10 +43,11 @@ def import_step(name: str, report: ImportReport) -> Step:
 
 def scan_step(folder: Path) -> StepFn:
     def run(paths: ArchivePaths, settings: Settings, progress: Progress) -> Step:
-        from soundark.catalog.importers.scan import scan_directory
+        from soundark.catalog.importers.scan import ReadLimits, scan_directory
 
         with open_catalog(paths.catalog) as catalog:
-            report = scan_directory(catalog, folder, rights=settings.rights, progress=progress)
+            report = scan_directory(catalog, folder, rights=settings.rights, progress=progress,
+                                    limits=ReadLimits(settings.max_tag_entries, settings.scan_file_seconds))
         return import_step("scan", report)
     return run
 

@@ -5,8 +5,11 @@ Python for much of its time, and so is matching on the fresh path (_fresh.py): o
 threads they take turns on one GIL. A child process (``python -m`` this module) reads and
 prepares the batches and sends them, pickled, through its stdout; the parent only matches
 and writes. The pipe's buffer and the consumer's queue bound the memory. The child never
-opens the catalog. (multiprocessing's ``spawn`` was tried first: it re-runs the caller's
-main script, which breaks any caller without an ``if __name__ == "__main__"`` guard.)
+opens the catalog, and it dies with the thread that started it (``PR_SET_PDEATHSIG``, see
+:mod:`soundark.lifeline`): a reader blocked on a slow input (a FIFO, a stalled network mount)
+would otherwise outlive a killed import. (multiprocessing's ``spawn`` was tried first: it
+re-runs the caller's main script, which breaks any caller without an ``if __name__ ==
+"__main__"`` guard.)
 
 Messages, each one pickle: the parent sends ``(path, options, rights, separator)``; the
 child sends ``("plan", ColumnPlan)`` at most once, ``("batch", StagedBatch)`` per batch,
@@ -29,6 +32,7 @@ from soundark.errors import EnvironmentProblem
 # Below this file size a second thread is enough: starting a Python process costs ~0.5 s.
 PROCESS_READER_BYTES = 32 << 20
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+PARENT_ENV = "SOUNDARK_READER_PARENT"
 CHILD_MODULE = "soundark.catalog.importers._reader_child"  # by name: it imports tabular, which imports us
 
 
@@ -37,6 +41,7 @@ def prepared_batches(path: Path, options: ColumnOptions, rights: str, separator:
     """The StagedBatches of *path*, read and prepared by a child process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env[PARENT_ENV] = str(os.getpid())  # the child dies with us (soundark.lifeline), zombie or not
     child = subprocess.Popen([sys.executable, "-m", CHILD_MODULE], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, env=env)
     stdin, stdout = child.stdin, child.stdout

@@ -6,12 +6,17 @@ import os
 import pickle
 import sys
 
+from soundark import lifeline
+from soundark.catalog.importers._reader import PARENT_ENV
 from soundark.catalog.importers._rows import RowPreparer
 from soundark.catalog.importers.tabular import prepare_frame, read_frames
 from soundark.errors import EnvironmentProblem
 
 
 def _serve() -> None:
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():
+        lifeline.die_with_parent(int(parent))
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write into the channel
     path, options, rights, separator = pickle.load(sys.stdin.buffer)

@@ -59,7 +59,7 @@ from soundark.config import CATALOG_FILE, SETTINGS_FILE, cpu_count
 from soundark.errors import BadInput, SoundarkError
 from soundark.fixity.digest import sha256_file
 from soundark.media.fingerprint import SignatureBuilder
-from soundark.media.probe import probe
+from soundark.media.probe import Deadline, probe
 from soundark.media.tags import read_tags
 from soundark.model import NO_PROGRESS, AudioFacts, ImportReport, Progress, TagSet, derived_key
 
@@ -94,6 +94,14 @@ class ScannedFile:
 
 
 @dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on the work one file may cost (settings ``max_tag_entries``, ``scan_file_seconds``)."""
+
+    max_tag_entries: int = 10_000   # 0: no limit
+    file_seconds: float = 900.0     # decoding time per file; 0: no limit
+
+
+@dataclass(frozen=True)
 class _Seen:
     """A file found by the walk: path, stat, and where it sits below the root."""
 
@@ -104,7 +112,7 @@ class _Seen:
 
 
 def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
-                   progress: Progress = NO_PROGRESS) -> ImportReport:
+                   progress: Progress = NO_PROGRESS, limits: ReadLimits = ReadLimits()) -> ImportReport:
     """Scan *root* recursively into *catalog*; return what was new, updated, unchanged, rejected."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -123,7 +131,7 @@ def scan_directory(catalog: Catalog, root: Path, *, rights: str = "unknown",
     to_read = _changed(catalog, _walk(root), writer, progress)
     with cf.ThreadPoolExecutor(max_workers=max(1, cpu_count()), thread_name_prefix="scan") as pool:
         try:
-            for scanned, seen in _read_ahead(pool, to_read, window=4 * max(1, cpu_count())):
+            for scanned, seen in _read_ahead(pool, to_read, limits, window=4 * max(1, cpu_count())):
                 writer.add(scanned, seen)
                 progress.advance(1, item=scanned.path, nbytes=scanned.size)
                 if progress.cancelled():
@@ -198,12 +206,12 @@ def _changed(catalog: Catalog, found: Iterator[tuple[os.DirEntry[str], int]], wr
         yield item
 
 
-def _read_ahead(pool: cf.Executor, items: Iterator[_Seen],
+def _read_ahead(pool: cf.Executor, items: Iterator[_Seen], limits: ReadLimits,
                 window: int) -> Iterator[tuple[ScannedFile, _Seen]]:
     """Read files on *pool*, at most *window* in flight, results in walk order."""
     pending: deque[tuple[cf.Future[ScannedFile], _Seen]] = deque()
     for item in items:
-        pending.append((pool.submit(read_file, item.path, item.size, item.mtime_ns), item))
+        pending.append((pool.submit(read_file, item.path, item.size, item.mtime_ns, limits), item))
         if len(pending) >= window:
             future, seen = pending.popleft()
             yield future.result(), seen
@@ -214,8 +222,12 @@ def _read_ahead(pool: cf.Executor, items: Iterator[_Seen],
 
 # --- reading one file ------------------------------------------------------------------------
 
-def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
-    """Hash, probe and read the tags of one file; any failure becomes ``error``."""
+def read_file(path: Path, size: int, mtime_ns: int, limits: ReadLimits = ReadLimits()) -> ScannedFile:
+    """Hash, read the tags of, and probe one file; any failure becomes ``error``.
+
+    Tags are read first: a file with more entries than *limits* allows is refused before
+    FFmpeg, whose tag parsing is quadratic, opens it. Decoding stops at the time limit.
+    """
     base = ScannedFile(str(path), size, mtime_ns)
     try:
         digest = sha256_file(path)[0]
@@ -223,9 +235,9 @@ def read_file(path: Path, size: int, mtime_ns: int) -> ScannedFile:
         return dataclasses.replace(base, error=f"cannot read: {e.strerror or e}")
     base = dataclasses.replace(base, sha256=digest)
     try:
+        tags = read_tags(path, max_entries=limits.max_tag_entries)
         builder = SignatureBuilder()
-        facts = probe(path, signature=builder)
-        tags = read_tags(path)
+        facts = probe(path, signature=builder, deadline=Deadline.after(limits.file_seconds))
         signature = builder.finish()
     except SoundarkError as e:
         return dataclasses.replace(base, error=e.reason)
@@ -275,6 +287,8 @@ class _Writer:
     def _write(self, conn: Any, scanned: ScannedFile, seen: _Seen) -> None:
         before = conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
                               " WHERE path = ?", (scanned.path,)).fetchone()
+        if before is None and scanned.error is None and scanned.sha256:
+            before = self._moved(conn, scanned)
         if scanned.error or scanned.facts is None or scanned.tags is None:
             _store_file(conn, scanned, _Found(), self.rights)
             self._reject(scanned.path, scanned.error or "not audio")
@@ -285,6 +299,11 @@ class _Writer:
         if found.licence_conflict:
             self.report.warn(scanned.path, found.licence_conflict)
             self.report.count("licence conflicts")
+        replaced = _replaced_tags(scanned.tags)
+        if replaced:
+            self.report.warn(scanned.path, f"tags not valid UTF-8 ({', '.join(replaced)}): kept with U+FFFD "
+                                           "in place of the bad bytes; the source file is unchanged")
+            self.report.count("tags not valid UTF-8")
         if scanned.facts.decoder != "ffmpeg":
             self.report.warn(scanned.path, f"FFmpeg cannot read it; decoded by {scanned.facts.decoder}")
             self.report.count(f"decoded by {scanned.facts.decoder}")
@@ -292,6 +311,32 @@ class _Writer:
             self.report.updated += 1
         else:
             self.report.new += 1
+
+    def _moved(self, conn: Any, scanned: ScannedFile) -> tuple | None:
+        """The row of the same file (same SHA-256) at a path that no longer exists, moved here.
+
+        Moving the row keeps its id, so the plan and the encode journal that point to it follow
+        the file; a job that failed because the file was gone is pending again. Said in the
+        summary: the catalog's record of where a source lives never changes silently.
+        """
+        for row in conn.execute("SELECT id, path FROM source_file WHERE sha256 = ? AND path != ?"
+                                " AND status = 'ok' ORDER BY id", (scanned.sha256, scanned.path)).fetchall():
+            if os.path.lexists(row[1]):
+                continue  # a copy, not a move: both stay
+            conn.execute("UPDATE source_file SET path = ? WHERE id = ?", (scanned.path, row[0]))
+            retried = conn.execute(
+                "UPDATE encode_job SET status = 'pending', error = NULL, attempts = 0, updated_at = ?"
+                " WHERE recording_id = (SELECT recording_id FROM source_file WHERE id = ?)"  # its key: no scan
+                " AND source_id = ? AND status = 'failed'", (utc_now(), row[0], row[0])).rowcount
+            self.report.count("moved")
+            note = f"moved from {row[1]} (the same file by SHA-256): the catalog follows it"
+            if retried:
+                self.report.count("failed encode jobs made pending again", retried)
+                note += "; its failed encode job is pending again"
+            self.report.warn(scanned.path, note)
+            return conn.execute("SELECT recording_id, matched_by, match_detail, merged_at FROM source_file"
+                                " WHERE id = ?", (row[0],)).fetchone()
+        return None
 
     def _record_match(self, conn: Any, path: str, match: Match, before: tuple | None) -> None:
         """Keep how the file joined its recording; report it when it joined one it did not create.
@@ -407,6 +452,16 @@ def _store_file(conn: Any, scanned: ScannedFile, found: _Found, rights: str) -> 
         found.licence_conflict, scanned.signature if ok else None))
 
 
+def _replaced_tags(tags: TagSet) -> list[str]:
+    """Names of the tags whose text holds U+FFFD: mutagen's stand-in for bytes that are not UTF-8."""
+    names = [f.name.upper() for f in dataclasses.fields(tags)
+             if isinstance(getattr(tags, f.name), str) and "\ufffd" in getattr(tags, f.name)]
+    if any("\ufffd" in a for a in tags.artists):
+        names.append("ARTIST")
+    names += [k for k, v in tags.extra.items() if "\ufffd" in str(v)]
+    return sorted(set(names))
+
+
 def _tags_json(tags: TagSet | None) -> str | None:
     """Every tag in soundark's names; empty fields left out, ``extra`` as read."""
     if tags is None:
@@ -416,5 +471,5 @@ def _tags_json(tags: TagSet | None) -> str | None:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
-__all__ = ["scan_directory", "read_file", "names_from_path", "AUDIO_EXTENSIONS",
+__all__ = ["scan_directory", "read_file", "ReadLimits", "names_from_path", "AUDIO_EXTENSIONS",
            "SIDECAR_EXTENSIONS", "ScannedFile"]
