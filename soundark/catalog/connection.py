@@ -23,9 +23,13 @@ from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, Soun
 _HINTS = (  # (words in SQLite's message, what the user should do); first match wins
     (("disk is full", "database or disk is full"),
      "disk full: free space and re-run (nothing was half-written)"),
-    (("locked", "busy"), "the catalog is busy in another process: wait for it or stop it, then re-run"),
-    (("malformed", "not a database"), "the catalog file is damaged or not a soundark catalog"),
-    (("readonly", "read-only"), "the catalog is read-only here: check file permissions"),
+    (("locked", "busy"), "the catalog is busy: another process holds its write lock (waited "
+                         "$SOUNDARK_BUSY_SECONDS, default 30 s); wait for it or stop it, then re-run"),
+    (("malformed", "not a database"), "the catalog file is damaged or not a soundark catalog: "
+                                      "run `soundark doctor` to see what is lost and how to restore it"),
+    (("readonly", "read-only"), "the catalog is read-only here (a read-only mount or file permissions): "
+                                     "writing needs a writable archive; verify, search, stats, serve and "
+                                     "release list work read-only"),
     (("unable to open",), "cannot open the catalog: check that the folder exists and is writable"),
     (("disk i/o error",), "the disk reported an I/O error: check the disk and free space, then re-run"),
 )

@@ -52,6 +52,7 @@ COMMAND_MODULES = (
     "soundark.cli.preserve_cmds",
     "soundark.cli.web_cmds",
     "soundark.cli.pipeline_cmds",
+    "soundark.cli.doctor_cmds",
 )
 
 
