@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soundark.catalog.connection import CatalogConnection, connect
-from soundark.catalog.store import readonly_uri
+from soundark.catalog.connection import CatalogConnection
+from soundark.catalog.store import connect_readonly
 from soundark.config import ArchivePaths
 from soundark.errors import SoundarkError
 
@@ -113,8 +113,7 @@ def _open(path: Path, report: DoctorReport) -> CatalogConnection | None:
     if report.integrity:  # not SQLite at all: nothing to open
         return None
     try:
-        conn = connect(path, readonly_uri(path), uri=True, isolation_level=None)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn = connect_readonly(path)
     except SoundarkError as e:
         report.integrity = [f"SQLite cannot read the schema: {_said(e)}"]
         return None

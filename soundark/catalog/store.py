@@ -171,27 +171,46 @@ def folder_is_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def readonly_uri(path: Path) -> str:
-    """The URI that opens *path* read-only: ``mode=ro``, plus ``immutable=1`` on read-only media.
+def readonly_uri(path: Path, immutable: bool = False) -> str:
+    """The URI that opens *path* read-only: ``mode=ro``, with ``immutable=1`` if asked."""
+    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
 
-    A WAL catalog opened ``mode=ro`` still needs its ``-shm`` file, which SQLite must create
-    (or lock) in the catalog's folder: on a read-only mount or a read-only copy that fails
-    ("unable to open database file"). ``immutable=1`` tells SQLite the file cannot change,
-    so it takes no locks and needs no ``-shm``. That is true when nobody can write the
-    folder. Pages still in a leftover ``-wal`` are not seen then; a catalog closed cleanly
-    has none (the last connection checkpoints it).
+
+def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnection:
+    """A read-only connection to *path*, on read-only media too; the schema is read once.
+
+    A WAL catalog opened ``mode=ro`` needs its ``-wal`` and ``-shm`` together: with both or
+    neither SQLite reads it, but on a read-only mount where only one is left (a stale ``-shm``
+    of the writer that made a copy) it cannot make the other, and the open fails ("unable to
+    open database file"). Then, and only when nobody can write the folder, the catalog is
+    opened ``immutable=1``: no locks, no ``-shm``, pages in a leftover ``-wal`` not seen (a
+    catalog closed cleanly has none; one copied while it was written does, and is read with
+    ``mode=ro`` then, since its ``-wal`` and ``-shm`` come together).
     """
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    if not folder_is_writable(path.parent):
-        uri += "&immutable=1"
-    return uri
+    conn = connect(path, readonly_uri(path), uri=True, isolation_level=None,
+                   check_same_thread=False, timeout=busy_seconds)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except EnvironmentProblem:
+        conn.close()
+        if folder_is_writable(path.parent):
+            raise
+    conn = connect(path, readonly_uri(path, immutable=True), uri=True, isolation_level=None,
+                   check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = True) -> Catalog:
     """Open (and by default create and migrate) the catalog at *path*.
 
-    ``readonly=True`` opens with ``mode=ro`` (:func:`readonly_uri`): nothing can be written,
-    no migration runs; on read-only media too.
+    ``readonly=True`` opens with ``mode=ro`` (:func:`connect_readonly`): nothing can be
+    written, no migration runs; on read-only media too.
     """
     path = Path(path)
     busy_seconds = busy_wait_seconds()
@@ -205,8 +224,7 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
     elif not path.parent.exists():
         raise NotFound(path.parent, "folder does not exist")
     if readonly:
-        conn = connect(path, readonly_uri(path), uri=True, isolation_level=None,
-                       check_same_thread=False, timeout=busy_seconds)
+        conn = connect_readonly(path, busy_seconds)
     else:
         conn = connect(path, path, isolation_level=None, timeout=busy_seconds)
     try:
@@ -223,8 +241,6 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
         if not readonly:
             _apply_migrations(conn, path)
             deferred.finish(conn)  # index work a killed bulk import left (catalog/deferred.py)
-        else:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise
