@@ -173,8 +173,8 @@ def _check_folder(conn: CatalogConnection, paths: ArchivePaths, report: DoctorRe
                     report.add("unknown-file", _rel(path, paths), "not in the catalog")
     if "encode_job" in tables:
         now = time.time()
-        for rid, owner, expires in conn.execute(
-                "SELECT recording_id, lease_owner, lease_expires FROM encode_job "
+        for rid, owner in conn.execute(
+                "SELECT recording_id, lease_owner FROM encode_job "
                 "WHERE status = 'running' AND coalesce(lease_expires, 0) < ?", (now,)):
             report.add("stuck-job", f"recording {rid}",
                        f"running past its lease (owner {owner}); the next `soundark encode` takes it back")
