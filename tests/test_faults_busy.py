@@ -55,12 +55,16 @@ def test_a_writer_meeting_a_held_lock_says_so_in_one_line(archive, held, args):
         assert conn.execute("SELECT count(*) FROM recording").fetchone() == (0,)  # nothing half-done
 
 
-def test_a_lock_released_in_time_is_waited_for(archive, held):
+def test_a_lock_released_in_time_is_waited_for(archive, held, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"title": f"Song {i}", "artists": ["A"], "isrc": f"USAAA{i:07d}"}) + "\n"
+                            for i in range(5)), encoding="utf-8")
     threading.Timer(1.0, lambda: held.execute("ROLLBACK")).start()
-    done = _soundark(archive, "import", "listens", LISTENS, "--json", busy="60")
+    done = _soundark(archive, "import", "catalog", str(rows), "--json", busy="60")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new"] == 5
     with sqlite3.connect(archive.catalog) as conn:
-        assert conn.execute("SELECT count(*) FROM recording").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM recording").fetchone()[0] == 5
 
 
 def test_readers_are_not_blocked_by_a_writer(archive, held):
