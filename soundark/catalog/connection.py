@@ -13,6 +13,7 @@ code keeps its types; only the errors change class.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -44,10 +45,21 @@ def describe_sqlite_error(path: object, err: sqlite3.Error) -> SoundarkError:
         # a constraint the catalog's own code did not expect: the change contradicts a row
         return Conflict(path, f"the catalog refused a change ({text}); nothing was written")
     lowered = text.lower()
+    if "disk i/o error" in lowered and _no_space_left(path):
+        # SQLite says "disk I/O error" when a full disk refuses its -shm or -wal file
+        return EnvironmentProblem(path, _HINTS[0][1])
     for words, hint in _HINTS:
         if any(w in lowered for w in words):
             return EnvironmentProblem(path, hint)
     return EnvironmentProblem(path, f"SQLite error: {text}")
+
+
+def _no_space_left(path: object) -> bool:
+    try:
+        st = os.statvfs(Path(str(path)).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 65536  # less than SQLite's -shm needs to grow
 
 
 class CatalogCursor(sqlite3.Cursor):

@@ -30,7 +30,7 @@ from soundark.encode import jobs
 from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
-from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
+from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask, os_reason
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
@@ -256,9 +256,9 @@ class _Run:
                 self._store(job, outcome)
             except OSError as e:
                 if e.errno in MACHINE_ERRNOS:
-                    self._machine(job, path, f"cannot store the output: {e.strerror or e}")
+                    self._machine(job, path, f"cannot store the output: {os_reason(e)}")
                 else:
-                    self._failed(job, path, f"cannot store the output: {e.strerror or e}")
+                    self._failed(job, path, f"cannot store the output: {os_reason(e)}")
         self._advance(path, outcome)
 
     def _advance(self, path: str, outcome: EncodeOutcome) -> None:

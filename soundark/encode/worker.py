@@ -97,6 +97,13 @@ def watch_parent(pid: int, interval: float = 0.5) -> None:
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
+def os_reason(e: OSError) -> str:
+    """The reason a user reads for an OSError met on the output side (disk full says what to do)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full: free space and re-run"
+    return str(e.strerror or e)
+
+
 def encode_one(task: EncodeTask) -> EncodeOutcome:
     """Run one task; every failure becomes ``EncodeOutcome.error`` (one line)."""
     started = time.perf_counter()
@@ -110,7 +117,7 @@ def encode_one(task: EncodeTask) -> EncodeOutcome:
         _unlink(tmp)
         where = e.filename or task.tmp_dir
         outcome = EncodeOutcome(task.recording_id, task.tier,
-                                error=f"cannot write {where}: {e.strerror or e}",
+                                error=f"cannot write {where}: {os_reason(e)}",
                                 machine=e.errno in MACHINE_ERRNOS)
     except MemoryError:
         _unlink(tmp)
