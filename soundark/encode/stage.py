@@ -30,8 +30,8 @@ from soundark.encode import jobs
 from soundark.encode.executors import Executor, check_executor, make_executor
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
-from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask, os_reason
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
+from soundark.errors import BadInput, EnvironmentProblem, os_reason
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soundark.errors import BadInput, SoundarkError
+from soundark.errors import BadInput, SoundarkError, os_reason
 from soundark.fixity.digest import sha256_file
 from soundark.media import opus_tags, qa, transcode
 from soundark.media.transcode import OpusSettings, PcmFacts
@@ -95,13 +95,6 @@ def watch_parent(pid: int, interval: float = 0.5) -> None:
 
 # Errors of the machine, not of the input: the job goes back to pending and the run stops.
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-
-
-def os_reason(e: OSError) -> str:
-    """The reason a user reads for an OSError met on the output side (disk full says what to do)."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "disk full: free space and re-run"
-    return str(e.strerror or e)
 
 
 def encode_one(task: EncodeTask) -> EncodeOutcome:

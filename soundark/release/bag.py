@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import BadInput, EnvironmentProblem, os_reason
 from soundark.fixity.bagit import (
     BAG_INFO,
     BAGIT_DECLARATION,
@@ -106,7 +106,7 @@ def _place_payload(folder: Path, entries: list[BagEntry], built: BuiltBag) -> No
         except FileNotFoundError as e:
             raise DamagedFile(entry.source, "missing from the store", entry.key) from e
         except OSError as e:
-            raise EnvironmentProblem(target, f"cannot link or copy: {e.strerror or e}") from e
+            raise EnvironmentProblem(target, f"cannot link or copy: {os_reason(e)}") from e
 
 
 def _all_files(entries: list[BagEntry], info: dict[str, str]) -> tuple[list[str], dict[str, bytes]]:
