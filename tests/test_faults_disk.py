@@ -52,7 +52,7 @@ def _sources(folder: Path) -> Path:
 
 def _rows(path: Path) -> Path:
     path.write_text("".join(json.dumps({"title": f"Song {i} " + "x" * 80, "artists": [f"Artist {i % 50}"],
-                                        "isrc": f"USAAA{i:07d}", "listens": i}) + "\n" for i in range(3000)),
+                                        "isrc": f"USAAA{i:07d}"}) + "\n" for i in range(3000)),
                     encoding="utf-8")
     return path
 
