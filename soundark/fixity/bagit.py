@@ -25,7 +25,7 @@ from pathlib import Path
 
 from soundark.config import cpu_count
 from soundark.durable import write_durably
-from soundark.errors import BadInput, EnvironmentProblem, NotFound
+from soundark.errors import BadInput, EnvironmentProblem, NotFound, os_reason
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.paths import check_relpath, check_unique
 from soundark.model import NO_PROGRESS, Progress
@@ -102,7 +102,7 @@ def write_bag_tags(bag: Path, payload: list[tuple[str, str, int]], info: dict[st
         for name, text in texts.items():
             _write_atomic(bag / name, text.encode("utf-8"))
     except OSError as e:
-        raise EnvironmentProblem(bag, f"cannot write bag tag files: {e.strerror or e}") from e
+        raise EnvironmentProblem(bag, f"cannot write bag tag files: {os_reason(e)}") from e
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
