@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from soundark.errors import EnvironmentProblem
+from soundark.errors import EnvironmentProblem, os_reason
 
 # A file system that cannot sync a folder at all says so with EINVAL (some FUSE and
 # network file systems): there is nothing more to make durable there, so that alone passes.
@@ -27,12 +27,12 @@ def fsync_dir(folder: Path | str) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as e:
-        raise EnvironmentProblem(folder, f"cannot open the folder to sync it: {e.strerror or e}") from e
+        raise EnvironmentProblem(folder, f"cannot open the folder to sync it: {os_reason(e)}") from e
     try:
         os.fsync(fd)
     except OSError as e:
         if e.errno not in _NOT_SUPPORTED:
-            raise EnvironmentProblem(folder, f"cannot sync the folder to disk: {e.strerror or e}") from e
+            raise EnvironmentProblem(folder, f"cannot sync the folder to disk: {os_reason(e)}") from e
     finally:
         os.close(fd)
 
@@ -46,7 +46,7 @@ def fsync_file(path: Path | str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise EnvironmentProblem(path, f"cannot sync to disk: {e.strerror or e}") from e
+        raise EnvironmentProblem(path, f"cannot sync to disk: {os_reason(e)}") from e
 
 
 def replace_durably(src: Path | str, dst: Path | str) -> None:
@@ -73,7 +73,7 @@ def write_durably(path: Path | str, data: bytes) -> None:
             os.fsync(f.fileno())
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
+        raise EnvironmentProblem(path, f"cannot write: {os_reason(e)}") from e
     replace_durably(tmp, path)
 
 
@@ -81,7 +81,7 @@ def _move(move: Callable[[Path, Path], None], src: Path, dst: Path) -> None:  # 
     try:
         move(src, dst)
     except OSError as e:
-        raise EnvironmentProblem(dst, f"cannot move into place: {e.strerror or e}") from e
+        raise EnvironmentProblem(dst, f"cannot move into place: {os_reason(e)}") from e
     fsync_dir(dst.parent)
     if src.parent != dst.parent:
         fsync_dir(src.parent)

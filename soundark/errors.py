@@ -9,6 +9,8 @@ only know ``ValueError`` or ``FileNotFoundError`` still catch them.
 
 from __future__ import annotations
 
+import errno
+
 
 class SoundarkError(Exception):
     """Root of every error soundark raises on purpose."""
@@ -55,3 +57,10 @@ class EnvironmentProblem(SoundarkError, OSError):
 
 class QueryInterrupted(SoundarkError):
     """A catalog query stopped before it finished (a deadline's progress handler, a cancel)."""
+
+
+def os_reason(e: OSError) -> str:
+    """The reason a user reads for an OSError met while writing: a full disk says what to do."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full: free space and re-run"
+    return str(e.strerror or e)

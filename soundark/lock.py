@@ -61,7 +61,13 @@ class ArchiveLock:
                                           "wait for it or stop it")
             time.sleep(_POLL_SECONDS)
         self.fd = fd
-        self._write_holder(fd)
+        try:
+            self._write_holder(fd)
+        except OSError as e:  # a full (or failing) disk: a writer could not get far anyway
+            self.release()
+            reason = ("disk full: free space and re-run (nothing was written)"
+                      if e.errno in (errno.ENOSPC, errno.EDQUOT) else f"cannot write the lock file: {e.strerror or e}")
+            raise EnvironmentProblem(self.root, reason) from e
         return self
 
     def _write_holder(self, fd: int) -> None:

@@ -70,7 +70,7 @@ def test_a_full_disk_while_writing_says_so(tmp_path: Path) -> None:
                       capture_output=True, check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        with pytest.raises(EnvironmentProblem, match="No space left on device"):
+        with pytest.raises(EnvironmentProblem, match="disk full: free space and re-run"):
             durable.write_durably(small / "big", b"x" * 200_000)
         assert sorted(os.listdir(small)) == []  # no temporary file left behind
     finally:

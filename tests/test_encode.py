@@ -298,7 +298,7 @@ def test_a_full_disk_stops_the_run_and_leaves_the_job_pending(archive, catalog, 
 
     monkeypatch.setattr(worker, "_run", full_disk)
     result = run_encode(archive, Settings(), options=opts(workers=1))
-    assert result.stopped and "No space left on device" in result.stopped
+    assert result.stopped and "disk full: free space and re-run" in result.stopped
     # what was already in flight finishes; nothing new starts; the failed write stays pending
     assert result.failed == 0 and result.encoded in (1, 2) and result.remaining == 3 - result.encoded
     assert catalog.scalar("SELECT count(*) FROM encode_job WHERE status = 'failed'") == 0

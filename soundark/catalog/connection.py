@@ -13,6 +13,7 @@ code keeps its types; only the errors change class.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,10 +24,14 @@ from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, Soun
 _HINTS = (  # (words in SQLite's message, what the user should do); first match wins
     (("disk is full", "database or disk is full"),
      "disk full: free space and re-run (nothing was half-written)"),
-    (("locked", "busy"), "the catalog is busy in another process: wait for it or stop it, then re-run"),
+    (("locked", "busy"), "the catalog is busy: another process holds its write lock (waited "
+                         "$SOUNDARK_BUSY_SECONDS, default 30 s); wait for it or stop it, then re-run"),
     (("malformed", "not a database", "vtable constructor failed"),
-     "the catalog file is damaged or not a soundark catalog"),
-    (("readonly", "read-only"), "the catalog is read-only here: check file permissions"),
+     "the catalog file is damaged or not a soundark catalog: "
+     "run `soundark doctor` to see what is lost and how to restore it"),
+    (("readonly", "read-only"), "the catalog is read-only here (a read-only mount or file permissions): "
+                                     "writing needs a writable archive; verify, search, stats, serve and "
+                                     "release list work read-only"),
     (("unable to open",), "cannot open the catalog: check that the folder exists and is writable"),
     (("disk i/o error",), "the disk reported an I/O error: check the disk and free space, then re-run"),
 )
@@ -41,10 +46,21 @@ def describe_sqlite_error(path: object, err: sqlite3.Error) -> SoundarkError:
         # a constraint the catalog's own code did not expect: the change contradicts a row
         return Conflict(path, f"the catalog refused a change ({text}); nothing was written")
     lowered = text.lower()
+    if "disk i/o error" in lowered and _no_space_left(path):
+        # SQLite says "disk I/O error" when a full disk refuses its -shm or -wal file
+        return EnvironmentProblem(path, _HINTS[0][1])
     for words, hint in _HINTS:
         if any(w in lowered for w in words):
             return EnvironmentProblem(path, hint)
     return EnvironmentProblem(path, f"SQLite error: {text}")
+
+
+def _no_space_left(path: object) -> bool:
+    try:
+        st = os.statvfs(Path(str(path)).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 65536  # less than SQLite's -shm needs to grow
 
 
 class CatalogCursor(sqlite3.Cursor):

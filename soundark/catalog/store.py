@@ -146,12 +146,74 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+BUSY_SECONDS_ENV = "SOUNDARK_BUSY_SECONDS"
+
+
+def busy_wait_seconds() -> float:
+    """How long a statement waits for another process's write lock (SQLITE_BUSY) before failing.
+
+    30 s by default: long enough for any one transaction of another soundark process (they
+    are kept short), short enough that a stuck holder is reported. ``$SOUNDARK_BUSY_SECONDS``
+    changes it for a run (docs/reliability.md, "Faults").
+    """
+    text = os.environ.get(BUSY_SECONDS_ENV, "").strip()
+    try:
+        value = float(text) if text else 30.0
+    except ValueError:
+        raise BadInput(BUSY_SECONDS_ENV, f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise BadInput(BUSY_SECONDS_ENV, f"must be between 0 and 86400 seconds, not {text}")
+    return value
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """False on a read-only mount (EROFS): root too is refused there, unlike with chmod."""
+    return os.access(folder, os.W_OK)
+
+
+def readonly_uri(path: Path, immutable: bool = False) -> str:
+    """The URI that opens *path* read-only: ``mode=ro``, with ``immutable=1`` if asked."""
+    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+
+
+def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnection:
+    """A read-only connection to *path*, on read-only media too; the schema is read once.
+
+    A WAL catalog opened ``mode=ro`` needs its ``-wal`` and ``-shm`` together: with both or
+    neither SQLite reads it, but on a read-only mount where only one is left (a stale ``-shm``
+    of the writer that made a copy) it cannot make the other, and the open fails ("unable to
+    open database file"). Then, and only when nobody can write the folder, the catalog is
+    opened ``immutable=1``: no locks, no ``-shm``, pages in a leftover ``-wal`` not seen (a
+    catalog closed cleanly has none; one copied while it was written does, and is read with
+    ``mode=ro`` then, since its ``-wal`` and ``-shm`` come together).
+    """
+    conn = connect(path, readonly_uri(path), uri=True, isolation_level=None,
+                   check_same_thread=False, timeout=busy_seconds)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except EnvironmentProblem:
+        conn.close()
+        if folder_is_writable(path.parent):
+            raise
+    conn = connect(path, readonly_uri(path, immutable=True), uri=True, isolation_level=None,
+                   check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = True) -> Catalog:
     """Open (and by default create and migrate) the catalog at *path*.
 
-    ``readonly=True`` opens with ``mode=ro``: nothing can be written, no migration runs.
+    ``readonly=True`` opens with ``mode=ro`` (:func:`connect_readonly`): nothing can be
+    written, no migration runs; on read-only media too.
     """
     path = Path(path)
+    busy_seconds = busy_wait_seconds()
     if readonly or not create:
         if not path.exists():
             raise NotFound(path, "no catalog here: run `soundark init` first")
@@ -162,13 +224,12 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
     elif not path.parent.exists():
         raise NotFound(path.parent, "folder does not exist")
     if readonly:
-        conn = connect(path, f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                       isolation_level=None, check_same_thread=False)
+        conn = connect_readonly(path, busy_seconds)
     else:
-        conn = connect(path, path, isolation_level=None, timeout=30.0)
+        conn = connect(path, path, isolation_level=None, timeout=busy_seconds)
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -180,8 +241,6 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
         if not readonly:
             _apply_migrations(conn, path)
             deferred.finish(conn)  # index work a killed bulk import left (catalog/deferred.py)
-        else:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise

@@ -20,6 +20,7 @@ words (no Python types, no braces): :func:`plain_help`.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
@@ -52,6 +53,7 @@ COMMAND_MODULES = (
     "soundark.cli.preserve_cmds",
     "soundark.cli.web_cmds",
     "soundark.cli.pipeline_cmds",
+    "soundark.cli.doctor_cmds",
 )
 
 
@@ -147,6 +149,8 @@ def _run(argv: list[str] | None) -> None:
             sys.exit(e.exit_code)  # type: ignore[attr-defined]
         if isinstance(e, OSError):
             subject = getattr(e, "filename", None) or "system"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # met outside a stage's own conversion
+                _fail(f"{subject}: disk full: free space and re-run", 1)
             _fail(f"{subject}: {e.strerror or e}", 1)
         _fail(f"internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback)", 1)
     sys.exit(0)

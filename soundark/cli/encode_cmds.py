@@ -64,6 +64,10 @@ def encode(
         err.print(f"error: stopped early, {result.stopped}; unfinished jobs stay pending: "
                   "fix it and run `soundark encode` again", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    if result.failed:  # the batch went on; the operator still has to act on each failure
+        err.print(f"error: {result.failed} recording(s) failed (reasons above, or in --json); fix them, "
+                  "then `soundark encode --retry-failed`", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _print_dry_run(result: EncodeResult) -> None:

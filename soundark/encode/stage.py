@@ -47,7 +47,7 @@ from soundark.encode.executors import (
 from soundark.encode.jobs import EncodedRow, Job, SyncCounts
 from soundark.encode.tagging import catalog_comments
 from soundark.encode.worker import MACHINE_ERRNOS, EncodeOutcome, EncodeTask
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import BadInput, EnvironmentProblem, os_reason
 from soundark.media.transcode import OpusSettings, encoder_description
 from soundark.model import NO_PROGRESS, Progress
 from soundark.units import parse_bytes
@@ -275,7 +275,7 @@ class _Run:
 
     def _task(self, job: Job) -> tuple[float, EncodeTask, Job, str]:
         row = self.catalog.execute(
-            "SELECT path, sha256, size, duration_ms, decoder FROM source_file WHERE id = ?",
+            "SELECT path, sha256, size, mtime_ns, duration_ms, decoder FROM source_file WHERE id = ?",
             (job.source_id,)).fetchone()
         if row is None:
             raise BadInput(f"source {job.source_id}", "source file row is gone from the catalog")
@@ -283,7 +283,8 @@ class _Run:
         comments["ENCODER"] = [self.encoder] if job.tier == "opus75" else []
         task = EncodeTask(recording_id=job.recording_id, tier=job.tier, source_path=row["path"],
                           source_sha256=row["sha256"], tmp_dir=str(self.tmp), comments=comments,
-                          opus=self.opus, decoder=row["decoder"])
+                          opus=self.opus, decoder=row["decoder"], source_size=row["size"],
+                          source_mtime_ns=row["mtime_ns"])
         # Expected cost: audio length (a kept original costs one decode, a tenth of an encode).
         cost = float(row["duration_ms"] or (row["size"] or 0) / 16)  # else: as if 128 kbit/s
         return (cost if job.tier == "opus75" else cost / 10), task, job, row["path"]
@@ -324,9 +325,9 @@ class _Run:
                 self._store(job, outcome)
             except OSError as e:
                 if e.errno in MACHINE_ERRNOS:
-                    self._machine(job, path, f"cannot store the output: {e.strerror or e}")
+                    self._machine(job, path, f"cannot store the output: {os_reason(e)}")
                 else:
-                    self._failed(job, path, f"cannot store the output: {e.strerror or e}")
+                    self._failed(job, path, f"cannot store the output: {os_reason(e)}")
         self._advance(path, outcome, landed.node)
 
     def _advance(self, path: str, outcome: EncodeOutcome, node: str = "local") -> None:

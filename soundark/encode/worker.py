@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundark import lifeline
-from soundark.errors import BadInput, SoundarkError
+from soundark.errors import BadInput, SoundarkError, os_reason
 from soundark.fixity.digest import sha256_file
 from soundark.media import opus_tags, qa, transcode
 from soundark.media.transcode import OpusSettings, PcmFacts
@@ -45,6 +45,8 @@ class EncodeTask:
     opus: OpusSettings = OpusSettings()
     want_art: bool = True
     decoder: str | None = None           # the one the scan recorded; None: FFmpeg, else libsndfile
+    source_size: int | None = None       # from the scan: said when the source changed since
+    source_mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def encode_one(task: EncodeTask) -> EncodeOutcome:
         _unlink(tmp)
         where = e.filename or task.tmp_dir
         outcome = EncodeOutcome(task.recording_id, task.tier,
-                                error=f"cannot write {where}: {e.strerror or e}",
+                                error=f"cannot write {where}: {os_reason(e)}",
                                 machine=e.errno in MACHINE_ERRNOS)
     except MemoryError:
         _unlink(tmp)
@@ -135,8 +137,8 @@ def _run(task: EncodeTask, tmp: Path) -> EncodeOutcome:
         raise BadInput(path, "empty source file (0 bytes)")
     source_sha = hashlib.sha256(data).hexdigest() if data is not None else _hash_file(path)
     if task.source_sha256 and source_sha != task.source_sha256:
-        raise BadInput(path, "source changed since the scan (SHA-256 differs): "
-                                  "run `soundark scan` again")
+        raise BadInput(path, f"source changed since the scan ({_what_changed(task, path, size)}): "
+                             "run `soundark scan` on its folder again, then `soundark encode --retry-failed`")
     transcode.refuse_encrypted(path, data)
     source = data if data is not None else path
     if task.tier == "original":
@@ -150,6 +152,24 @@ def _run(task: EncodeTask, tmp: Path) -> EncodeOutcome:
         duration_ms=pcm.duration_ms, source_sha256=source_sha, bytes_in=size,
         audio_seconds=pcm.source_samples / pcm.source_rate if pcm.source_rate else 0.0,
         art=art[0] if art else None, art_mime=art[1] if art else None)
+
+
+def _what_changed(task: EncodeTask, path: Path, size: int) -> str:
+    """"size 1,000 -> 1,200 bytes, modified 2024-05-01 12:00:00 UTC, SHA-256 differs"."""
+    import datetime as dt
+
+    parts = []
+    if task.source_size is not None and size != task.source_size:
+        parts.append(f"size {task.source_size:,} -> {size:,} bytes")
+    try:
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError:
+        mtime_ns = None
+    if task.source_mtime_ns is not None and mtime_ns is not None and mtime_ns != task.source_mtime_ns:
+        when = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        parts.append(f"modified {when}")
+    parts.append("SHA-256 differs")
+    return ", ".join(parts)
 
 
 def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,

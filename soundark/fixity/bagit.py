@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from soundark.config import cpu_count
 from soundark.durable import write_durably
-from soundark.errors import BadInput, EnvironmentProblem, NotFound
+from soundark.errors import BadInput, EnvironmentProblem, NotFound, os_reason
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.paths import MAX_PATH_BYTES, check_relpath, check_unique
 from soundark.fixity.regular import NotRegular, open_regular
@@ -108,7 +108,7 @@ def write_bag_tags(bag: Path, payload: list[tuple[str, str, int]], info: dict[st
         for name, text in texts.items():
             _write_atomic(bag / name, text.encode("utf-8"))
     except OSError as e:
-        raise EnvironmentProblem(bag, f"cannot write bag tag files: {e.strerror or e}") from e
+        raise EnvironmentProblem(bag, f"cannot write bag tag files: {os_reason(e)}") from e
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

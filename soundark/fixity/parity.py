@@ -35,7 +35,7 @@ import zfec
 from soundark import jsontext
 from soundark.config import cpu_count
 from soundark.durable import fsync_dir, fsync_file, replace_durably
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import BadInput, EnvironmentProblem, os_reason
 from soundark.fixity.bagit import (
     BAG_INFO,
     BAGIT_TXT,
@@ -186,7 +186,7 @@ def write_parity(bag: Path, out_dir: Path, overhead: float = 0.05) -> dict[str, 
             shutil.rmtree(out_dir)
         replace_durably(tmp, out_dir)
     except OSError as e:
-        raise EnvironmentProblem(out_dir, f"cannot write parity: {e.strerror or e}") from e
+        raise EnvironmentProblem(out_dir, f"cannot write parity: {os_reason(e)}") from e
     return {"bag": str(bag), "parity": str(out_dir), "k": layout.k, "m": layout.m,
             "block_size": layout.block_size, "columns": layout.columns,
             "stream_bytes": layout.stream_bytes, "parity_bytes": layout.m * layout.row_bytes,

@@ -422,7 +422,8 @@ def read_source(path: Path, limit: int = MAX_IN_MEMORY) -> tuple[bytes | None, i
     except PermissionError as e:
         raise BadInput(path, "cannot read the source (permission denied)") from e
     except FileNotFoundError as e:
-        raise BadInput(path, "source file is gone (deleted or moved since the scan)") from e
+        raise BadInput(path, "source file is gone (deleted or moved since the scan): run `soundark scan` "
+                             "on its folder again, then `soundark encode --retry-failed`") from e
     except IsADirectoryError as e:
         raise BadInput(path, "source path is a folder") from e
     except OSError as e:

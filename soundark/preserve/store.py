@@ -25,7 +25,7 @@ from pathlib import Path
 from soundark.catalog import open_catalog
 from soundark.config import ArchivePaths, cpu_count
 from soundark.durable import replace_durably
-from soundark.errors import SoundarkError
+from soundark.errors import SoundarkError, os_reason
 from soundark.fixity.bagit import read_manifest
 from soundark.fixity.digest import sha256_file
 from soundark.fixity.paths import resolve_inside
@@ -238,7 +238,7 @@ def restore_store(root: Path, bags: Iterable[Path], damaged: Iterable[str]) -> t
         try:
             _link_over(source, root / rel)
         except OSError as e:  # EnvironmentProblem from the folder's fsync is one too
-            lost[rel] = f"cannot restore: {e.strerror or e}"
+            lost[rel] = f"cannot restore: {os_reason(e)}"
             continue
         restored.append(rel)
     return restored, lost

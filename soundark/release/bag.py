@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soundark.errors import BadInput, EnvironmentProblem
+from soundark.errors import BadInput, EnvironmentProblem, os_reason
 from soundark.fixity.bagit import (
     BAG_INFO,
     BAGIT_DECLARATION,
@@ -94,10 +94,13 @@ def place_file(source: Path, target: Path) -> bool:
 def _place_payload(folder: Path, entries: list[BagEntry], built: BuiltBag) -> None:
     for entry in entries:
         target = folder / entry.rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if entry.content is not None:
-            target.write_bytes(entry.content)
-            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if entry.content is not None:
+                target.write_bytes(entry.content)
+                continue
+        except OSError as e:  # a full disk meets the bag's own small files first
+            raise EnvironmentProblem(target, f"cannot write: {os_reason(e)}") from e
         try:
             if place_file(entry.source, target):
                 built.linked += 1
@@ -106,7 +109,7 @@ def _place_payload(folder: Path, entries: list[BagEntry], built: BuiltBag) -> No
         except FileNotFoundError as e:
             raise DamagedFile(entry.source, "missing from the store", entry.key) from e
         except OSError as e:
-            raise EnvironmentProblem(target, f"cannot link or copy: {e.strerror or e}") from e
+            raise EnvironmentProblem(target, f"cannot link or copy: {os_reason(e)}") from e
 
 
 def _all_files(entries: list[BagEntry], info: dict[str, str]) -> tuple[list[str], dict[str, bytes]]:
@@ -129,7 +132,10 @@ def build_bag(folder: Path, entries: list[BagEntry], info: dict[str, str], *,
     for entry in entries:
         if not entry.rel.startswith("data/"):
             raise BadInput(entry.rel, "payload paths must start with data/")
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        raise EnvironmentProblem(folder, f"cannot create: {os_reason(e)}") from e
     piece_length = piece_length_for(sum(e.size for e in entries))
     built = BuiltBag(folder, [], [], piece_length=piece_length)
     _place_payload(folder, entries, built)

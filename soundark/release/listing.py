@@ -17,7 +17,7 @@ import jinja2
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths
 from soundark.durable import write_durably
-from soundark.errors import EnvironmentProblem
+from soundark.errors import EnvironmentProblem, os_reason
 from soundark.fixity.releases import LIST_FIELDS, LIST_FORMAT, read_release_list, release_list_path, release_list_text
 from soundark.units import format_bytes
 
@@ -48,7 +48,7 @@ def _write(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise EnvironmentProblem(path, f"cannot write: {e.strerror or e}") from e
+        raise EnvironmentProblem(path, f"cannot write: {os_reason(e)}") from e
     write_durably(path, text.encode("utf-8"))
 
 

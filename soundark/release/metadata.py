@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from soundark.catalog import Catalog, open_catalog
-from soundark.errors import EnvironmentProblem
+from soundark.errors import EnvironmentProblem, os_reason
 from soundark.fixity.bagit import read_manifest
 from soundark.model import Progress
 from soundark.release.bag import BagEntry, BuiltBag, build_bag
@@ -258,7 +258,7 @@ def _build(catalog: Catalog, ctx: Context, name: str, stamp: str, progress: Prog
     try:
         work.mkdir(parents=True)
     except OSError as e:
-        raise EnvironmentProblem(work, f"cannot create: {e.strerror or e}") from e
+        raise EnvironmentProblem(work, f"cannot create: {os_reason(e)}") from e
     entries = _build_payload(catalog, ctx, work, name, stamp)
     built = build_bag(ctx.staging / name, entries, bag_info(ctx, name, "Catalog metadata of a music "
                       "preservation archive: SQLite snapshot and Parquet tables; see data/README.txt"),

@@ -20,7 +20,7 @@ from typing import Any
 from soundark.catalog import Catalog
 from soundark.config import ArchivePaths, Settings
 from soundark.durable import rename_durably
-from soundark.errors import BadInput, Conflict, EnvironmentProblem
+from soundark.errors import BadInput, Conflict, EnvironmentProblem, os_reason
 from soundark.fixity.releases import torrent_name, torrent_relpath
 from soundark.release.bag import BuiltBag
 from soundark.release.names import check_prefix
@@ -119,14 +119,14 @@ def prepare_staging(ctx: Context, catalog: Catalog | None = None) -> list[str]:
                     torrent.unlink(missing_ok=True)
                 except OSError as e:
                     raise EnvironmentProblem(folder, f"cannot take back a half-published bag: "
-                                                     f"{e.strerror or e}") from e
+                                                     f"{os_reason(e)}") from e
                 taken_back.append(name)
     try:
         shutil.rmtree(ctx.staging, ignore_errors=True)
         ctx.staging.mkdir(parents=True, exist_ok=True)
         ctx.paths.torrents.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise EnvironmentProblem(ctx.paths.releases, f"cannot prepare: {e.strerror or e}") from e
+        raise EnvironmentProblem(ctx.paths.releases, f"cannot prepare: {os_reason(e)}") from e
     return taken_back
 
 
@@ -204,4 +204,4 @@ def _move_into_place(staged: Path, final: Path) -> None:
     except EnvironmentProblem as e:
         raise EnvironmentProblem(final, f"cannot move the bag into place: {e.reason}") from e
     except OSError as e:
-        raise EnvironmentProblem(final, f"cannot move the bag into place: {e.strerror or e}") from e
+        raise EnvironmentProblem(final, f"cannot move the bag into place: {os_reason(e)}") from e

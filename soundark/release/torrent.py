@@ -25,7 +25,7 @@ from urllib.parse import quote
 import libtorrent as lt
 
 from soundark.durable import fsync_dir
-from soundark.errors import BadInput, Conflict, EnvironmentProblem
+from soundark.errors import BadInput, Conflict, EnvironmentProblem, os_reason
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 CREATOR = "soundark"
@@ -151,7 +151,7 @@ def write_torrent(path: Path, data: bytes) -> bool:
     except FileExistsError as e:
         raise Conflict(path, "written by another run at the same time; re-run to check") from e
     except OSError as e:
-        raise EnvironmentProblem(path, f"cannot write torrent: {e.strerror or e}") from e
+        raise EnvironmentProblem(path, f"cannot write torrent: {os_reason(e)}") from e
     finally:
         tmp.unlink(missing_ok=True)
     return True
