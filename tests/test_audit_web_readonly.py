@@ -4,9 +4,8 @@ be verified, searched and served; likewise one whose copy kept a leftover ``-shm
 
 The read-only folder is a real read-only bind mount (we run as root, so ``chmod`` would not
 stop a write). Without a mount (not root), the tests skip.
-
-Where the fix is the catalog's read-only opening (``soundark/catalog``: owned by the faults
-part of issue 13), the test is ``xfail(strict=True)`` until that change is merged.
+The clean and stale ``-shm`` copies failed before the catalog's read-only opening
+(``mode=ro``, then ``immutable=1`` where the folder cannot be written: catalog/store.py).
 """
 
 from __future__ import annotations
@@ -25,9 +24,6 @@ from soundark.web.app import create_app
 
 from helpers.fixity import make_release
 from helpers.web import WebArchive, make_web_archive
-
-NEEDS_CATALOG = pytest.mark.xfail(strict=True, reason="needs the read-only catalog opening (faults part)")
-NEEDS_CATALOG_FOR = {"clean", "stale-shm"}  # measured: these fail today; a copy with its -wal opens
 
 
 def _mount_ro(source: Path, target: Path) -> None:
@@ -83,11 +79,8 @@ def ro(request, web, tmp_path_factory):
 
 
 @pytest.fixture
-def ro_path(request, ro):
-    """The mounted copy; marked xfail where SQLite must open it without a -shm it can make."""
-    kind = request.node.callspec.params["ro"]
-    if kind in NEEDS_CATALOG_FOR:
-        request.node.add_marker(NEEDS_CATALOG)
+def ro_path(ro):
+    """The mounted copy."""
     return ro
 
 
