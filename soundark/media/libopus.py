@@ -81,7 +81,7 @@ class OpusEncoder:
                                         _MAX_PACKET)
         if n < 0:
             raise EnvironmentProblem("libopus", f"refused the audio (error {n})")
-        return self._packet.raw[:n]
+        return ctypes.string_at(self._packet, n)  # one copy of n bytes (.raw[:n] made two)
 
     def close(self) -> None:
         if self._enc:
