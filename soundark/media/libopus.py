@@ -118,6 +118,8 @@ def _declare(lib: Any) -> None:
     lib.opus_decode_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
                                       ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+    lib.opus_packet_get_nb_samples.restype = ctypes.c_int
+    lib.opus_packet_get_nb_samples.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
     lib.opus_encoder_create.restype = ctypes.c_void_p
     lib.opus_encoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int,
                                         ctypes.POINTER(ctypes.c_int)]
