@@ -143,7 +143,7 @@ class Settings:
                             between(1))
     encode_qa: str = _s("decode", "QA of each Opus output: decode (every packet decoded, length and level "
                                   "checked) or packets (page CRCs and packet lengths only, no decode; "
-                                  "about a sixth less CPU).", one_of("decode", "packets"))
+                                  "about a tenth less CPU).", one_of("decode", "packets"))
     # release
     target_size: str = _s("100GiB", "Target payload size of one audio release (torrent).",
                           size(empty_ok=False, positive=True))

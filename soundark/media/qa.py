@@ -16,7 +16,7 @@ was fed to the encoder within one frame plus pre-skip; it is not silent where th
 source is not.
 
 That is QA mode ``decode``, the default. Mode ``packets`` (setting ``encode_qa``)
-skips the decode, about a sixth of an encode's CPU on real music: it checks every
+skips the decode, about a tenth of an encode's CPU on real music: it checks every
 page's CRC (RFC 3533), the stream's structure as above, and the length of every
 packet from its TOC byte (RFC 6716 section 3.1) against the granule positions and
 the samples encoded. It proves the file is whole and well-formed, its pages unchanged
