@@ -152,6 +152,9 @@ class Settings:
                              size(empty_ok=False, positive=True))
     lease_seconds: int = _s(600, "How long a running encode job is reserved before another run may take it.",
                             between(1))
+    encode_qa: str = _s("decode", "QA of each Opus output: decode (every packet decoded, length and level "
+                                  "checked) or packets (page CRCs and packet lengths only, no decode; "
+                                  "about a tenth less CPU).", one_of("decode", "packets"))
     # release
     target_size: str = _s("100GiB", "Target payload size of one audio release (torrent).",
                           size(empty_ok=False, positive=True))

@@ -184,6 +184,7 @@ class _Run:
         self.tmp = paths.tmp / f"encode-{pid}-{nonce}"
         self.lease_seconds = max(30, settings.lease_seconds)
         self.opus = OpusSettings(bitrate=settings.opus_bitrate)
+        self.qa = settings.encode_qa
         self.encoder = encoder_description(self.opus)
         self.kind = options.executor or settings.executor
         self.workers = options.workers if options.workers is not None else settings.workers
@@ -284,7 +285,7 @@ class _Run:
         task = EncodeTask(recording_id=job.recording_id, tier=job.tier, source_path=row["path"],
                           source_sha256=row["sha256"], tmp_dir=str(self.tmp), comments=comments,
                           opus=self.opus, decoder=row["decoder"], source_size=row["size"],
-                          source_mtime_ns=row["mtime_ns"])
+                          source_mtime_ns=row["mtime_ns"], qa=self.qa)
         # Expected cost: audio length (a kept original costs one decode, a tenth of an encode).
         cost = float(row["duration_ms"] or (row["size"] or 0) / 16)  # else: as if 128 kbit/s
         return (cost if job.tier == "opus75" else cost / 10), task, job, row["path"]

@@ -47,6 +47,7 @@ class EncodeTask:
     decoder: str | None = None           # the one the scan recorded; None: FFmpeg, else libsndfile
     source_size: int | None = None       # from the scan: said when the source changed since
     source_mtime_ns: int | None = None
+    qa: str = "decode"                   # QA mode of an Opus output (qa.QA_MODES; setting encode_qa)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def _encode_opus(task: EncodeTask, path: Path, source: object, source_sha: str,
     opus_tags.write_opus_comments(tmp, comments)
     # One read: QA walks and decodes these bytes, and they are what is hashed.
     data, sha = _read_hash_and_sync(tmp)
-    qa.check_opus(tmp, pcm, data)
+    qa.check_opus(tmp, pcm, data, mode=task.qa)
     return pcm, sha, len(data)
 
 

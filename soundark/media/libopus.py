@@ -81,7 +81,7 @@ class OpusEncoder:
                                         _MAX_PACKET)
         if n < 0:
             raise EnvironmentProblem("libopus", f"refused the audio (error {n})")
-        return self._packet.raw[:n]
+        return ctypes.string_at(self._packet, n)  # one copy of n bytes (.raw[:n] made two)
 
     def close(self) -> None:
         if self._enc:
@@ -118,6 +118,8 @@ def _declare(lib: Any) -> None:
     lib.opus_decode_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
                                       ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+    lib.opus_packet_get_nb_samples.restype = ctypes.c_int
+    lib.opus_packet_get_nb_samples.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
     lib.opus_encoder_create.restype = ctypes.c_void_p
     lib.opus_encoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int,
                                         ctypes.POINTER(ctypes.c_int)]
