@@ -12,7 +12,7 @@ published bags verifying. `SOUNDARK_KILL=long` tries 20 points per stage instead
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,56 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from soundark.media.synth import SourceTags, Voice, make_file, tiny_jpeg
+from soundark.preserve.verify import verify_path
 
 from helpers import kill
-
-DATA = Path(__file__).parent / "data" / "musicbrainz"
-CATALOG_ROWS = 200_000 if kill.LONG else 20_000
-HELD = 8  # real audio files, 1 s each
-FORMATS = ("flac", "mp3", "ogg", "wav")
-SETTINGS = """\
-release_date = "2024-05-01"
-target_size = "40KB"
-parity_overhead = 0.2
-workers = 2
-lock_wait_seconds = 0.5
-"""
-
-
-def isrc(i: int) -> str:
-    return f"QZKIL26{i:05d}"
-
-
-def build_library(folder: Path) -> None:
-    """Tagged audio on two albums with covers, catalog rows, MusicBrainz lines and listens."""
-    music = folder / "music"
-    for i in range(HELD):
-        album = f"Album {i % 2}"
-        tags = SourceTags(title=f"Song {i}", artists=[f"Artist {i % 3}"], album=album,
-                          album_artist="Kill Test", track_number=i // 2 + 1, date="2020-01-01",
-                          isrc=isrc(i), license="cc-by-4.0",
-                          art=tiny_jpeg((40 + 100 * (i % 2), 80, 160), 32))
-        (music / album).mkdir(parents=True, exist_ok=True)
-        make_file(music / album / f"{i:02d}", FORMATS[i % 4], 1.0, tags=tags,
-                  voice=Voice(notes=tuple(55 + (i * 5 + k * 3) % 24 for k in range(4)), seed=i, noise=0.01))
-    with open(folder / "rows.jsonl", "w", encoding="utf-8") as f:
-        for i in range(CATALOG_ROWS):
-            f.write(json.dumps({"title": f"Song {i}", "artists": [f"Artist {i % 3}" if i < HELD else f"Band {i % 997}"],
-                                "album": f"Album {i % 2}" if i < HELD else f"Record {i // 12}",
-                                "isrc": isrc(i), "duration_ms": 1000 if i < HELD else 180_000 + i,
-                                "rights": "cc-by-4.0"}) + "\n")
-    # the real MusicBrainz recording (tests/data/musicbrainz), as dump lines with their own ids
-    real = json.loads((DATA / "recording_trimmed.json").read_text())
-    with open(folder / "mb.jsonl", "w", encoding="utf-8") as f:
-        for i in range(3000):
-            line = dict(real, id=f"00000000-0000-4000-8000-{i:012d}", title=f"Song {i}", isrcs=[isrc(i)])
-            f.write(json.dumps(line) + "\n")
-    with open(folder / "listens.csv", "w", encoding="utf-8") as f:
-        f.write("isrc,total_listen_count,total_user_count\n")
-        for i in range(5000):
-            f.write(f"{isrc(i)},{100_000 // (i + 1) + 1},{i % 50 + 1}\n")
-
+from helpers.kill_library import SETTINGS, build_library
 
 @dataclass(frozen=True)
 class Stage:
@@ -175,6 +129,60 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, st
         assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
         assert not kill.problems(chain.root), f"{where}: {kill.problems(chain.root)}"
         if any((chain.root / "releases").glob("*/bagit.txt")) and not stage.reader:
-            v = kill.run(["verify", str(chain.root), "--json"], chain.root)
-            assert v.returncode == 0, f"{where}: verify after the rerun: {v.stdout[-2000:]}"
+            verified = verify_path(chain.root)  # in this process: one start-up less per kill
+            assert verified.ok, f"{where}: verify after the rerun: {verified.problems[:5]}"
     assert killed >= len(kill.points(stage.name, base.ticks)) - 1, "the kills missed the work"
+
+
+# Two runs of one stage at once (encode's two runs sharing by leases: tests/test_encode_jobs.py).
+CONCURRENT = ("import-catalog", "import-musicbrainz", "import-listens", "plan", "release-metadata",
+              "release-art")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONCURRENT)
+def test_two_runs_at_once_the_second_waits_and_nothing_doubles(chain: Chain, name: str) -> None:
+    stage = next(s for s in STAGES if s.name == name)
+    base = chain.baselines[name]
+    kill.copy_archive(base.before, chain.root)
+    runs = [subprocess.Popen([sys.executable, "-m", "soundark", *chain.args(stage)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], [err for _, err in outs]
+    got = kill.snapshot(chain.root)
+    assert got == base.after, kill.diff(base.after, got)
+    assert not kill.problems(chain.root)
+
+
+REFUSAL = re.compile(r"^error: (?P<root>.+): another soundark process \(pid (?P<pid>\d+), "
+                     r"`soundark test`, since \d\d:\d\d:\d\d\) is writing this archive; "
+                     r"wait for it or stop it$")
+
+
+@pytest.mark.parametrize("command", [
+    ("import", "catalog", "{lib}/rows.jsonl"),
+    ("import", "musicbrainz", "{lib}/mb.jsonl"),
+    ("release", "metadata"),
+    ("release", "art"),
+    ("release", "audio"),
+], ids=" ".join)
+def test_a_second_writer_refuses_with_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    root = tmp_path / "a"
+    assert subprocess.run([sys.executable, "-m", "soundark", "init", str(root)], capture_output=True).returncode == 0
+    (root / "soundark.toml").write_text("lock_wait_seconds = 0.2\n")
+    (tmp_path / "rows.jsonl").write_text('{"title": "A", "artists": ["B"], "isrc": "QZKIL2600001"}\n')
+    (tmp_path / "mb.jsonl").write_text("")
+    code = (f"import time\nfrom soundark.lock import ArchiveLock\nArchiveLock({str(root)!r}, 'soundark test')"
+            ".acquire()\nprint('locked', flush=True)\ntime.sleep(300)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = kill.snapshot(root)
+        r = subprocess.run([sys.executable, "-m", "soundark", *[c.format(lib=tmp_path) for c in command],
+                            "-a", str(root)], capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert r.returncode == 1 and REFUSAL.match(r.stderr.strip()), r.stderr
+    assert kill.snapshot(root) == before  # the refused run changed nothing
