@@ -101,7 +101,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
 def rerun_until_done(args: list[str], root: Path) -> int:
     """The same command again until it exits 0 (a killed run's leftovers may cost one more)."""
     for attempt in range(1, 4):
-        r = kill.run(args, root)
+        r = kill.run(args)
         if r.returncode == 0:
             return attempt
     raise AssertionError(f"soundark {' '.join(args)} still fails after a kill: {r.stderr}")
@@ -116,14 +116,14 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, st
     for point in kill.points(stage.name, base.ticks):
         kill.copy_archive(base.before, chain.root)
         if point.kind == "tick":
-            r = kill.run(args, chain.root, kill_at=int(point.value))
+            r = kill.run(args, kill_at=int(point.value))
         else:
             r = kill.run(args, chain.root, kill_after=point.value * base.seconds)
         where = f"{stage.name} killed at {point}"
-        if r.returncode == -9:
-            killed += 1
-        else:  # a timed kill can miss a run that finished early; it must then have succeeded
-            assert point.kind == "time" and r.returncode == 0, f"{where}: exit {r.returncode}: {r.stderr}"
+        # a point can miss: a timed kill a run that finished early, a tick a run that took fewer
+        # steps (encode commits as its workers finish); the run must then have succeeded
+        assert r.returncode in (-9, 0), f"{where}: exit {r.returncode}: {r.stderr}"
+        killed += r.returncode == -9
         rerun_until_done(args, chain.root)
         got = kill.snapshot(chain.root)
         assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"

@@ -15,7 +15,7 @@ from soundark.media.synth import SourceTags, Voice, make_file, tiny_jpeg
 from helpers.kill import LONG
 
 DATA = Path(__file__).parent.parent / "data" / "musicbrainz"
-CATALOG_ROWS = 200_000 if LONG else 20_000
+CATALOG_ROWS = 200_000 if LONG else 10_000
 HELD = 8  # real audio files, 1 s each
 FORMATS = ("flac", "mp3", "ogg", "wav")
 SETTINGS = """\
