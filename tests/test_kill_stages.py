@@ -25,6 +25,7 @@ from soundark.preserve.verify import verify_path
 from helpers import kill
 from helpers.kill_library import SETTINGS, build_library
 
+
 @dataclass(frozen=True)
 class Stage:
     name: str
