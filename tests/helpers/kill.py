@@ -234,3 +234,29 @@ def diff(expected: dict, got: dict) -> str:
             lines.append(f"catalog {table}: {len(ea.get(table, []))} vs {len(ga.get(table, []))} rows; "
                          f"only expected {sorted(a - b, key=repr)[:2]}, only got {sorted(b - a, key=repr)[:2]}")
     return "\n".join(lines[:20])
+
+
+def torn(root: Path) -> list[str]:
+    """What a kill must never leave visible, even before the rerun: a store or art file whose
+    bytes are not the sha256 its name promises, or a bag in releases/ (not dot-named) that is
+    incomplete: no bagit.txt, or a manifest line whose file is missing or differs."""
+    bad = []
+    for name in ("store", "art"):
+        folder = root / name
+        for p in folder.rglob("*") if folder.exists() else ():
+            if p.is_file() and not p.name.startswith(".") and p.name.split(".")[0] != _sha(p):
+                bad.append(f"{p.relative_to(root)}: bytes differ from the name")
+    releases = root / "releases"
+    for bag in sorted(releases.iterdir()) if releases.exists() else ():
+        if not bag.is_dir() or bag.name.startswith(".") or bag.name == "torrents":
+            continue
+        manifest = bag / "manifest-sha256.txt"
+        if not (bag / "bagit.txt").is_file() or not manifest.is_file():
+            bad.append(f"releases/{bag.name}: an incomplete bag")
+            continue
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            digest, _, rel = line.partition("  ")
+            f = bag / rel
+            if not f.is_file() or _sha(f) != digest:
+                bad.append(f"releases/{bag.name}/{rel}: missing or differs from the manifest")
+    return bad
