@@ -54,6 +54,7 @@ def test_fetch_killed_anywhere_then_rerun_gets_the_same_release(tmp_path: Path) 
                 if again.returncode == 0:
                     break
             assert again.returncode == 0, f"fetch killed at {point}, rerun: {again.stderr}"
+            print(f"kill fetch at {point}: {'killed' if r.returncode == -9 else 'missed'}")
             assert kill.tree(dl / "rel-0001") == expected, f"fetch killed at {point}"
             assert sorted(p.name for p in dl.iterdir()) == sorted(p.name for p in first.iterdir())
             assert verify_path(dl / "rel-0001").ok

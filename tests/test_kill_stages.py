@@ -127,7 +127,8 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, st
         killed += r.returncode == -9
         if stage.name != "repair":  # repair's input is a damaged bag
             assert not kill.torn(chain.root), f"{where}: {kill.torn(chain.root)}"
-        rerun_until_done(args, chain.root)
+        reruns = rerun_until_done(args, chain.root)
+        print(f"kill {stage.name} at {point}: {'killed' if r.returncode == -9 else 'missed'}, {reruns} rerun(s)")
         got = kill.snapshot(chain.root)
         assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
         assert not kill.problems(chain.root), f"{where}: {kill.problems(chain.root)}"
