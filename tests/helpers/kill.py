@@ -197,7 +197,7 @@ def snapshot(root: Path) -> dict:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Partial or temporary files visible in store/, art/ or releases/ (dot-named ones included:
+    """Partial or temporary files in store/, art/, releases/ or tmp/ (dot-named ones included:
     after a run that finished, `releases/.staging` holds nothing)."""
     bad = []
     for name in ("store", "art", "releases"):
@@ -206,6 +206,8 @@ def leftovers(root: Path) -> list[str]:
             if p.is_file() and (p.name.startswith(".") or p.suffix in (".tmp", ".part", ".restore")
                                 or any(part.startswith(".") for part in p.relative_to(folder).parts)):
                 bad.append(p.relative_to(root).as_posix())
+    # ARCHIVE/tmp is encode's scratch (docs/encode.md): a finished run leaves nothing in it
+    bad += [p.relative_to(root).as_posix() for p in (root / "tmp").rglob("*") if p.is_file()]
     return sorted(bad)
 
 
