@@ -139,8 +139,7 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, st
 
 
 # Two runs of one stage at once (encode's two runs sharing by leases: tests/test_encode_jobs.py).
-CONCURRENT = ("import-catalog", "import-musicbrainz", "import-listens", "plan", "release-metadata",
-              "release-art")
+CONCURRENT = ("import-catalog", "plan", "release-art")
 
 
 @pytest.mark.slow
@@ -163,30 +162,33 @@ REFUSAL = re.compile(r"^error: (?P<root>.+): another soundark process \(pid (?P<
                      r"wait for it or stop it$")
 
 
-@pytest.mark.parametrize("command", [
-    ("import", "catalog", "{lib}/rows.jsonl"),
-    ("import", "musicbrainz", "{lib}/mb.jsonl"),
-    ("release", "metadata"),
-    ("release", "art"),
-    ("release", "audio"),
-], ids=" ".join)
-def test_a_second_writer_refuses_with_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+REFUSED = (("import", "catalog", "{lib}/rows.jsonl"), ("import", "musicbrainz", "{lib}/mb.jsonl"),
+           ("import", "listens", "{lib}/listens.csv"), ("release", "metadata"), ("release", "art"),
+           ("release", "audio"))
+
+
+def test_a_second_writer_refuses_with_one_line(tmp_path: Path) -> None:
+    """The writers tests/test_reliability_writers.py does not try, all at once against one holder."""
     root = tmp_path / "a"
     assert subprocess.run([sys.executable, "-m", "soundark", "init", str(root)], capture_output=True).returncode == 0
     (root / "soundark.toml").write_text("lock_wait_seconds = 0.2\n")
     (tmp_path / "rows.jsonl").write_text('{"title": "A", "artists": ["B"], "isrc": "QZKIL2600001"}\n')
     (tmp_path / "mb.jsonl").write_text("")
+    (tmp_path / "listens.csv").write_text("isrc,total_listen_count\nQZKIL2600001,5\n")
     code = (f"import time\nfrom soundark.lock import ArchiveLock\nArchiveLock({str(root)!r}, 'soundark test')"
             ".acquire()\nprint('locked', flush=True)\ntime.sleep(300)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         before = kill.snapshot(root)
-        r = subprocess.run([sys.executable, "-m", "soundark", *[c.format(lib=tmp_path) for c in command],
-                            "-a", str(root)], capture_output=True, text=True, timeout=120)
+        runs = [subprocess.Popen([sys.executable, "-m", "soundark", *[c.format(lib=tmp_path) for c in command],
+                                  "-a", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for command in REFUSED]
+        outs = [run.communicate(timeout=120) for run in runs]
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
-    assert r.returncode == 1 and REFUSAL.match(r.stderr.strip()), r.stderr
-    assert kill.snapshot(root) == before  # the refused run changed nothing
+    for command, run, (_, err) in zip(REFUSED, runs, outs, strict=True):
+        assert run.returncode == 1 and REFUSAL.match(err.strip()), (command, err)
+    assert kill.snapshot(root) == before  # the refused runs changed nothing
