@@ -33,7 +33,8 @@ from pathlib import Path
 from helpers.signals import opens_file_under
 
 LONG = os.environ.get("SOUNDARK_KILL", "").strip().lower() == "long"
-POINTS = 20 if LONG else 3  # kill points per stage
+# kill points per stage; SOUNDARK_KILL_POINTS=N tries N on the default library (a quick deep run)
+POINTS = int(os.environ.get("SOUNDARK_KILL_POINTS") or (20 if LONG else 3))
 SEED = int(os.environ.get("SOUNDARK_KILL_SEED", "0") or 0)
 
 # Catalog columns whose values legitimately depend on when (or how often) a run happened: run
