@@ -167,6 +167,7 @@ REFUSED = (("import", "catalog", "{lib}/rows.jsonl"), ("import", "musicbrainz", 
            ("release", "audio"))
 
 
+@pytest.mark.slow
 def test_a_second_writer_refuses_with_one_line(tmp_path: Path) -> None:
     """The writers tests/test_reliability_writers.py does not try, all at once against one holder."""
     root = tmp_path / "a"
