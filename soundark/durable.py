@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,10 +79,36 @@ def write_durably(path: Path | str, data: bytes) -> None:
 
 
 def _move(move: Callable[[Path, Path], None], src: Path, dst: Path) -> None:  # os.replace or os.rename
+    kill_point("move")
     try:
         move(src, dst)
     except OSError as e:
         raise EnvironmentProblem(dst, f"cannot move into place: {os_reason(e)}") from e
+    kill_point("moved")
     fsync_dir(dst.parent)
     if src.parent != dst.parent:
         fsync_dir(src.parent)
+
+
+# Test hook for the kill-anywhere suite (tests/helpers/kill.py), off unless its variables are set.
+# Every durable step (a move into place here, a catalog COMMIT in catalog/connection.py) counts
+# two ticks, one just before and one just after. SOUNDARK_KILL_LOG=FILE appends one line per
+# tick; SOUNDARK_KILL_AT=N sends SIGKILL to the whole process group at the N-th tick: the run
+# dies there as in a power cut, its workers with it. Only the group leader counts (the command
+# the harness started in a session of its own), so pool workers never shift the count.
+_KILL_AT = int(os.environ.get("SOUNDARK_KILL_AT") or 0)
+_KILL_LOG = os.environ.get("SOUNDARK_KILL_LOG") or ""
+_ticks = 0
+
+
+def kill_point(what: str) -> None:
+    """Count one durable step (test hook; does nothing unless SOUNDARK_KILL_AT/_LOG is set)."""
+    global _ticks
+    if not (_KILL_AT or _KILL_LOG) or os.getpid() != os.getpgid(0):
+        return
+    _ticks += 1
+    if _KILL_LOG:
+        with open(_KILL_LOG, "a", encoding="utf-8") as log:
+            log.write(f"{_ticks} {what}\n")
+    if _ticks == _KILL_AT:
+        os.killpg(0, signal.SIGKILL)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from soundark.durable import kill_point
 from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, SoundarkError
 
 _HINTS = (  # (words in SQLite's message, what the user should do); first match wins
@@ -74,10 +75,16 @@ class CatalogCursor(sqlite3.Cursor):
 
     def execute(self, sql: str, parameters: Any = (), /) -> CatalogCursor:
         self.connection._stopped = False  # type: ignore[attr-defined]  # made only by CatalogConnection
+        commit = sql.startswith("COMMIT")  # a durable step for the kill-anywhere test hook (durable.py)
+        if commit:
+            kill_point("commit")
         try:
-            return super().execute(sql, parameters)
+            done = super().execute(sql, parameters)
         except sqlite3.Error as e:
             raise self._fail(e) from e
+        if commit:
+            kill_point("committed")
+        return done
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> CatalogCursor:
         self.connection._stopped = False  # type: ignore[attr-defined]

@@ -1,0 +1,198 @@
+"""Kill anywhere (issue 13): every long command SIGKILLed at seeded points, then re-run.
+
+One module-scoped chain of uninterrupted runs builds the archive stage by stage (import catalog,
+import musicbrainz, scan, import listens, plan, encode, release metadata/audio/art, verify,
+repair), keeping a copy of the archive before and after each stage and the number of durable
+steps each took. Each kill test copies the "before" archive to the same path the chain used
+(catalog rows name it), kills the command at its seeded points (tests/helpers/kill.py), re-runs it
+until it exits 0 and requires the archive to equal the uninterrupted run's "after" copy, with a
+sound catalog, no job left running, no temporary file in store/, art/ or releases/, and the
+published bags verifying. `SOUNDARK_KILL=long` tries 20 points per stage instead of 3.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from soundark.preserve.verify import verify_path
+
+from helpers import kill
+from helpers.kill_library import SETTINGS, build_library
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    args: tuple[str, ...]   # {lib} and {root} are filled in
+    reader: bool = False    # writes nothing: the archive stays as it was
+
+
+STAGES = (
+    Stage("import-catalog", ("import", "catalog", "{lib}/rows.jsonl", "-a", "{root}")),
+    Stage("import-musicbrainz", ("import", "musicbrainz", "{lib}/mb.jsonl", "-a", "{root}")),
+    Stage("scan", ("scan", "{lib}/music", "-a", "{root}")),
+    Stage("import-listens", ("import", "listens", "{lib}/listens.csv", "-a", "{root}")),
+    Stage("plan", ("plan", "-a", "{root}")),
+    Stage("encode", ("encode", "-a", "{root}")),
+    Stage("release-metadata", ("release", "metadata", "-a", "{root}")),
+    Stage("release-audio", ("release", "audio", "-a", "{root}")),
+    Stage("release-art", ("release", "art", "-a", "{root}")),
+    Stage("verify", ("verify", "{root}"), reader=True),
+    Stage("repair", ("repair", "{root}")),
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    before: Path
+    after: dict          # kill.snapshot of the uninterrupted run
+    ticks: int
+    seconds: float       # working time: from visibly started to exit
+
+
+@dataclass
+class Chain:
+    lib: Path
+    root: Path           # the one path every run uses
+    baselines: dict[str, Baseline]
+
+    def args(self, stage: Stage) -> list[str]:
+        return [a.format(lib=self.lib, root=self.root) for a in stage.args]
+
+
+def damage(root: Path) -> None:
+    """Bit rot in the first audio bag: one byte flipped (its store copy is the same file)."""
+    bag = sorted(p for p in (root / "releases").glob("*-audio-0001") if p.is_dir())[0]
+    victim = sorted(p for p in (bag / "data").rglob("*") if p.suffix in (".opus", ".mp3", ".ogg"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    base = tmp_path_factory.mktemp("kill")
+    lib, root = base / "lib", base / "archive"
+    build_library(lib)
+    r = subprocess.run([sys.executable, "-m", "soundark", "init", str(root)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (root / "soundark.toml").write_text(SETTINGS)
+    out = Chain(lib, root, {})
+    for stage in STAGES:
+        if stage.name == "repair":
+            damage(root)
+        before = base / f"before-{stage.name}"
+        kill.copy_archive(root, before)
+        log = base / f"ticks-{stage.name}.log"
+        done = kill.run(out.args(stage), root, log=log)
+        assert done.returncode == 0, f"{stage.name}: {done.stderr}"
+        out.baselines[stage.name] = Baseline(before, kill.snapshot(root), kill.count_ticks(log),
+                                             done.seconds - done.started)
+        print(f"{stage.name}: {kill.count_ticks(log)} ticks, {done.seconds:.1f} s "
+              f"(working {done.seconds - done.started:.1f} s)")
+    return out
+
+
+def rerun_until_done(args: list[str], root: Path) -> int:
+    """The same command again until it exits 0 (a killed run's leftovers may cost one more)."""
+    for attempt in range(1, 4):
+        r = kill.run(args)
+        if r.returncode == 0:
+            return attempt
+    raise AssertionError(f"soundark {' '.join(args)} still fails after a kill: {r.stderr}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, stage: Stage) -> None:
+    base = chain.baselines[stage.name]
+    args = chain.args(stage)
+    killed = missed_ticks = 0
+    for point in kill.points(stage.name, base.ticks):
+        kill.copy_archive(base.before, chain.root)
+        if point.kind == "tick":
+            r = kill.run(args, kill_at=int(point.value))
+        else:
+            r = kill.run(args, chain.root, kill_after=point.value * base.seconds)
+        where = f"{stage.name} killed at {point}"
+        # a point can miss: a timed kill a run that finished early, a tick a run that took fewer
+        # steps (encode commits as its workers finish); the run must then have succeeded
+        assert r.returncode in (-9, 0), f"{where}: exit {r.returncode}: {r.stderr}"
+        killed += r.returncode == -9
+        missed_ticks += point.kind == "tick" and r.returncode == 0
+        if stage.name != "repair":  # repair's input is a damaged bag
+            assert not kill.torn(chain.root), f"{where}: {kill.torn(chain.root)}"
+        reruns = rerun_until_done(args, chain.root)
+        print(f"kill {stage.name} at {point}: {'killed' if r.returncode == -9 else 'missed'}, {reruns} rerun(s)")
+        got = kill.snapshot(chain.root)
+        assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
+        assert not kill.problems(chain.root), f"{where}: {kill.problems(chain.root)}"
+        if any((chain.root / "releases").glob("*/bagit.txt")) and not stage.reader:
+            verified = verify_path(chain.root)  # in this process: one start-up less per kill
+            assert verified.ok, f"{where}: verify after the rerun: {verified.problems[:5]}"
+    # a timed point may find a short run finished; a durable step is reached (encode's count
+    # varies by one or two with its workers' timing)
+    assert killed >= 1 and missed_ticks <= 1, f"the kills missed the work: {killed} landed"
+
+
+# Two runs of one stage at once (encode's two runs sharing by leases: tests/test_encode_jobs.py).
+CONCURRENT = ("import-catalog", "plan", "release-art")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONCURRENT)
+def test_two_runs_at_once_the_second_waits_and_nothing_doubles(chain: Chain, name: str) -> None:
+    stage = next(s for s in STAGES if s.name == name)
+    base = chain.baselines[name]
+    kill.copy_archive(base.before, chain.root)
+    runs = [subprocess.Popen([sys.executable, "-m", "soundark", *chain.args(stage)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], [err for _, err in outs]
+    got = kill.snapshot(chain.root)
+    assert got == base.after, kill.diff(base.after, got)
+    assert not kill.problems(chain.root)
+
+
+REFUSAL = re.compile(r"^error: (?P<root>.+): another soundark process \(pid (?P<pid>\d+), "
+                     r"`soundark test`, since \d\d:\d\d:\d\d\) is writing this archive; "
+                     r"wait for it or stop it$")
+
+
+REFUSED = (("import", "catalog", "{lib}/rows.jsonl"), ("import", "musicbrainz", "{lib}/mb.jsonl"),
+           ("import", "listens", "{lib}/listens.csv"), ("release", "metadata"), ("release", "art"),
+           ("release", "audio"))
+
+
+@pytest.mark.slow
+def test_a_second_writer_refuses_with_one_line(tmp_path: Path) -> None:
+    """The writers tests/test_reliability_writers.py does not try, all at once against one holder."""
+    root = tmp_path / "a"
+    assert subprocess.run([sys.executable, "-m", "soundark", "init", str(root)], capture_output=True).returncode == 0
+    (root / "soundark.toml").write_text("lock_wait_seconds = 0.2\n")
+    (tmp_path / "rows.jsonl").write_text('{"title": "A", "artists": ["B"], "isrc": "QZKIL2600001"}\n')
+    (tmp_path / "mb.jsonl").write_text("")
+    (tmp_path / "listens.csv").write_text("isrc,total_listen_count\nQZKIL2600001,5\n")
+    code = (f"import time\nfrom soundark.lock import ArchiveLock\nArchiveLock({str(root)!r}, 'soundark test')"
+            ".acquire()\nprint('locked', flush=True)\ntime.sleep(300)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = kill.snapshot(root)
+        runs = [subprocess.Popen([sys.executable, "-m", "soundark", *[c.format(lib=tmp_path) for c in command],
+                                  "-a", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for command in REFUSED]
+        outs = [run.communicate(timeout=120) for run in runs]
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    for command, run, (_, err) in zip(REFUSED, runs, outs, strict=True):
+        assert run.returncode == 1 and REFUSAL.match(err.strip()), (command, err)
+    assert kill.snapshot(root) == before  # the refused runs changed nothing
