@@ -7,12 +7,14 @@ on purpose: ``"a phrase"`` in double quotes, a trailing ``*`` on a word for a pr
 search, and ``-word`` to exclude a word. An ISRC (with or without dashes) finds
 the recording that carries it, as its own ISRC or as an alias (``isrc_alias``).
 
-Two indexes answer: words go to ``recording_fts`` (unicode61: case and accents
+Three indexes answer: words go to ``recording_fts`` (unicode61: case and accents
 ignored). A word in a script written without spaces (CJK, kana, Thai...) is one
 token there for a whole run of text, so such a word is searched as a substring:
 through ``recording_trigram`` (migration 0010) when it has 3 characters or more,
-else by ``instr`` over the rows the other terms found (or a scan of the rows
-holding such a script, stopped at CANDIDATES hits).
+else through ``recording_gram`` (migration 0011: every 1-2 character substring of
+such a script, lower-cased as ``lower()`` does, per recording): one B-tree seek, in
+recording id order. When another term drives, a short word filters its rows by
+``instr``, which finds the same recordings.
 
 Cost is bounded whatever the catalog's size: the first CANDIDATES hits are read
 with their rows and ranked here, by where the words occur (title, then artists,
@@ -152,7 +154,7 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
     short = [t.words[0] for t in terms if t.prefix and len(t.words[0]) < MIN_PREFIX]
     if short:
         raise BadInput("query", f"{short[0]}*: a prefix needs at least {MIN_PREFIX} letters before the *")
-    sql, params = _candidates_sql(terms, terms_of)
+    sql, params = _candidates_sql(terms, terms_of, _has_grams(catalog))
     if not sql:
         return Matches([], 0, False)
     rows = catalog.execute(sql, params).fetchall()
@@ -179,12 +181,19 @@ def _by_isrc(catalog: Catalog, code: str) -> list[Any]:
         (code,)).fetchall()
 
 
-def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None) -> tuple[str, list]:
+def _has_grams(catalog: Catalog) -> bool:
+    """False for a catalog read-only opened before migration 0011 made recording_gram."""
+    return catalog.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recording_gram'"
+                           ).fetchone() is not None
+
+
+def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None,
+                    grams: bool = True) -> tuple[str, list]:
     """One SELECT of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
 
-    The first index with a wanted term drives (words, else trigrams, else a scan of the rows
-    with a script written without spaces: the trigram index's document list); the other terms
-    filter the rows it yields, so LIMIT stops the whole statement early.
+    The first index with a wanted term drives (words, else trigrams, else the 1-2 character
+    substrings of recording_gram); the other terms filter the rows it yields, so LIMIT stops
+    the whole statement early.
     """
     words = [t for t in terms if not t.substring]
     tri = [t for t in terms if t.substring and len(t.words[0]) >= MIN_TRIGRAM]
@@ -203,8 +212,13 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | No
     elif tri_query:
         driver, tri_query = "SELECT rowid AS rid FROM recording_trigram WHERE recording_trigram MATCH ?", ""
         params.append(_fts_expression(_wanted(tri), _excluded(tri)))
-    else:  # only 1-2 character substrings: scan the rows the trigram index holds (few percent)
+    elif not grams:  # an older catalog: scan the rows the trigram index holds (few percent)
         driver = "SELECT id AS rid FROM recording_trigram_docsize"
+    else:  # only 1-2 character substrings: the longest one (fewer recordings hold it) drives
+        lead = max(_wanted(short), key=lambda t: len(t.words[0]))
+        short = [t for t in short if t is not lead]
+        driver = "SELECT recording_id AS rid FROM recording_gram WHERE gram = ?"
+        params.append(lead.words[0])
     if tri_query:
         where.append("r.id IN (SELECT rowid FROM recording_trigram WHERE recording_trigram MATCH ?)")
         params.append(tri_query)
