@@ -65,7 +65,7 @@ SELECT substr(t.s, p.key + 1, w.value), t.id
 FROM (SELECT id, lower(title || ' ' || artist || ' ' || album) AS s FROM recording_nospace WHERE id > ?) AS t,
      json_each('[' || replace(hex(zeroblob(length(t.s) - 1)), '00', '0,') || '0]') AS p,
      json_each('[1,2]') AS w
-WHERE substr(t.s, p.key + 1, w.value) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
+WHERE substr(t.s, p.key + 1, w.value) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
   AND instr(substr(t.s, p.key + 1, w.value), ' ') = 0
 ORDER BY 1, 2"""
 _ALL = -(1 << 63)
