@@ -503,7 +503,20 @@ def main() -> None:
                     help="folder for the data (default: a temp folder); each finished size leaves its "
                          "result-N.json there, reused by the next run instead of measuring that size again")
     ap.add_argument("--keep", action="store_true", help="keep each size's archive")
+    ap.add_argument("--search-only", type=Path, metavar="ARCHIVE", default=None,
+                    help="only time the search query mix over this archive's catalog (one made by "
+                         "catalog_gen.py rows and `soundark import catalog`); needs --albums")
+    ap.add_argument("--albums", type=int, default=None,
+                    help="with --search-only: the albums of those rows (catalog_gen's `next album`)")
     args = ap.parse_args()
+    if args.search_only:
+        if not args.albums:
+            raise SystemExit("--search-only needs --albums (catalog_gen.py prints `next album N`)")
+        with tempfile.TemporaryDirectory(prefix="soundark-bench-search-") as tmp:
+            out = search(args.search_only, query_mix(CatalogGenerator(args.seed), args.albums, 300, seed=7),
+                         Path(tmp))
+        print(json.dumps({"benchmark": "catalog_search", **out}, ensure_ascii=False))
+        return
     sizes = sorted(parse_size(s) for s in args.sizes.split(","))
     args.cli_sizes = {parse_size(s) for s in args.cli_sizes.split(",")} if args.cli_sizes else {sizes[0]}
     if shutil.which("sqlite3") is None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from soundark.catalog import deferred, open_catalog
 from soundark.catalog.importers.tabular import import_catalog_file
-from soundark.catalog.search import CANDIDATES, NOSPACE, _candidates_sql, find, parse
+from soundark.catalog.search import CANDIDATES, NOSPACE, _candidates_sql, _gram_counter, find, parse
 
 # ideographs, kana, half-width katakana, Thai, a plane-2 ideograph; Latin in both cases, an
 # accented capital (SQLite's lower() leaves it), spaces and punctuation between runs
@@ -56,7 +56,7 @@ def add(conn, texts: list[tuple[str, str, str]], start: int = 0) -> None:
 
 
 def candidates(cat, query: str, grams: bool) -> list:
-    sql, params = _candidates_sql(parse(query), None, grams)
+    sql, params = _candidates_sql(parse(query), None, _gram_counter(cat) if grams else None)
     return sorted(tuple(r) for r in cat.execute(sql, params).fetchall()) if sql else []
 
 
@@ -99,8 +99,16 @@ def test_a_common_word_is_capped_on_the_same_candidates(cjk):
     assert found.capped and found.total == CANDIDATES
 
 
+def test_the_rarest_of_several_short_words_drives(cjk):
+    with cjk.transaction() as conn:
+        add(conn, [(f"愛の歌 {i}", "Band", "北" if i == 7 else "") for i in range(50)])
+    sql, params = _candidates_sql(parse("の 北 歌"), None, _gram_counter(cjk))
+    assert params[0] == "北"
+    assert [h.title for h in find(cjk, "の 北 歌").hits] == ["愛の歌 7"]
+
+
 def test_a_short_word_is_one_index_seek(cjk):
-    sql, params = _candidates_sql(parse("北京"), None, True)
+    sql, params = _candidates_sql(parse("北京"), None, _gram_counter(cjk))
     plan = " ".join(r[3] for r in cjk.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "SEARCH recording_gram USING PRIMARY KEY (gram=?)" in plan and "SCAN" not in plan
 
