@@ -46,7 +46,7 @@ MAX_EXPANSION = 256  # a prefix* is rewritten as an OR of at most this many word
 MIN_TRIGRAM = 3  # FTS5's trigram tokenizer cannot match fewer characters
 GRAM_PEEK = 5000  # enough recordings of a 1-2 character word counted to tell the rarest of several
 # Scripts written without spaces: kana + CJK (U+3040-9FFF: ideographs, ext. A, symbols; planes 2-3),
-# half-width katakana, Thai + Lao, Myanmar, Khmer. Migration 0010's GLOB class lists the same.
+# half-width katakana, Thai + Lao, Myanmar, Khmer. The GLOB classes of migrations 0010, 0011 list the same.
 NOSPACE = "぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿"
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -155,7 +155,8 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
     short = [t.words[0] for t in terms if t.prefix and len(t.words[0]) < MIN_PREFIX]
     if short:
         raise BadInput("query", f"{short[0]}*: a prefix needs at least {MIN_PREFIX} letters before the *")
-    sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog))
+    shorts = any(t.substring and len(t.words[0]) < MIN_TRIGRAM for t in terms)
+    sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None)
     if not sql:
         return Matches([], 0, False)
     rows = catalog.execute(sql, params).fetchall()
