@@ -48,7 +48,7 @@ WHEN NOT EXISTS (SELECT 1 FROM fts_deferred)
  AND (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*' BEGIN
     INSERT OR IGNORE INTO recording_gram(gram, recording_id)
     SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
-    FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s) AS t CROSS JOIN
+    FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s LIMIT -1) AS t CROSS JOIN
          json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
     WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
       AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0;
@@ -61,7 +61,8 @@ _INDEX_TRIGRAMS = ("INSERT INTO recording_trigram(rowid, title, artist, album)"
 # Migration 0011's substrings of the recordings above an id, in key order: a B-tree filled in order.
 _INDEX_GRAMS = """INSERT OR IGNORE INTO recording_gram(gram, recording_id)
 SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
-FROM (SELECT id, lower(title || ' ' || artist || ' ' || album) AS s FROM recording_nospace WHERE id > ?) AS t CROSS JOIN
+FROM (SELECT id, lower(title || ' ' || artist || ' ' || album) AS s FROM recording_nospace
+      WHERE id > ? LIMIT -1) AS t CROSS JOIN
      json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
 WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
   AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0

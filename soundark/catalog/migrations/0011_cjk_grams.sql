@@ -10,7 +10,9 @@
 -- B-tree seek. The substrings are made in plain SQL a trigger may run (no CTE, no application
 -- function), so the sqlite3 CLI and other tools keep the table right: json_each over an array of
 -- 2 * length(s) zeros yields keys k = 0, 1, ...; k names the substring at k / 2 of k % 2 + 1
--- characters (one table-valued function, not two joined: half the cost). The class in the last GLOB is
+-- characters (one table-valued function, not two joined: half the cost). `LIMIT -1` keeps the
+-- subquery t from being flattened, which would compute lower(...) again for every substring
+-- (a third of the cost). The class in the last GLOB is
 -- soundark/catalog/search.py NOSPACE (a test checks); the first, one-range GLOB spares most rows.
 -- soundark/catalog/deferred.py INSERT_TRIGGERS holds recording_gram_ai word for word, and builds
 -- the table the same way after a bulk import.
@@ -24,7 +26,7 @@ CREATE TABLE recording_gram (
 INSERT OR IGNORE INTO recording_gram(gram, recording_id)
 SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
 FROM (SELECT id, lower(title || ' ' || artist || ' ' || album) AS s FROM recording_nospace
-      WHERE NOT EXISTS (SELECT 1 FROM fts_deferred WHERE upto IS NULL OR id > upto)) AS t CROSS JOIN
+      WHERE NOT EXISTS (SELECT 1 FROM fts_deferred WHERE upto IS NULL OR id > upto) LIMIT -1) AS t CROSS JOIN
      json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
 WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
   AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0
@@ -35,7 +37,7 @@ WHEN NOT EXISTS (SELECT 1 FROM fts_deferred)
  AND (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*' BEGIN
     INSERT OR IGNORE INTO recording_gram(gram, recording_id)
     SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
-    FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s) AS t CROSS JOIN
+    FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s LIMIT -1) AS t CROSS JOIN
          json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
     WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
       AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0;
@@ -46,7 +48,7 @@ WHEN NOT EXISTS (SELECT 1 FROM fts_deferred WHERE upto IS NULL OR old.id > upto)
  AND (old.title || ' ' || old.artist || ' ' || old.album) GLOB '*[฀-𯿿]*' BEGIN
     DELETE FROM recording_gram WHERE recording_id = old.id AND gram IN (
         SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1)
-        FROM (SELECT lower(old.title || ' ' || old.artist || ' ' || old.album) AS s) AS t CROSS JOIN
+        FROM (SELECT lower(old.title || ' ' || old.artist || ' ' || old.album) AS s LIMIT -1) AS t CROSS JOIN
              json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p);
 END;
 CREATE TRIGGER recording_gram_au AFTER UPDATE OF title, artist, album ON recording
@@ -54,12 +56,12 @@ WHEN NOT EXISTS (SELECT 1 FROM fts_deferred WHERE upto IS NULL OR old.id > upto)
     DELETE FROM recording_gram WHERE recording_id = old.id AND gram IN (
         SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1)
         FROM (SELECT lower(old.title || ' ' || old.artist || ' ' || old.album) AS s
-              WHERE (old.title || ' ' || old.artist || ' ' || old.album) GLOB '*[฀-𯿿]*') AS t CROSS JOIN
+              WHERE (old.title || ' ' || old.artist || ' ' || old.album) GLOB '*[฀-𯿿]*' LIMIT -1) AS t CROSS JOIN
              json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p);
     INSERT OR IGNORE INTO recording_gram(gram, recording_id)
     SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
     FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s
-          WHERE (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*') AS t CROSS JOIN
+          WHERE (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*' LIMIT -1) AS t CROSS JOIN
          json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
     WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
       AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0;
