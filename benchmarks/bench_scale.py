@@ -30,6 +30,10 @@ the sqlite3 CLI's rows/s, "unit": "rows/s", "ratio", "floor": 1.0, "sizes": {...
 
     python benchmarks/bench_scale.py                      # 1M and 3M rows
     python benchmarks/bench_scale.py --sizes 1M,10M,50M --work /big/disk/folder
+    python benchmarks/bench_scale.py --search-only ARCHIVE --albums N   # step 3 alone, one JSON line
+
+--search-only times step 3 alone over an archive imported beforehand from catalog_gen.py rows
+(N: the `next album` catalog_gen printed), e.g. the same catalog before and after a migration.
 """
 
 from __future__ import annotations
