@@ -190,3 +190,19 @@ def test_an_older_read_only_catalog_is_still_searched(tmp_path):
     raw.close()
     with open_catalog(tmp_path / "c.sqlite3", readonly=True) as cat:
         assert {h.title for h in find(cat, "北京 -東京").hits} == {"我爱北京天安门"}
+
+
+def test_the_migration_leaves_a_killed_imports_rows_to_its_finish(tmp_path, monkeypatch):
+    from soundark.catalog import store
+
+    every = store.migrations()
+    monkeypatch.setattr(store, "migrations", lambda: [m for m in every if m.name != "cjk_grams"])
+    with open_catalog(tmp_path / "c.sqlite3") as cat:
+        with cat.transaction() as conn:
+            add(conn, SAMPLE[:3])
+            deferred.begin_fresh_load(conn)  # an import killed after this batch: its row stays
+            add(conn, SAMPLE[3:] + SAMPLE, start=10)
+    monkeypatch.setattr(store, "migrations", lambda: every)
+    with open_catalog(tmp_path / "c.sqlite3") as cat:  # migrates, then finishes the import's indexing
+        assert cat.scalar("SELECT count(*) FROM fts_deferred") == 0
+        assert grams_table(cat.conn) == grams_from_text(cat.conn)
