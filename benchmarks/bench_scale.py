@@ -30,6 +30,10 @@ the sqlite3 CLI's rows/s, "unit": "rows/s", "ratio", "floor": 1.0, "sizes": {...
 
     python benchmarks/bench_scale.py                      # 1M and 3M rows
     python benchmarks/bench_scale.py --sizes 1M,10M,50M --work /big/disk/folder
+    python benchmarks/bench_scale.py --search-only ARCHIVE --albums N   # step 3 alone, one JSON line
+
+--search-only times step 3 alone over an archive imported beforehand from catalog_gen.py rows
+(N: the `next album` catalog_gen printed), e.g. the same catalog before and after a migration.
 """
 
 from __future__ import annotations
@@ -100,14 +104,14 @@ def child_search(db: Path, queries_file: Path) -> None:
     for (kind, _), ms in zip(mix, times):
         by_kind.setdefault(kind, []).append(ms)
     slowest = sorted(zip(times, (q for _, q in mix)), reverse=True)[:5]
-    indexed = [ms for (kind, _), ms in zip(mix, times) if kind != SCAN_KIND]  # answered from an index
+    indexed = [ms for (kind, _), ms in zip(mix, times) if kind != SCAN_KIND]  # all but those (a scan before 0011)
     print(json.dumps({**percentiles(times), "queries": len(times), "found": hits,
                       "p95_ms_indexed": percentiles(indexed)["p95_ms"] if indexed else None,
                       "by_kind": {k: {**percentiles(v), "queries": len(v)} for k, v in sorted(by_kind.items())},
                       "slowest": [[round(t, 1), q] for t, q in slowest]}, ensure_ascii=False))
 
 
-SCAN_KIND = "CJK word of 1-2 characters (a scan)"
+SCAN_KIND = "CJK word of 1-2 characters (grams)"  # a scan until migration 0011
 
 
 def kind_of(query: str) -> str:
@@ -503,7 +507,20 @@ def main() -> None:
                     help="folder for the data (default: a temp folder); each finished size leaves its "
                          "result-N.json there, reused by the next run instead of measuring that size again")
     ap.add_argument("--keep", action="store_true", help="keep each size's archive")
+    ap.add_argument("--search-only", type=Path, metavar="ARCHIVE", default=None,
+                    help="only time the search query mix over this archive's catalog (one made by "
+                         "catalog_gen.py rows and `soundark import catalog`); needs --albums")
+    ap.add_argument("--albums", type=int, default=None,
+                    help="with --search-only: the albums of those rows (catalog_gen's `next album`)")
     args = ap.parse_args()
+    if args.search_only:
+        if not args.albums:
+            raise SystemExit("--search-only needs --albums (catalog_gen.py prints `next album N`)")
+        with tempfile.TemporaryDirectory(prefix="soundark-bench-search-") as tmp:
+            out = search(args.search_only, query_mix(CatalogGenerator(args.seed), args.albums, 300, seed=7),
+                         Path(tmp))
+        print(json.dumps({"benchmark": "catalog_search", **out}, ensure_ascii=False))
+        return
     sizes = sorted(parse_size(s) for s in args.sizes.split(","))
     args.cli_sizes = {parse_size(s) for s in args.cli_sizes.split(",")} if args.cli_sizes else {sizes[0]}
     if shutil.which("sqlite3") is None:

@@ -150,3 +150,22 @@ def test_bench_scale_runs_end_to_end_on_a_tiny_catalog(tmp_path):
     assert set(out["floors"]) >= {"search_p95_ms", "web_p95_ms", "plan_s", "disk_gb_at_50M",
                                   "memory_flat_but_plan"}
     assert (tmp_path / "result-2000.json").exists() and not (tmp_path / "n2000").exists()
+
+
+def test_bench_scale_times_search_alone_on_a_catalog_it_is_given(gen, tmp_path):
+    from soundark.catalog import open_catalog
+    from soundark.catalog.importers.tabular import import_catalog_file
+
+    rows = tmp_path / "rows.jsonl"
+    albums = gen.write(3000, rows)  # the next album number: the albums the rows hold
+    (tmp_path / "a").mkdir()
+    with open_catalog(tmp_path / "a" / "catalog.sqlite3") as cat:
+        import_catalog_file(cat, rows)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH.parent),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_scale.py"), "--search-only", str(tmp_path / "a"),
+                           "--albums", str(albums)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["benchmark"] == "catalog_search" and out["queries"] == 300
+    assert out["found"] >= 0.8 * out["queries"] and "CJK word of 1-2 characters (grams)" in out["by_kind"]

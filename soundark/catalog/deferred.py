@@ -1,7 +1,7 @@
-"""Index work deferred by a fresh bulk import, finished once (migrations 0005 and 0010).
+"""Index work deferred by a fresh bulk import, finished once (migrations 0005, 0010 and 0011).
 
 A bulk import into an empty or near-empty catalog loads its batches without
-updating the search indexes (``recording_fts``, ``recording_trigram``) or the
+updating the search indexes (``recording_fts``, ``recording_trigram``, ``recording_gram``) or the
 secondary indexes the import itself never reads (DEFERRED_INDEXES), then builds
 them once at the end: an index built over sorted, finished tables costs a
 fraction of the same index grown one random key at a time.
@@ -27,7 +27,7 @@ DEFERRED_INDEXES = {
 # Dropped too while a fresh import matches in memory (importers/_fresh.py), which never reads it.
 MATCH_INDEX = {"recording_match": "CREATE INDEX IF NOT EXISTS recording_match ON recording(match_key)"
                                   " WHERE match_key != ''"}
-# The insert triggers of migrations 0005 and 0010, word for word. While fts_deferred holds its row
+# The insert triggers of migrations 0005, 0010 and 0011, word for word. While fts_deferred holds its row
 # they do nothing but look at it, once per inserted recording (a quarter of the cost of inserting
 # one): an in-memory fresh import drops them and finish_in puts them back.
 # tests/test_import_fresh.py checks these equal what the migrations made.
@@ -43,17 +43,38 @@ WHEN NOT EXISTS (SELECT 1 FROM fts_deferred)
      GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*' BEGIN
     INSERT INTO recording_trigram(rowid, title, artist, album) VALUES (new.id, new.title, new.artist, new.album);
 END""",
+    "recording_gram_ai": """CREATE TRIGGER recording_gram_ai AFTER INSERT ON recording
+WHEN NOT EXISTS (SELECT 1 FROM fts_deferred)
+ AND (new.title || ' ' || new.artist || ' ' || new.album) GLOB '*[฀-𯿿]*' BEGIN
+    INSERT OR IGNORE INTO recording_gram(gram, recording_id)
+    SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
+    FROM (SELECT new.id AS id, lower(new.title || ' ' || new.artist || ' ' || new.album) AS s LIMIT -1) AS t CROSS JOIN
+         json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
+    WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
+      AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0;
+END""",
 }
 _INDEX_WORDS = ("INSERT INTO recording_fts(rowid, title, artist, album)"
                 " SELECT id, title, artist, album FROM recording WHERE id > ?")
 _INDEX_TRIGRAMS = ("INSERT INTO recording_trigram(rowid, title, artist, album)"
                    " SELECT id, title, artist, album FROM recording_nospace WHERE id > ?")
+# Migration 0011's substrings of the recordings above an id, in key order: a B-tree filled in order.
+_INDEX_GRAMS = """INSERT OR IGNORE INTO recording_gram(gram, recording_id)
+SELECT substr(t.s, p.key / 2 + 1, p.key % 2 + 1), t.id
+FROM (SELECT id, lower(title || ' ' || artist || ' ' || album) AS s FROM recording_nospace
+      WHERE id > ? LIMIT -1) AS t CROSS JOIN
+     json_each('[' || replace(hex(zeroblob(2 * length(t.s) - 1)), '00', '0,') || '0]') AS p
+WHERE substr(t.s, p.key / 2 + 1, p.key % 2 + 1) GLOB '*[぀-鿿豈-﫿ｦ-ﾟ฀-໿က-႟ក-៿𠀀-𯿿]*'
+  AND instr(substr(t.s, p.key / 2 + 1, p.key % 2 + 1), ' ') = 0
+ORDER BY 1, 2"""
+_ALL = -(1 << 63)
 
 
 def index_new(conn: sqlite3.Connection, after_id: int) -> None:
-    """Put the recordings with ``id > after_id`` into both search indexes (they must not be there)."""
+    """Put the recordings with ``id > after_id`` into the search indexes (they must not be there)."""
     conn.execute(_INDEX_WORDS, (after_id,))
     conn.execute(_INDEX_TRIGRAMS, (after_id,))
+    conn.execute(_INDEX_GRAMS, (after_id,))
 
 
 def pending(conn: sqlite3.Connection) -> bool:
@@ -105,6 +126,8 @@ def finish_in(conn: sqlite3.Connection) -> bool:
         # if some rows were indexed (it clears the index first).
         conn.execute("INSERT INTO recording_fts(recording_fts) VALUES ('rebuild')")
         conn.execute("INSERT INTO recording_trigram(recording_trigram) VALUES ('rebuild')")
+        conn.execute("DELETE FROM recording_gram")
+        conn.execute(_INDEX_GRAMS, (_ALL,))
     else:
         index_new(conn, int(row[0]))
     _restore(conn)
