@@ -1,8 +1,9 @@
 """SIGTERM on the long commands not covered by tests/test_reliability_signals.py (issue 13, item 4):
-import catalog, import listens, plan, release metadata, verify, repair. Real child processes get a
-real SIGTERM once visibly busy; each exits 143 with `error: terminated (SIGTERM): …` as its last
-line, leaves the catalog whole (`PRAGMA integrity_check`), publishes nothing half-way, and the same
-command run again finishes with nothing lost or counted twice.
+import catalog, import listens, import musicbrainz, plan, release metadata, verify, repair, fetch.
+Real child processes get a real SIGTERM once visibly busy; each exits 143 with
+`error: terminated (SIGTERM): …` as its last line, leaves the catalog whole
+(`PRAGMA integrity_check`), publishes nothing half-way, and the same command run again finishes
+with nothing lost or counted twice.
 """
 
 from __future__ import annotations
@@ -153,3 +154,44 @@ def test_repair_on_sigterm(tmp_path):
     result = _rerun("repair", str(tmp_path / "releases"))
     assert result["ok"] is True
     assert (bag / victim).read_bytes() == files[victim]
+
+
+@pytest.mark.slow
+def test_import_musicbrainz_on_sigterm(tmp_path):
+    """Real MusicBrainz recording lines (tests/data/musicbrainz, CC0) under their own ids."""
+    root = _init(tmp_path)
+    real = json.loads((Path(__file__).parent / "data" / "musicbrainz" / "recording_trimmed.json").read_text())
+    dump = tmp_path / "recording.jsonl"
+    with dump.open("w", encoding="utf-8") as f:
+        for i in range(N):
+            f.write(json.dumps(dict(real, id=f"00000000-0000-4000-8000-{i:012d}", title=f"Song {i}",
+                                    isrcs=[f"USABC{i:07d}"])) + "\n")
+    proc = start("import", "musicbrainz", str(dump), "-a", str(root), "--json")
+    _out, err = signal_when(proc, lambda: opens_file_under(proc.pid, root), signal.SIGTERM)
+    _stopped(proc, err)
+    _whole(root)
+    _rerun("import", "musicbrainz", str(dump), "-a", str(root))
+    assert _whole(root, "SELECT count(*), count(DISTINCT isrc), count(DISTINCT mbid) FROM recording") == (N, N, N)
+
+
+@pytest.mark.slow
+def test_fetch_on_sigterm(tmp_path):
+    """A fetch from a rate-limited seeder on 127.0.0.1 stopped mid-download; the rerun completes it."""
+    from soundark.preserve.swarm import Seeder, SwarmConfig
+
+    bag, files = make_release(tmp_path / "releases", "rel-0001", n=30, parity=None, max_size=80_000)
+    torrent = tmp_path / "releases" / "torrents" / "rel-0001.torrent"
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    with Seeder(SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=300_000)) as seeder:
+        seeder.add(torrent, bag.parent)
+        seeder.wait_ready()
+        args = ("fetch", str(torrent), "--peer", f"127.0.0.1:{seeder.port}", "--listen", "127.0.0.1:0",
+                "--timeout", "60", "--to", str(dl), "-a", str(tmp_path))
+        proc = start(*args, "--json")
+        _out, err = signal_when(proc, lambda: opens_file_under(proc.pid, dl / "rel-0001"), signal.SIGTERM)
+        _stopped(proc, err)
+        assert _rerun(*args)["ok"] is True
+    for rel, data in files.items():
+        assert (dl / "rel-0001" / rel).read_bytes() == data
+    assert _rerun("verify", str(dl / "rel-0001"))["ok"] is True
