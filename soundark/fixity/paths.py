@@ -94,11 +94,11 @@ def new_folders(key: str, last: str) -> list[str]:
     Lists are sorted or grouped by folder, so a path's folders are almost always those of
     the path before it: each is then looked at once, not once per file under it.
     """
-    parent = key.rpartition("/")[0]
-    if not parent or parent == last.rpartition("/")[0]:
+    parent, old = key.rpartition("/")[0], last.rpartition("/")[0]
+    if not parent or parent == old:
         return []
     out = []
-    old = last + "/"
+    old += "/"
     while parent and not old.startswith(parent + "/"):
         out.append(parent)
         parent = parent.rpartition("/")[0]
