@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from soundark.config import cpu_count
 from soundark.durable import write_durably
 from soundark.errors import BadInput, EnvironmentProblem, NotFound
 from soundark.fixity.digest import sha256_file
-from soundark.fixity.paths import MAX_PATH_BYTES, check_relpath, check_unique
+from soundark.fixity.paths import MAX_PATH_BYTES, check_relpath, check_unique, fold, new_folders
 from soundark.fixity.regular import NotRegular, open_regular
 from soundark.model import NO_PROGRESS, Progress
 
@@ -192,6 +193,17 @@ def parse_manifest(text: str, subject: object, prefix: str | None = "data/") -> 
 
 def _parse_lines(lines: Iterable[tuple[int, str]], subject: object, prefix: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
+    for n, path, digest in _entries(lines, subject, prefix):
+        if path in out:
+            raise BadInput(f"{subject}:{n}", f"path {path!r} is listed twice")
+        out[path] = digest
+    check_unique(out, subject)
+    return out
+
+
+def _entries(lines: Iterable[tuple[int, str]], subject: object,
+             prefix: str | None) -> Iterator[tuple[int, str, str]]:
+    """(line number, checked path, lower-case hex) of each manifest line; blank lines skipped."""
     for n, line in lines:
         if not line.strip():
             continue
@@ -201,20 +213,150 @@ def _parse_lines(lines: Iterable[tuple[int, str]], subject: object, prefix: str 
         digest, raw = parts
         # sha256sum's binary-mode marker: "<hex> *path"
         raw = raw[1:] if raw.startswith("*") else raw
-        path = check_relpath(decode_path(raw), f"{subject}:{n}")
+        path = check_relpath(decode_path(raw) if "%" in raw else raw, f"{subject}:{n}")
         if prefix and not path.startswith(prefix):
             raise BadInput(f"{subject}:{n}", f"path {path!r} is outside {prefix}")
-        if path in out:
-            raise BadInput(f"{subject}:{n}", f"path {path!r} is listed twice")
-        out[path] = digest.lower()
-    check_unique(out, subject)
-    return out
+        yield n, path, digest.lower()
 
 
 def read_manifest(bag: Path) -> dict[str, str]:
     """``manifest-sha256.txt`` of ``bag`` as {relative path: sha256 hex}; hostile paths refused."""
     path = Path(bag) / MANIFEST
     return _parse_lines(_streamed_lines(path), path, "data/")
+
+
+# ---------------------------------------------------------------- manifests of millions of lines
+
+MANIFEST_KEEP = 100_000  # a manifest of up to this many entries is kept whole (a few tens of MB)
+
+
+@dataclass(frozen=True)
+class ManifestScan:
+    """A manifest checked whole in one streamed pass, then read again a window at a time.
+
+    ``entries`` holds every entry when there are at most ``keep`` of them (one pass, as
+    :func:`read_manifest`). Past that the scan keeps no entry: it keeps 8 bytes per line, the
+    sorted ``hash()`` of each path (for ``in``), and :meth:`windows` reads the file again, so
+    a 2-million-line manifest costs tens of MB, not gigabytes (issue 13).
+    """
+
+    path: Path
+    prefix: str | None
+    count: int
+    entries: dict[str, str] | None
+    keys: object = None  # numpy int64 array, sorted; None when ``entries`` is kept
+
+    def __contains__(self, rel: object) -> bool:
+        if self.entries is not None:
+            return rel in self.entries
+        import numpy as np
+
+        keys = self.keys
+        assert isinstance(keys, np.ndarray)
+        at = int(np.searchsorted(keys, hash(rel)))
+        # a hash, not the path: a false yes has odds of about count / 2**64
+        return at < len(keys) and int(keys[at]) == hash(rel)
+
+    def windows(self, size: int) -> Iterator[dict[str, str]]:
+        """The entries as dicts of at most ``size`` (any size when kept whole), in file order.
+
+        The file is read again and every line checked again: it may have changed since.
+        """
+        if self.entries is not None:
+            yield self.entries
+            return
+        window: dict[str, str] = {}
+        for _, rel, digest in _entries(_streamed_lines(self.path), self.path, self.prefix):
+            window[rel] = digest
+            if len(window) >= size:
+                yield window
+                window = {}
+        if window:
+            yield window
+
+
+def scan_manifest(bag: Path, *, keep: int = MANIFEST_KEEP) -> ManifestScan:
+    """``manifest-sha256.txt`` of ``bag`` checked as :func:`read_manifest` checks it (hostile
+    paths, duplicates, case and file/folder clashes refused) in memory bounded by ``keep``
+    entries plus 8 to 16 bytes a line."""
+    path = Path(bag) / MANIFEST
+    kept: dict[str, str] = {}
+    hashes = _PathHashes()
+    count = 0
+    for n, rel, digest in _entries(_streamed_lines(path), path, "data/"):
+        count += 1
+        if count <= keep:
+            if rel in kept:
+                raise BadInput(f"{path}:{n}", f"path {rel!r} is listed twice")
+            kept[rel] = digest
+            continue
+        if count == keep + 1:
+            for old in kept:
+                hashes.add(old)
+            kept.clear()
+        hashes.add(rel)
+    if count <= keep:
+        check_unique(kept, path)
+        return ManifestScan(path, "data/", count, kept)
+    suspects = hashes.suspects()
+    if suspects:
+        _confirm_unique(path, suspects)
+    return ManifestScan(path, "data/", count, None, hashes.sorted_names())
+
+
+class _PathHashes:
+    """hash() of each path, of its folded form and of each new folder, in 8-byte arrays.
+
+    Two folded paths with one hash, or a folded path whose hash is also a folder's, are
+    suspects: :func:`_confirm_unique` then compares the real strings of those few.
+    """
+
+    def __init__(self) -> None:
+        self.names, self.files, self.folders = array("q"), array("q"), array("q")
+        self.last = ""
+
+    def add(self, rel: str) -> None:
+        key = fold(rel)
+        self.names.append(hash(rel))
+        self.files.append(hash(key))
+        for folder in new_folders(key, self.last):
+            self.folders.append(hash(folder))
+        self.last = key
+
+    def suspects(self) -> set[int]:
+        import numpy as np
+
+        files = np.sort(np.frombuffer(self.files, dtype=np.int64))
+        self.files = array("q")
+        twice = files[1:][files[1:] == files[:-1]]
+        clash = np.intersect1d(files, np.frombuffer(self.folders, dtype=np.int64))
+        self.folders = array("q")
+        return set(twice.tolist()) | set(clash.tolist())
+
+    def sorted_names(self) -> object:
+        import numpy as np
+
+        names = np.sort(np.frombuffer(self.names, dtype=np.int64))
+        self.names = array("q")
+        return names
+
+
+def _confirm_unique(path: Path, suspects: set[int]) -> None:
+    """Read the manifest again and compare, as strings, the paths whose hashes met."""
+    seen: dict[str, int] = {}
+
+    def suspected() -> Iterator[str]:
+        for n, rel, _ in _entries(_streamed_lines(path), path, "data/"):
+            key = fold(rel)
+            folders = key.split("/")
+            if hash(key) in suspects or any(hash("/".join(folders[:i])) in suspects
+                                            for i in range(1, len(folders))):
+                if rel in seen:
+                    raise BadInput(f"{path}:{n}", f"path {rel!r} is listed twice")
+                seen[rel] = n
+                yield rel
+
+    check_unique(suspected(), path)
 
 
 def read_tagmanifest(bag: Path) -> dict[str, str]:
