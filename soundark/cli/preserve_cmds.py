@@ -46,8 +46,10 @@ def _print_problems(report: VerifyReport, limit: int = 50) -> None:
     con = console(False)
     for p in report.problems[:limit]:
         con.print(f"  {p.kind:9} {p.path}" + (f"  ({p.detail})" if p.detail else ""), markup=False)
+    more = sum(report.more.values())
     if len(report.problems) > limit:
-        con.print(f"  ... and {len(report.problems) - limit} more (all are in --json)", markup=False)
+        where = f"the first {len(report.problems)} are in --json" if more else "all are in --json"
+        con.print(f"  ... and {len(report.problems) - limit + more} more ({where})", markup=False)
 
 
 def verify_cmd(
