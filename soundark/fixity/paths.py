@@ -36,19 +36,24 @@ _SAFE_ASCII = re.compile(rf"(?:{_NAME}{_CHAR}{{1,{MAX_COMPONENT_BYTES}}}/)*{_NAM
 
 def check_relpath(text: object, subject: object = "path") -> str:
     """Return ``text`` unchanged if it is a safe relative POSIX path, else raise BadInput."""
-    if type(text) is str and text[1:2] != ":" and text.count("/") < MAX_DEPTH:
-        if text.isascii():
-            if len(text) <= MAX_PATH_BYTES and _SAFE_ASCII.fullmatch(text):
-                return text
-        else:
-            try:  # a lone surrogate is not UTF-8: the slow path says so
-                short = len(text.encode("utf-8")) <= MAX_COMPONENT_BYTES
-            except UnicodeEncodeError:
-                short = False
-            # a path of at most 255 bytes cannot hold a component over the limit
-            if short and _SAFE.fullmatch(text):
-                return text
+    if is_safe_relpath(text):
+        return text  # type: ignore[return-value]
     return _check_relpath_slowly(text, subject)
+
+
+def is_safe_relpath(text: object) -> bool:
+    """True when :func:`check_relpath` would accept ``text`` (False may also mean "ask it":
+    a long non-ASCII path is left to the slow checks)."""
+    if type(text) is not str or text[1:2] == ":" or text.count("/") >= MAX_DEPTH:
+        return False
+    if text.isascii():
+        return len(text) <= MAX_PATH_BYTES and _SAFE_ASCII.fullmatch(text) is not None
+    try:  # a lone surrogate is not UTF-8: the slow path says so
+        short = len(text.encode("utf-8")) <= MAX_COMPONENT_BYTES
+    except UnicodeEncodeError:
+        return False
+    # a path of at most 255 bytes cannot hold a component over the limit
+    return short and _SAFE.fullmatch(text) is not None
 
 
 def _check_relpath_slowly(text: object, subject: object) -> str:

@@ -39,7 +39,7 @@ from soundark.fixity.bagit import (
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity import read_index
 from soundark.fixity.paths import check_relpath
-from soundark.fixity.regular import read_regular
+from soundark.fixity.regular import open_regular, read_regular
 from soundark.fixity.releases import find_torrent, parity_dir
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
@@ -155,7 +155,8 @@ def _listed(bag: Path) -> int:
     lines = 0
     for name in (MANIFEST, TAGMANIFEST):
         try:
-            with open(bag / name, "rb") as f:
+            # a FIFO named like a manifest must not block the count (open_regular refuses it)
+            with open(open_regular(bag / name), "rb", closefd=True) as f:
                 while chunk := f.read(1 << 20):
                     lines += chunk.count(b"\n")
         except OSError:
