@@ -358,10 +358,11 @@ class ManifestScan:
             yield window
 
 
-def scan_manifest(bag: Path, *, keep: int = MANIFEST_KEEP) -> ManifestScan:
+def scan_manifest(bag: Path, *, keep: int | None = None) -> ManifestScan:
     """``manifest-sha256.txt`` of ``bag`` checked as :func:`read_manifest` checks it (hostile
     paths, duplicates, case and file/folder clashes refused) in memory bounded by ``keep``
-    entries plus 8 to 16 bytes a line."""
+    (default MANIFEST_KEEP) entries plus 8 to 16 bytes a line."""
+    keep = MANIFEST_KEEP if keep is None else keep
     path = Path(bag) / MANIFEST
     kept: dict[str, str] = {}
     hashes = _PathHashes()
