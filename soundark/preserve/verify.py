@@ -74,7 +74,7 @@ class VerifyReport:
     checks: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     max_problems: int = MAX_PROBLEMS
-    more: Counter = field(default_factory=Counter)  # findings past max_problems, by kind
+    more: Counter[str] = field(default_factory=Counter)  # findings past max_problems, by kind
 
     def add(self, problem: Problem) -> None:
         if len(self.problems) < self.max_problems:
@@ -242,7 +242,7 @@ class _BagPlan:
     sizes: dict[str, int]
     oxum_problem: str = ""
     found: list[Problem] | None = None    # this bag's problems while it runs (then committed)
-    found_more: Counter = field(default_factory=Counter)  # and those past the cap, counted
+    found_more: Counter[str] = field(default_factory=Counter)  # and those past the cap, counted
     missing: set[str] = field(default_factory=set)
     extras: list[str] = field(default_factory=list)
     scan: ManifestScan | None = None
