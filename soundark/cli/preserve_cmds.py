@@ -46,8 +46,10 @@ def _print_problems(report: VerifyReport, limit: int = 50) -> None:
     con = console(False)
     for p in report.problems[:limit]:
         con.print(f"  {p.kind:9} {p.path}" + (f"  ({p.detail})" if p.detail else ""), markup=False)
+    more = sum(report.more.values())
     if len(report.problems) > limit:
-        con.print(f"  ... and {len(report.problems) - limit} more (all are in --json)", markup=False)
+        where = f"the first {len(report.problems)} are in --json" if more else "all are in --json"
+        con.print(f"  ... and {len(report.problems) - limit + more} more ({where})", markup=False)
 
 
 def verify_cmd(
@@ -58,7 +60,11 @@ def verify_cmd(
     torrent: Path | None = typer.Option(None, "--torrent", help="The bag's .torrent, if not found beside it."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact."""
+    """Check every file against the bag manifest and the torrent's pieces; exit 0 only when intact.
+
+    The first 100,000 findings are listed (--json: "problems"); the rest are counted ("counts",
+    "truncated", "not_listed").
+    """
     path = path.expanduser().absolute()  # `verify .` names the folder, not an empty name
     with BarProgress(quiet=as_json) as bar:
         report = verify_path(path, fast=fast, progress=bar, torrent=torrent)

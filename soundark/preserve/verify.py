@@ -15,6 +15,7 @@ archive's layout); ``<bag>.torrent`` beside the bag or inside it.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +29,17 @@ from soundark.fixity.bagit import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
     TAGMANIFEST,
+    ManifestScan,
     hash_files,
     parse_oxum,
     read_bag_info,
-    read_manifest,
     read_tagmanifest,
+    scan_manifest,
 )
 from soundark.fixity.parity import INDEX as PARITY_INDEX
 from soundark.fixity.parity import read_index
 from soundark.fixity.paths import check_relpath
-from soundark.fixity.regular import read_regular
+from soundark.fixity.regular import open_regular, read_regular
 from soundark.fixity.releases import find_torrent, parity_dir
 from soundark.fixity.torrent import TorrentInfo, read_torrent
 from soundark.model import NO_PROGRESS, Progress
@@ -47,6 +49,9 @@ from soundark.preserve.store import bag_inodes, check_store, is_archive, missing
 TRACKS = "data/tracks.jsonl"
 KINDS = ("missing", "extra", "truncated", "altered", "refused")
 TAG_NAMES = {BAGIT_TXT, BAG_INFO, MANIFEST, TAGMANIFEST}
+# Findings kept in memory (and listed in --json); past it they are counted by kind, so a
+# manifest naming two million missing files costs counters, not two million objects.
+MAX_PROBLEMS = 100_000
 
 
 @dataclass(frozen=True)
@@ -68,18 +73,34 @@ class VerifyReport:
     bytes: int = 0
     checks: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    max_problems: int = MAX_PROBLEMS
+    more: Counter[str] = field(default_factory=Counter)  # findings past max_problems, by kind
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) < self.max_problems:
+            self.problems.append(problem)
+        else:
+            self.more[problem.kind] += 1
+
+    @property
+    def truncated(self) -> bool:
+        """More was found than ``problems`` lists (``counts`` has them all)."""
+        return bool(self.more)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and bool(self.bags)
+        return not self.problems and not self.more and bool(self.bags)
 
     def counts(self) -> dict[str, int]:
-        return {k: sum(1 for p in self.problems if p.kind == k) for k in KINDS}
+        kept = Counter(p.kind for p in self.problems)
+        return {k: kept[k] + self.more[k] for k in KINDS}
 
     def as_dict(self) -> dict:
         return {"target": self.target, "ok": self.ok, "fast": self.fast, "bags": self.bags,
                 "files": self.files, "bytes": self.bytes, "checks": sorted(set(self.checks)),
-                "counts": self.counts(), "problems": [p.as_dict() for p in self.problems]}
+                "counts": self.counts(), "truncated": self.truncated,
+                "not_listed": sum(self.more.values()),
+                "problems": [p.as_dict() for p in self.problems]}
 
 
 def is_bag(path: Path) -> bool:
@@ -109,15 +130,18 @@ WINDOW_FILES = 100_000
 
 
 def verify_path(path: Path, *, fast: bool = False, progress: Progress = NO_PROGRESS,
-                torrent: Path | None = None) -> VerifyReport:
-    """Verify every bag at ``path`` (an archive, a releases folder, or one bag)."""
+                torrent: Path | None = None, max_problems: int = MAX_PROBLEMS) -> VerifyReport:
+    """Verify every bag at ``path`` (an archive, a releases folder, or one bag).
+
+    The first ``max_problems`` findings are listed; the rest are counted (``truncated``).
+    """
     path = Path(path)
     bags = find_bags(path)
     if not bags:
         raise NotFound(path, "no BagIt bag here (a folder with bagit.txt), nor in releases/")
     if torrent is not None and len(bags) != 1:
         raise BadInput(torrent, "--torrent needs a single bag")
-    report = VerifyReport(str(path), fast=fast)
+    report = VerifyReport(str(path), fast=fast, max_problems=max_problems)
     progress.start(sum(_listed(bag) for bag in bags), "verifying" if not fast else "checking sizes", "files")
     for window in _windows(bags, path, torrent, report):
         _run_window(window, fast, progress)
@@ -131,7 +155,8 @@ def _listed(bag: Path) -> int:
     lines = 0
     for name in (MANIFEST, TAGMANIFEST):
         try:
-            with open(bag / name, "rb") as f:
+            # a FIFO named like a manifest must not block the count (open_regular refuses it)
+            with open(open_regular(bag / name), "rb", closefd=True) as f:
                 while chunk := f.read(1 << 20):
                     lines += chunk.count(b"\n")
         except OSError:
@@ -145,6 +170,12 @@ def _windows(bags: list[Path], top: Path, torrent: Path | None, report: VerifyRe
     files = 0
     for bag in bags:
         plan = _BagPlan.make(bag, top, torrent if torrent else find_torrent(bag), report)
+        if plan.big:  # its manifest is read a window at a time, in a window of its own
+            if window:
+                yield window
+                window, files = [], 0
+            yield [plan]
+            continue
         window.append(plan)
         files += len(plan.entries)
         if files >= WINDOW_FILES:
@@ -155,6 +186,10 @@ def _windows(bags: list[Path], top: Path, torrent: Path | None, report: VerifyRe
 
 
 def _run_window(plans: list[_BagPlan], fast: bool, progress: Progress) -> None:
+    if len(plans) == 1 and plans[0].big:
+        plans[0].run_big(fast, progress)
+        plans[0].commit()
+        return
     if fast:
         for plan in plans:
             if progress.cancelled():
@@ -183,15 +218,16 @@ def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: P
     report.files += files
     report.bytes += nbytes
     report.checks.append("store sha256")
-    report.problems.extend(Problem("altered", rel, why) for rel, why in problems)
+    for rel, why in problems:
+        report.add(Problem("altered", rel, why))
     try:
         check_catalog(ArchivePaths(root))
     except SoundarkError as e:  # a lost catalog cannot say what should be stored; say so instead
         kind = "missing" if isinstance(e, NotFound) else "altered"
-        report.problems.append(Problem(kind, "catalog.sqlite3", e.reason))
+        report.add(Problem(kind, "catalog.sqlite3", e.reason))
         return
-    report.problems.extend(Problem("missing", rel, "the catalog lists it as encoded")
-                           for rel in missing_files(root))
+    for rel in missing_files(root):
+        report.add(Problem("missing", rel, "the catalog lists it as encoded"))
 
 
 @dataclass
@@ -206,15 +242,25 @@ class _BagPlan:
     sizes: dict[str, int]
     oxum_problem: str = ""
     found: list[Problem] | None = None    # this bag's problems while it runs (then committed)
+    found_more: Counter[str] = field(default_factory=Counter)  # and those past the cap, counted
     missing: set[str] = field(default_factory=set)
     extras: list[str] = field(default_factory=list)
+    scan: ManifestScan | None = None
+    present: dict[str, int | None] | None = None  # the listing, when taken early
+    also_listed: set[str] = field(default_factory=set)  # on disk, in the manifest, not in the torrent
+
+    @property
+    def big(self) -> bool:
+        """Too many manifest lines to hold and no torrent: verified a window at a time."""
+        return self.scan is not None and self.scan.entries is None and self.torrent is None
 
     @classmethod
     def make(cls, bag: Path, top: Path, torrent_path: Path | None, report: VerifyReport) -> _BagPlan:
         prefix = "" if bag == top else bag.relative_to(top).as_posix()
         report.bags.append(prefix or bag.name)
         plan = cls(bag, prefix, report, {}, {}, None, [], {})
-        plan.manifest = plan._guard(lambda: read_manifest(bag), MANIFEST) or {}
+        plan.scan = plan._guard(lambda: scan_manifest(bag), MANIFEST)
+        plan.manifest = plan.scan.entries or {} if plan.scan is not None else {}
         if (bag / TAGMANIFEST).exists():
             plan.tags = plan._guard(lambda: read_tagmanifest(bag), TAGMANIFEST) or {}
         if torrent_path is not None:
@@ -222,8 +268,30 @@ class _BagPlan:
             if plan.torrent is not None and not plan.torrent.multi_file:
                 plan.problem("refused", torrent_path.name, "single-file torrent: not a bag's torrent")
                 plan.torrent = None
+        if plan.scan is not None and plan.scan.entries is None and plan.torrent is not None:
+            plan._keep_torrent_files()
         plan._build_entries()
         return plan
+
+    def _keep_torrent_files(self) -> None:
+        """A manifest too long to hold, beside a torrent: keep the digests of the files the
+        torrent lists (memory follows the torrent); the others are findings now."""
+        assert self.scan is not None and self.torrent is not None
+        known = {f.path for f in self.torrent.real_files}
+        self.present = self._listing()
+        try:
+            for window in self.scan.windows(WINDOW_FILES):
+                for rel, digest in window.items():
+                    if rel in known:
+                        self.manifest[rel] = digest
+                        continue
+                    self.problem("altered", rel, "listed in the manifest but not in the torrent")
+                    if rel in self.present:
+                        self.also_listed.add(rel)
+                    else:
+                        self.problem("missing", rel, "listed in the manifest")
+        except SoundarkError as e:
+            self.problem("refused", MANIFEST, e.reason)
 
     def _guard(self, fn, subject: str):
         try:
@@ -235,7 +303,12 @@ class _BagPlan:
 
     def problem(self, kind: str, rel: str, detail: str = "") -> None:
         path = f"{self.prefix}/{rel}" if self.prefix else rel
-        (self.report.problems if self.found is None else self.found).append(Problem(kind, path, detail))
+        if self.found is None:
+            self.report.add(Problem(kind, path, detail))
+        elif len(self.found) < self.report.max_problems:
+            self.found.append(Problem(kind, path, detail))
+        else:
+            self.found_more[kind] += 1
 
     def _build_entries(self) -> None:
         wanted = set(self.manifest) | set(self.tags)
@@ -271,13 +344,15 @@ class _BagPlan:
     def _start(self) -> tuple[set[str], dict[str, int | None]]:
         """Presence, extras and Payload-Oxum (problems from here on are this bag's run)."""
         self.found = []
-        present = self._listing()
+        present = self.present if self.present is not None else self._listing()
+        self.present = None
         expected = {e.rel for e in self.entries if e.rel is not None} | set(self.manifest)
         self.missing = {rel for rel in expected if rel not in present}
         for rel in sorted(self.missing):
             self.problem("missing", rel,
                          "listed in the manifest" if rel in self.manifest else "listed in the torrent")
-        self.extras = sorted(rel for rel in present if rel not in expected and rel not in TAG_NAMES)
+        self.extras = sorted(rel for rel in present if rel not in expected and rel not in TAG_NAMES
+                             and rel not in self.also_listed)
         self._check_oxum(present)
         self.report.files += len(expected)
         return expected, present
@@ -315,23 +390,89 @@ class _BagPlan:
         self.report.bytes += sum(r.actual_size or 0 for r in result.files.values())
         self._classify(result, self.missing)
         self._report_extras(self.extras)
-        self._renamed(self.extras, self.missing)
+        self._renamed(self.extras, {self.manifest[rel]: rel for rel in self.missing if rel in self.manifest})
         if TRACKS in self.manifest and TRACKS not in self.missing:
-            self._check_tracks()
+            self._check_tracks(self.manifest)
+
+    def run_big(self, fast: bool, progress: Progress) -> None:
+        """A bag whose manifest is too long to hold (and no torrent): WINDOW_FILES lines at a
+        time are checked against the listing, hashed and dropped; what stays is the listing
+        (what is on disk), the capped findings and a set of the listed files found."""
+        assert self.scan is not None
+        self.found = []
+        present = self._listing()
+        self._check_oxum(present)
+        self.checks("payload-oxum" if fast else "manifest-sha256")
+        if fast and self.sizes:
+            self.checks("sizes")
+        if self.tags and not fast:
+            self.checks("tagmanifest-sha256")
+        listed: set[str] = set()
+        gone: dict[str, str] = {}  # {SHA-256: path} of missing files, for renames (capped)
+        tags = dict(self.tags)
+        try:
+            for window in self.scan.windows(WINDOW_FILES):
+                if progress.cancelled():
+                    return self.cancelled()
+                self.manifest = window
+                wanted, tags = sorted({**window, **tags}), {}
+                here = [rel for rel in wanted if rel in present]
+                listed.update(here)
+                for rel in (rel for rel in wanted if rel not in present):
+                    self.problem("missing", rel, "listed in the tag manifest" if rel in self.tags
+                                 else "listed in the manifest")
+                    if rel in window and len(gone) < self.report.max_problems:
+                        gone[window[rel]] = rel
+                self.report.files += len(wanted)
+                progress.advance(len(wanted) - len(here))
+                if not self._run_part(here, present, fast, progress):
+                    return self.cancelled()
+        except SoundarkError as e:  # the manifest changed since it was scanned
+            self.problem("refused", MANIFEST, e.reason)
+        extras = sorted(rel for rel in present if rel not in listed and rel not in TAG_NAMES)
+        self._report_extras(extras)
+        if not fast:
+            self._renamed(extras, gone)
+            if TRACKS in listed:
+                self._check_tracks(self.scan)
+
+    def _run_part(self, here: list[str], present: dict[str, int | None], fast: bool,
+                  progress: Progress) -> bool:
+        """Check one window's files that are on disk; False when cancelled."""
+        self.entries = [Entry(rel, None, True) for rel in here]
+        if fast:
+            for rel in here:
+                size, want = present[rel], self.sizes.get(rel)
+                if size is None:
+                    self.problem("altered", rel, "not a regular file (symlink or folder)")
+                elif want is not None and size != want:
+                    self._size_problem(rel, size, want)
+                self.report.bytes += size or 0
+            progress.advance(len(here))
+            return True
+        result = hash_passes([PassJob(self.bag, self.entries, None)], progress=progress)[0]
+        if not result.complete:
+            return False
+        self.report.bytes += sum(r.actual_size or 0 for r in result.files.values())
+        self._classify(result, set())
+        return True
 
     def cancelled(self) -> None:
         """Cancelled before this bag was fully read: it is not verified (what was found is dropped)."""
         self.found = [Problem("refused", self.prefix, "verify cancelled before this bag")]
+        self.found_more = Counter()
         self.oxum_problem = ""
 
     def commit(self) -> None:
         """Add this bag's problems to the report (a wrong Oxum only when nothing else explains it)."""
-        found = self.found or []
-        self.found = None
-        if self.oxum_problem and not found:
+        found, more = self.found or [], self.found_more
+        self.found, self.found_more = None, Counter()
+        if self.oxum_problem and not found and not more:
             self.problem("altered", "data", self.oxum_problem)
             return
-        self.report.problems.extend(found)
+        for p in found:
+            self.report.add(p)
+        self.report.more.update(more)
 
     def _listing(self) -> dict[str, int | None]:
         """Every file under the bag: {relative path: size, or None when not a regular file}.
@@ -422,7 +563,7 @@ class _BagPlan:
                                                  "with the file, so the torrent and the bag disagree")
                     piece_flagged.add(rel)
 
-    def _check_tracks(self) -> None:
+    def _check_tracks(self, manifest: dict[str, str] | ManifestScan) -> None:
         """Each line of data/tracks.jsonl must name a safe path that the manifest lists."""
         try:
             lines = read_regular(self.bag / TRACKS, MAX_MANIFEST_BYTES).decode("utf-8").split("\n")
@@ -438,7 +579,7 @@ class _BagPlan:
             except (ValueError, BadInput) as e:
                 self.problem("refused", TRACKS, f"line {n}: {e}")
                 return
-            if rel not in self.manifest and f"data/{rel}" not in self.manifest:
+            if rel not in manifest and f"data/{rel}" not in manifest:
                 self.problem("refused", TRACKS, f"line {n}: {rel!r} is not in the manifest")
                 return
 
@@ -446,11 +587,13 @@ class _BagPlan:
         for rel in extras:
             self.problem("extra", rel, "not in the manifest or the torrent")
 
-    def _renamed(self, extras: list[str], missing: set[str]) -> None:
-        """Name the likely new name of a missing file (an extra with the same SHA-256)."""
-        if not extras or not missing:
+    def _renamed(self, extras: list[str], wanted: dict[str, str]) -> None:
+        """Name the likely new name of a missing file (an extra with the same SHA-256).
+
+        ``wanted``: {SHA-256: path} of the missing files.
+        """
+        if not extras or not wanted:
             return
-        wanted = {self.manifest.get(rel): rel for rel in missing if self.manifest.get(rel)}
         for rel, h in zip(extras, hash_files([self.bag / r for r in extras])):
             if h.sha256 in wanted:
                 old = wanted[h.sha256]
