@@ -363,12 +363,7 @@ class _BagPlan:
             self.checks("sizes")
         self.checks("payload-oxum")
         for rel in sorted(expected - self.missing):
-            size, want = present[rel], self.sizes.get(rel)
-            if size is None:
-                self.problem("altered", rel, "not a regular file (symlink or folder)")
-            elif want is not None and size != want:
-                self._size_problem(rel, size, want)
-            self.report.bytes += size or 0
+            self._fast_check(rel, present[rel])
         progress.advance(len(self.entries))
         self._report_extras(self.extras)
 
@@ -442,12 +437,7 @@ class _BagPlan:
         self.entries = [Entry(rel, None, True) for rel in here]
         if fast:
             for rel in here:
-                size, want = present[rel], self.sizes.get(rel)
-                if size is None:
-                    self.problem("altered", rel, "not a regular file (symlink or folder)")
-                elif want is not None and size != want:
-                    self._size_problem(rel, size, want)
-                self.report.bytes += size or 0
+                self._fast_check(rel, present[rel])
             progress.advance(len(here))
             return True
         result = hash_passes([PassJob(self.bag, self.entries, None)], progress=progress)[0]
@@ -512,6 +502,15 @@ class _BagPlan:
         if (sum(data), len(data)) != parsed:
             self.oxum_problem = (f"Payload-Oxum says {parsed[0]} bytes in {parsed[1]} files; "
                                  f"found {sum(data)} bytes in {len(data)} files")
+
+    def _fast_check(self, rel: str, size: int | None) -> None:
+        """--fast: a file on disk is a regular file of the size the torrent or parity index says."""
+        want = self.sizes.get(rel)
+        if size is None:
+            self.problem("altered", rel, "not a regular file (symlink or folder)")
+        elif want is not None and size != want:
+            self._size_problem(rel, size, want)
+        self.report.bytes += size or 0
 
     def _size_problem(self, rel: str, size: int, want: int) -> None:
         if size < want:
