@@ -22,6 +22,8 @@ from typing import Any
 from soundark.durable import kill_point
 from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, SoundarkError
 
+SIGNAL_STEPS = 100_000  # SQLite instructions between two looks for a pending signal (~1-5 ms)
+
 _HINTS = (  # (words in SQLite's message, what the user should do); first match wins
     (("disk is full", "database or disk is full"),
      "disk full: free space and re-run (nothing was half-written)"),
@@ -133,8 +135,26 @@ class CatalogCursor(sqlite3.Cursor):
             raise self._fail(e) from e
 
 
+def _poll_signals() -> int:
+    """Carry on (0). Entering a Python function is where CPython runs a pending signal handler:
+    if that handler raises (KeyboardInterrupt), the sqlite3 module drops the exception and stops
+    the statement with SQLITE_INTERRUPT, which :meth:`CatalogConnection._fail` turns back into
+    KeyboardInterrupt."""
+    return 0
+
+
 class CatalogConnection(sqlite3.Connection):
-    """``sqlite3.Connection`` that converts every SQLite error; open it with :func:`connect`."""
+    """``sqlite3.Connection`` that converts every SQLite error; open it with :func:`connect`.
+
+    A signal that arrives while one long statement runs in C (an index built over 10M rows, an
+    integrity check) would wait for the statement to end: Python runs its handlers only between
+    bytecodes. So every connection has a progress handler, called every ``SIGNAL_STEPS`` SQLite
+    instructions, whose call lets a pending SIGINT/SIGTERM handler run; the KeyboardInterrupt it
+    raises stops the statement and comes out of ``execute`` as a KeyboardInterrupt, as it does
+    between statements (an "interrupted" statement that our own handler did not stop can only be
+    that). Only a signal that arrives during a statement stops it: the clean-up
+    statements after it run normally.
+    """
 
     catalog_path: Path
     _stopped = False  # our progress handler stopped the running statement
@@ -143,6 +163,8 @@ class CatalogConnection(sqlite3.Connection):
         return super().cursor(factory or CatalogCursor)
 
     def _fail(self, err: sqlite3.Error) -> SoundarkError:
+        if not self._stopped and getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT:
+            raise KeyboardInterrupt  # a signal handler raised inside _poll_signals (class doc)
         if self._stopped:
             # a stop can surface under another message too ("vtable constructor failed"
             # when it lands while FTS5 opens its tables): the handler knows, not the text
@@ -152,7 +174,7 @@ class CatalogConnection(sqlite3.Connection):
 
     def set_progress_handler(self, progress_handler: Callable[[], object] | None, n: int) -> None:
         if progress_handler is None:
-            super().set_progress_handler(None, n)
+            super().set_progress_handler(_poll_signals, SIGNAL_STEPS)
             return
         handler = progress_handler
 
@@ -198,4 +220,5 @@ def connect(path: Path, database: str | Path, **kwargs: Any) -> CatalogConnectio
     except sqlite3.Error as e:
         raise describe_sqlite_error(path, e) from e
     conn.catalog_path = path
+    conn.set_progress_handler(None, SIGNAL_STEPS)  # signals reach a long statement (class doc)
     return conn
