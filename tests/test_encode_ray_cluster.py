@@ -195,11 +195,13 @@ def test_shipped_sources_and_a_killed_driver(cluster, sources, reference, tmp_pa
     paths = new_archive(tmp_path / "archive", sources, Settings(ray_storage="ship",
                                                                 ray_ship_bytes=str(cap)))
     first = start_driver(paths, c.address)
-    wait_for(lambda: done_count(paths) >= 2, "two recordings done", driver=first)
+    # the first output in the store, not a recorded job: the journal records in batches (up to
+    # 1 s), and on a fast machine all 12 were done before two were recorded
+    wait_for(lambda: len(store_files(paths.store)) >= 1, "a first output stored", driver=first)
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=60)  # reaps it and closes its pipes
     stored = store_files(paths.store)
-    assert 2 <= len(stored) < len(sources)
+    assert 1 <= len(stored) < len(sources)
     for f in stored:  # whatever is in the store is whole
         assert hashlib.sha256(f.read_bytes()).hexdigest() == f.name.split(".")[0]
     before = done_count(paths)  # recorded; a stored file not yet recorded is found again

@@ -7,7 +7,6 @@ deferred build, the migration over an existing catalog.
 
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 
@@ -127,7 +126,7 @@ SAMPLE = [("我爱北京天安门", "少年合唱团", "红歌"), ("東京タワ
           ("สวัสดีครับ", "Thai Band", ""), ("Plain", "Latin", "Only")]
 
 
-@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 CLI is not installed")
+@pytest.mark.needs_tool("sqlite3")
 def test_the_sqlite3_cli_keeps_the_index_right(cjk):
     cjk.close()
     script = ("INSERT INTO recording(key, title, artist, album) VALUES ('k1', '朋友 北京', 'X', ''),"

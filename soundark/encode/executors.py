@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from soundark.config import cpu_count
 from soundark.encode.worker import EncodeOutcome, EncodeTask, encode_one, watch_parent
 from soundark.errors import BadInput, EnvironmentProblem
+from soundark.units import split_host_port
 
 EXECUTORS = ("local", "ray")
 RAY_STORAGE = ("auto", "shared", "ship")
@@ -266,7 +267,7 @@ class RayExecutor:
 
 
 def _is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
+    host, _port = split_host_port(address)
     return host in ("127.0.0.1", "localhost", "::1")
 
 

@@ -167,7 +167,7 @@ def _what_changed(task: EncodeTask, path: Path, size: int) -> str:
     except OSError:
         mtime_ns = None
     if task.source_mtime_ns is not None and mtime_ns is not None and mtime_ns != task.source_mtime_ns:
-        when = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = dt.datetime.fromtimestamp(mtime_ns / 1_000_000_000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         parts.append(f"modified {when}")
     parts.append("SHA-256 differs")
     return ", ".join(parts)

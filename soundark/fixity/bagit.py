@@ -335,7 +335,8 @@ class ManifestScan:
         import numpy as np
 
         keys = self.keys
-        assert isinstance(keys, np.ndarray)
+        if not isinstance(keys, np.ndarray):  # entries is None only once keys were made
+            raise TypeError("ManifestScan holds neither entries nor keys")
         at = int(np.searchsorted(keys, hash(rel)))
         # a hash, not the path: a false yes has odds of about count / 2**64
         return at < len(keys) and int(keys[at]) == hash(rel)

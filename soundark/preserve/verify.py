@@ -276,7 +276,8 @@ class _BagPlan:
     def _keep_torrent_files(self) -> None:
         """A manifest too long to hold, beside a torrent: keep the digests of the files the
         torrent lists (memory follows the torrent); the others are findings now."""
-        assert self.scan is not None and self.torrent is not None
+        if self.scan is None or self.torrent is None:  # run() calls this only with both
+            raise TypeError("_keep_torrent_files needs the manifest scan and the torrent")
         known = {f.path for f in self.torrent.real_files}
         self.present = self._listing()
         try:
@@ -393,7 +394,8 @@ class _BagPlan:
         """A bag whose manifest is too long to hold (and no torrent): WINDOW_FILES lines at a
         time are checked against the listing, hashed and dropped; what stays is the listing
         (what is on disk), the capped findings and a set of the listed files found."""
-        assert self.scan is not None
+        if self.scan is None:  # run() calls this only for a scanned (big) manifest
+            raise TypeError("run_big needs the manifest scan")
         self.found = []
         present = self._listing()
         self._check_oxum(present)
