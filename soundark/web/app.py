@@ -54,6 +54,14 @@ class StaticFile:
     digest: str
 
 
+def _file_route(app: FastAPI, path: str, summary: str, endpoint: Any) -> None:
+    """GET and HEAD for a file: HEAD answers like GET without the body (Starlette drops it), for
+    the download tools and link checkers that ask HEAD first; it is registered apart so the
+    OpenAPI document lists each operation once."""
+    app.get(path, tags=["files"], summary=summary, response_class=Response)(endpoint)
+    app.head(path, include_in_schema=False)(endpoint)
+
+
 def create_app(archive: Path, *, search_cache: int = SEARCH_CACHE_SIZE) -> FastAPI:
     """The web app over the archive folder *archive* (raises NotFound without a catalog).
 
@@ -174,13 +182,8 @@ def _register_files(app: FastAPI) -> None:
     def art(name: str, request: Request) -> Response:
         return _send_stored(request, reader.art(name))
 
-    # HEAD routes are registered apart so the OpenAPI document lists each operation once
-    app.get("/audio/{name}", tags=["files"], summary="Stored audio by SHA-256 (range requests, immutable)",
-            response_class=Response)(audio)
-    app.head("/audio/{name}", include_in_schema=False)(audio)
-    app.get("/art/{name}", tags=["files"], summary="Cover image by SHA-256 (immutable)",
-            response_class=Response)(art)
-    app.head("/art/{name}", include_in_schema=False)(art)
+    _file_route(app, "/audio/{name}", "Stored audio by SHA-256 (range requests, immutable)", audio)
+    _file_route(app, "/art/{name}", "Cover image by SHA-256 (immutable)", art)
 
     def torrents_json() -> Response:
         try:
@@ -202,14 +205,8 @@ def _register_files(app: FastAPI) -> None:
                         headers={"Cache-Control": "public, max-age=3600", "ETag": etag,
                                  "Content-Disposition": f'attachment; filename="{name}"'})
 
-    # HEAD answers like GET without the body (Starlette drops it): download tools and
-    # link checkers ask HEAD first
-    app.get("/releases/torrents.json", tags=["files"], summary="The published list of releases",
-            response_class=Response)(torrents_json)
-    app.head("/releases/torrents.json", include_in_schema=False)(torrents_json)
-    app.get("/torrents/{name}", tags=["files"], summary="A release's .torrent file",
-            response_class=Response)(torrent)
-    app.head("/torrents/{name}", include_in_schema=False)(torrent)
+    _file_route(app, "/releases/torrents.json", "The published list of releases", torrents_json)
+    _file_route(app, "/torrents/{name}", "A release's .torrent file", torrent)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str, request: Request) -> Response:
