@@ -199,7 +199,9 @@ def test_stopped_while_checking_keeps_the_checks_done(tmp_path: Path) -> None:
         seeder.wait_ready(progress=CancelAfter(8))  # Ctrl-C after 8 releases were checked
         report = seeder.report()
     seeding = report.count("seeding")
-    assert seeding >= 8 and report.refused and seeding + len(report.refused) == 20
+    # Usually some checks are still running at the stop and are refused; on a fast idle machine
+    # libtorrent may finish all 20 between two looks (CI saw 20 of 20), which is right as well.
+    assert seeding >= 8 and seeding + len(report.refused) == 20
     assert all("stopped before its check finished" in r["reason"] for r in report.refused)
     assert len(list((root / SEED_RESUME_DIR).glob("*.resume"))) == seeding
     with Seeder(LOOP) as seeder:
