@@ -361,6 +361,8 @@ class Seeder:
         if it.error is not None:
             self._drop(it)
             return
+        if not it.resumed:  # no resume data: libtorrent read every piece, even if the
+            it.checked = True  # state_changed alert was missed (a fast check, CI saw it)
         it.handle.unset_flags(lt.torrent_flags.auto_managed)  # out of the queue: nothing pauses it
         it.handle.resume()
         if not it.resumed and it.stamp is not None:
