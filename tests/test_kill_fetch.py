@@ -19,7 +19,7 @@ from soundark.preserve.verify import verify_path
 from helpers import kill
 from helpers.fixity import make_release
 
-SLOW = SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=400_000)
+SLOW = SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=800_000)  # a fetch of ~1.5 s
 
 
 @pytest.mark.slow

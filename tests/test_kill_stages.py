@@ -3,18 +3,23 @@
 One module-scoped chain of uninterrupted runs builds the archive stage by stage (import catalog,
 import musicbrainz, scan, import listens, plan, encode, release metadata/audio/art, verify,
 repair), keeping a copy of the archive before and after each stage and the number of durable
-steps each took. Each kill test copies the "before" archive to the same path the chain used
-(catalog rows name it), kills the command at its seeded points (tests/helpers/kill.py), re-runs it
-until it exits 0 and requires the archive to equal the uninterrupted run's "after" copy, with a
-sound catalog, no job left running, no temporary file in store/, art/ or releases/, and the
-published bags verifying. `SOUNDARK_KILL=long` tries 20 points per stage instead of 3.
+steps each took. Each kill point copies the "before" archive to a folder of its own (nothing in
+an archive names its own path: the sources are outside it, everything inside is relative), kills
+the command at that point (tests/helpers/kill.py), re-runs it until it exits 0 and requires the
+archive to equal the uninterrupted run's "after" copy, with a sound catalog, no job left running,
+no temporary file in store/, art/ or releases/, and the published bags verifying. The points of a
+stage run side by side, one per core (each is a chain of child processes), so the suite's time
+grows with points / cores. `SOUNDARK_KILL=long` tries 20 points per stage instead of 3.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +67,8 @@ class Chain:
     root: Path           # the one path every run uses
     baselines: dict[str, Baseline]
 
-    def args(self, stage: Stage) -> list[str]:
-        return [a.format(lib=self.lib, root=self.root) for a in stage.args]
+    def args(self, stage: Stage, root: Path | None = None) -> list[str]:
+        return [a.format(lib=self.lib, root=root or self.root) for a in stage.args]
 
 
 def damage(root: Path) -> None:
@@ -108,34 +113,48 @@ def rerun_until_done(args: list[str], root: Path) -> int:
     raise AssertionError(f"soundark {' '.join(args)} still fails after a kill: {r.stderr}")
 
 
+# kill points tried at once: each is a chain of child processes on its own copy of the archive
+SIDE_BY_SIDE = max(1, min(4, os.cpu_count() or 1))
+
+
+def try_point(chain: Chain, stage: Stage, point: kill.Point, root: Path) -> int:
+    """Kill *stage* at *point* on a copy of its "before" archive at *root*, re-run it, check the
+    outcome (AssertionError when anything differs); the kill's exit status (-9, or 0: missed)."""
+    base = chain.baselines[stage.name]
+    args = chain.args(stage, root)
+    kill.copy_archive(base.before, root)
+    if point.kind == "tick":
+        r = kill.run(args, kill_at=int(point.value))
+    else:
+        r = kill.run(args, root, kill_after=point.value * base.seconds)
+    where = f"{stage.name} killed at {point}"
+    # a point can miss: a timed kill a run that finished early, a tick a run that took fewer
+    # steps (encode commits as its workers finish); the run must then have succeeded
+    assert r.returncode in (-9, 0), f"{where}: exit {r.returncode}: {r.stderr}"
+    if stage.name != "repair":  # repair's input is a damaged bag
+        assert not kill.torn(root), f"{where}: {kill.torn(root)}"
+    reruns = rerun_until_done(args, root)
+    print(f"kill {stage.name} at {point}: {'killed' if r.returncode == -9 else 'missed'}, {reruns} rerun(s)")
+    got = kill.snapshot(root)
+    assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
+    assert not kill.problems(root), f"{where}: {kill.problems(root)}"
+    if any((root / "releases").glob("*/bagit.txt")) and not stage.reader:
+        verified = verify_path(root)  # in this process: one start-up less per kill
+        assert verified.ok, f"{where}: verify after the rerun: {verified.problems[:5]}"
+    shutil.rmtree(root)
+    return r.returncode
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
 def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, stage: Stage) -> None:
     base = chain.baselines[stage.name]
-    args = chain.args(stage)
-    killed = missed_ticks = 0
-    for point in kill.points(stage.name, base.ticks):
-        kill.copy_archive(base.before, chain.root)
-        if point.kind == "tick":
-            r = kill.run(args, kill_at=int(point.value))
-        else:
-            r = kill.run(args, chain.root, kill_after=point.value * base.seconds)
-        where = f"{stage.name} killed at {point}"
-        # a point can miss: a timed kill a run that finished early, a tick a run that took fewer
-        # steps (encode commits as its workers finish); the run must then have succeeded
-        assert r.returncode in (-9, 0), f"{where}: exit {r.returncode}: {r.stderr}"
-        killed += r.returncode == -9
-        missed_ticks += point.kind == "tick" and r.returncode == 0
-        if stage.name != "repair":  # repair's input is a damaged bag
-            assert not kill.torn(chain.root), f"{where}: {kill.torn(chain.root)}"
-        reruns = rerun_until_done(args, chain.root)
-        print(f"kill {stage.name} at {point}: {'killed' if r.returncode == -9 else 'missed'}, {reruns} rerun(s)")
-        got = kill.snapshot(chain.root)
-        assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
-        assert not kill.problems(chain.root), f"{where}: {kill.problems(chain.root)}"
-        if any((chain.root / "releases").glob("*/bagit.txt")) and not stage.reader:
-            verified = verify_path(chain.root)  # in this process: one start-up less per kill
-            assert verified.ok, f"{where}: verify after the rerun: {verified.problems[:5]}"
+    todo = kill.points(stage.name, base.ticks)
+    roots = [chain.root.parent / f"{stage.name}-point-{i}" for i in range(len(todo))]
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        codes = list(pool.map(lambda job: try_point(chain, stage, *job), zip(todo, roots, strict=True)))
+    killed = codes.count(-9)
+    missed_ticks = sum(p.kind == "tick" and c == 0 for p, c in zip(todo, codes, strict=True))
     # a timed point may find a short run finished; a durable step is reached (encode's count
     # varies by one or two with its workers' timing)
     assert killed >= 1 and missed_ticks <= 1, f"the kills missed the work: {killed} landed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,8 +17,10 @@ from soundark.cli.common import (
     err,
     load_settings,
 )
-from soundark.encode.stage import EncodeOptions, EncodeResult, run_encode
 from soundark.units import format_bytes
+
+if TYPE_CHECKING:  # the stage (PyAV, numpy) is imported when the command runs: a fast start for the rest
+    from soundark.encode.stage import EncodeResult
 
 
 def encode(
@@ -46,6 +49,8 @@ def encode(
     the summary says how many files each node did.
     A stored output missing from the store (deleted on repair's advice) is encoded again.
     """
+    from soundark.encode.stage import EncodeOptions, run_encode
+
     paths = archive_paths(archive)
     settings = load_settings(paths.root)
     options = EncodeOptions(retry_failed=retry_failed, dry_run=dry_run, limit=limit, workers=workers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -21,13 +22,11 @@ from soundark.cli.common import (
     writer_root,
 )
 from soundark.config import ArchivePaths
-from soundark.fixity.releases import release_list_path
-from soundark.preserve.diff import diff_catalogs
-from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
-from soundark.preserve.repair import repair_path
-from soundark.preserve.swarm import FetchRequest, SwarmConfig, fetch, resolve_release, seed
-from soundark.preserve.verify import VerifyReport, verify_path
 from soundark.units import format_bytes, parse_bytes, parse_host_port
+
+if TYPE_CHECKING:  # each command imports its stage when it runs (libtorrent, parity): a fast start
+    from soundark.preserve.swarm import SwarmConfig
+    from soundark.preserve.verify import VerifyReport
 
 ARCHIVE_OPT = typer.Option(Path("."), "--archive", "-a", envvar=ARCHIVE_ENV, show_default=False,
                            show_envvar=False,
@@ -65,6 +64,8 @@ def verify_cmd(
     The first 100,000 findings are listed (--json: "problems"); the rest are counted ("counts",
     "truncated", "not_listed").
     """
+    from soundark.preserve.verify import verify_path
+
     path = path.expanduser().absolute()  # `verify .` names the folder, not an empty name
     with BarProgress(quiet=as_json) as bar:
         report = verify_path(path, fast=fast, progress=bar, torrent=torrent)
@@ -97,6 +98,8 @@ def repair_cmd(
     One repair at a time: it takes the writer lock of the archive holding PATH (or of
     the folder holding a bag outside any archive), as the other writing commands do.
     """
+    from soundark.preserve.repair import repair_path
+
     path = path.expanduser().absolute()  # `repair .` names the folder, not an empty name
     root = writer_root(path)
     hold_writer_lock(root, load_settings(root))
@@ -133,6 +136,8 @@ def _peers(values: list[str] | None) -> tuple[tuple[str, int], ...]:
 
 
 def _swarm_config(archive: Path, listen: str | None, up: int | None, down: int | None) -> SwarmConfig:
+    from soundark.preserve.swarm import SwarmConfig
+
     settings = load_settings(archive, listen_interfaces=listen, upload_rate_limit=up, download_rate_limit=down)
     return SwarmConfig.from_settings(settings)
 
@@ -157,6 +162,8 @@ def seed_cmd(
     others seed. Ctrl-C stops seeding and prints what was uploaded, and to how many peers.
     Exit 1 when a release was left out.
     """
+    from soundark.preserve.swarm import resolve_release, seed
+
     cfg = _swarm_config(archive, listen, upload_limit, None)
     pairs = [resolve_release(r, ArchivePaths(Path(archive)).releases) for r in releases]
     con = console(as_json)
@@ -204,6 +211,9 @@ def fetch_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Download a release (resuming what is already there), then verify it."""
+    from soundark.preserve.swarm import FetchRequest, fetch
+    from soundark.preserve.verify import verify_path
+
     cfg = _swarm_config(archive, listen, None, download_limit)
     with BarProgress(quiet=as_json) as bar:
         got = fetch(FetchRequest(source, to, _peers(peer), timeout), cfg, progress=bar)
@@ -238,6 +248,9 @@ def mirror_plan_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Choose the releases that preserve the most listens at risk within a budget."""
+    from soundark.fixity.releases import release_list_path
+    from soundark.preserve.mirror import load_releases, load_seeders, plan_mirror
+
     source = torrents or release_list_path(ArchivePaths(Path(archive)).releases)
     plan = plan_mirror(load_releases(source), parse_bytes(budget, "--budget"),
                        load_seeders(seeders) if seeders else None)
@@ -272,6 +285,8 @@ def catalog_diff_cmd(
     A file inside a release is checked against its manifest first; a snapshot from elsewhere
     is opened read-only and refused if its schema holds views or triggers soundark never makes.
     """
+    from soundark.preserve.diff import diff_catalogs
+
     diff = diff_catalogs(old, new)
     if csv_out:
         csv_out.write_text(diff.to_csv(), encoding="utf-8")
