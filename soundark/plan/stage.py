@@ -222,6 +222,8 @@ _UPSERT = (
 )
 
 
+_INSERT = _UPSERT.split(" ON CONFLICT")[0]  # the first plan: every row is new (~25 % faster)
+
 _PLAN_INDEXES = ("CREATE INDEX plan_rank ON plan(rank)", "CREATE INDEX plan_tier ON plan(tier)")
 
 
@@ -229,7 +231,9 @@ def _write_rows(catalog: Catalog, new: _Planned, rows: np.ndarray, progress: Pro
     rows = rows[np.argsort(new.ids[rows], kind="stable")]  # rowid order: B-tree appends, not splits
     # ranks arrive in random order: rebuilding the indexes once is ~2x faster than updating them
     # row by row when much of the plan changes (measured on 1M rows)
-    rebuild = rows.size > max(REBUILD_MIN_ROWS, int(catalog.scalar("SELECT count(*) FROM plan") or 0) // 4)
+    planned = int(catalog.scalar("SELECT count(*) FROM plan") or 0)
+    rebuild = rows.size > max(REBUILD_MIN_ROWS, planned // 4)
+    write = _UPSERT if planned else _INSERT
     if rebuild:
         catalog.execute("DROP INDEX IF EXISTS plan_rank")
         catalog.execute("DROP INDEX IF EXISTS plan_tier")
@@ -242,7 +246,7 @@ def _write_rows(catalog: Catalog, new: _Planned, rows: np.ndarray, progress: Pro
         r = rows[start:start + WRITE_BATCH]
         source = new.source[r].astype(object)
         source[new.source[r] < 0] = None
-        catalog.conn.executemany(_UPSERT, zip(
+        catalog.conn.executemany(write, zip(
             new.ids[r].tolist(), names[new.tier[r]].tolist(), new.est_bytes[r].tolist(),
             new.rank[r].tolist(), new.weight[r].tolist(), source.tolist(), [now] * r.size))
         progress.advance(int(r.size))
@@ -262,7 +266,8 @@ def _signal_context(inputs: PlanInputs, ps: PlanSettings) -> dict[str, Any]:
 
 def plan_catalog(catalog: Catalog, ps: PlanSettings, progress: Progress = NO_PROGRESS) -> PlanResult:
     """Plan every recording of *catalog* and store the plan (one transaction)."""
-    with catalog.transaction():
+    # every id the plan rows name is read from recording and source_file in this transaction
+    with catalog.foreign_keys_unchecked(), catalog.transaction():
         progress.start(2, "reading catalog, selecting", unit="steps")
         inputs = load_inputs(catalog, ps)
         progress.advance(1)
