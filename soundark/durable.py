@@ -96,8 +96,11 @@ def _move(move: Callable[[Path, Path], None], src: Path, dst: Path) -> None:  # 
 # tick; SOUNDARK_KILL_AT=N sends SIGKILL to the whole process group at the N-th tick: the run
 # dies there as in a power cut, its workers with it. Only the group leader counts (the command
 # the harness started in a session of its own), so pool workers never shift the count.
+# SOUNDARK_KILL_SIGNAL=TERM sends SIGTERM to the command alone at that tick instead, as a service
+# manager would: the command's own handler then stops it (exit 143) at exactly that step.
 _KILL_AT = int(os.environ.get("SOUNDARK_KILL_AT") or 0)
 _KILL_LOG = os.environ.get("SOUNDARK_KILL_LOG") or ""
+_KILL_TERM = (os.environ.get("SOUNDARK_KILL_SIGNAL") or "").upper() == "TERM"
 _ticks = 0
 
 
@@ -111,4 +114,7 @@ def kill_point(what: str) -> None:
         with open(_KILL_LOG, "a", encoding="utf-8") as log:
             log.write(f"{_ticks} {what}\n")
     if _ticks == _KILL_AT:
-        os.killpg(0, signal.SIGKILL)
+        if _KILL_TERM:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            os.killpg(0, signal.SIGKILL)

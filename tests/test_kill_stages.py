@@ -15,6 +15,7 @@ grows with points / cores. `SOUNDARK_KILL=long` tries 20 points per stage instea
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -158,6 +159,49 @@ def test_killed_anywhere_the_rerun_ends_as_an_uninterrupted_run(chain: Chain, st
     # a timed point may find a short run finished; a durable step is reached (encode's count
     # varies by one or two with its workers' timing)
     assert killed >= 1 and missed_ticks <= 1, f"the kills missed the work: {killed} landed"
+
+
+# SIGTERM points per stage: one in the default run, as many as the kill points when asked for more
+TERM_POINTS = kill.POINTS if kill.LONG or os.environ.get("SOUNDARK_KILL_POINTS") else 1
+
+
+def term_point(chain: Chain, stage: Stage, tick: int) -> None:
+    """SIGTERM at durable step *tick* of *stage*, on a copy of its "before" archive: the command
+    stops there through its own handler (exit 143, one line), and the rerun ends as the
+    uninterrupted run."""
+    base = chain.baselines[stage.name]
+    root = chain.root.parent / f"{stage.name}-term-{tick}"
+    args = chain.args(stage, root)
+    kill.copy_archive(base.before, root)
+    r = kill.run(args, kill_at=tick, term=True)
+    where = f"{stage.name} sent SIGTERM at tick {tick} of {base.ticks}"
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 143, f"{where}: exit {r.returncode}: {r.stderr}"
+    assert lines and lines[-1].startswith("error: terminated (SIGTERM): "), f"{where}: {r.stderr}"
+    assert "Traceback" not in r.stderr, f"{where}: {r.stderr}"
+    if stage.name != "repair":
+        assert not kill.torn(root), f"{where}: {kill.torn(root)}"
+    rerun_until_done(args, root)
+    got = kill.snapshot(root)
+    assert got == base.after, f"{where}:\n{kill.diff(base.after, got)}"
+    assert not kill.problems(root), f"{where}: {kill.problems(root)}"
+    if any((root / "releases").glob("*/bagit.txt")):
+        verified = verify_path(root)
+        assert verified.ok, f"{where}: verify after the rerun: {verified.problems[:5]}"
+    shutil.rmtree(root)
+
+
+@pytest.mark.slow
+def test_sigterm_at_a_durable_step_stops_every_stage_cleanly(chain: Chain) -> None:
+    """SIGTERM (what systemd, Kubernetes or Slurm send) at one seeded durable step of every stage
+    that has one, release art included: the same path as Ctrl-C, exact to the step."""
+    jobs = []
+    for stage in STAGES:
+        ticks = chain.baselines[stage.name].ticks
+        chosen = random.Random(f"term:{stage.name}:{kill.SEED}").sample(range(1, ticks + 1), min(ticks, TERM_POINTS))
+        jobs += [(stage, tick) for tick in sorted(chosen)]
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        list(pool.map(lambda job: term_point(chain, *job), jobs))
 
 
 # Two runs of one stage at once (encode's two runs sharing by leases: tests/test_encode_jobs.py).

@@ -87,7 +87,7 @@ class Catalog:
             raise
         try:
             self.conn.execute("COMMIT")
-        except SoundarkError:
+        except BaseException:  # a signal (KeyboardInterrupt) may land just before the COMMIT too
             if self.conn.in_transaction:
                 with contextlib.suppress(SoundarkError):
                     self.conn.execute("ROLLBACK")
@@ -137,7 +137,7 @@ def _apply_migrations(conn: CatalogConnection, path: Path) -> None:
                 (m.version, m.name, utc_now()),
             )
             conn.execute("COMMIT")
-        except SoundarkError:
+        except BaseException:  # an error, or a signal: the migration is all or nothing
             if conn.in_transaction:
                 with contextlib.suppress(SoundarkError):
                     conn.execute("ROLLBACK")

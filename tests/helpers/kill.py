@@ -65,14 +65,16 @@ class Run:
 
 
 def run(args: list[str], watch: Path | None = None, *, kill_at: int = 0, kill_after: float | None = None,
-        log: Path | None = None, timeout: float = 300) -> Run:
+        log: Path | None = None, timeout: float = 300, term: bool = False) -> Run:
     """Run `soundark ARGS` in a session of its own; kill its group as told; return how it ended.
 
+    With *term*, the command sends itself SIGTERM at tick *kill_at* instead of SIGKILL to its group.
     With *watch*, note when the command first holds a file below it open (``started``) and, with
     *kill_after*, kill it that many seconds later. Without, just wait: polling /proc costs the
     CPU the command needs on a loaded machine.
     """
-    env = dict(os.environ, SOUNDARK_KILL_AT=str(kill_at), SOUNDARK_KILL_LOG=str(log or ""))
+    env = dict(os.environ, SOUNDARK_KILL_AT=str(kill_at), SOUNDARK_KILL_LOG=str(log or ""),
+               SOUNDARK_KILL_SIGNAL="TERM" if term else "")
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "soundark", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
