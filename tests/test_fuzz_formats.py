@@ -125,6 +125,7 @@ magnet_parts = st.lists(st.one_of(
 @given(st.sampled_from(["magnet:?", "magnet:", "MAGNET:?", "http://x/?"]), magnet_parts)
 @example("magnet:?", ["xt=urn:btih:" + "ab" * 20, "xt=urn:btih:" + "cd" * 20])
 @example("magnet:?", ["dn=\n"])  # the error quoted the link with its line break: two lines
+@example("magnet:", ["xt=urn:btih:" + "ab" * 20, "xt=?", "xt=urn:btih:" + "cd" * 20])  # read as cd alone
 def test_parse_magnet(scheme: str, parts: list[str]) -> None:
     uri = scheme + "&".join(parts)
     magnet = only_soundark_errors(torrent.parse_magnet, uri)

@@ -269,6 +269,8 @@ def parse_magnet(uri: str) -> Magnet:
     parts = urlsplit(uri)
     if parts.scheme != "magnet":
         raise BadInput(uri[:80], "not a magnet: link")
+    if parts.netloc or parts.path:  # `magnet:xt=A&xt=?&xt=B` once read as B alone (fuzzing found it)
+        raise BadInput(uri[:80], "not a magnet link: its fields must follow `magnet:?`")
     q = parse_qs(parts.query, keep_blank_values=True)
     v1s, v2s = set(), set()
     for xt in q.get("xt", []):
