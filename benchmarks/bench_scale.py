@@ -309,6 +309,11 @@ def generate(gen: CatalogGenerator, n: int, rows: Path, csv_path: Path | None) -
 def run_size(n: int, work: Path, args: argparse.Namespace, gen: CatalogGenerator) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     archive = work / "archive"
+    imported = work / "imported.json"  # the import steps' figures: a later run measures the rest
+    if imported.exists() and (archive / "catalog.sqlite3").exists():
+        r = json.loads(imported.read_text())
+        say(f"[{n:,}] reusing the imported archive and its figures in {work}")
+        return measure(n, archive, work, args, gen, r)
     shutil.rmtree(archive, ignore_errors=True)
     timed(soundark("init", str(archive)))
     rows, inc = work.parent / f"rows-{n}.jsonl", work.parent / f"inc-{n}.jsonl"
@@ -343,7 +348,14 @@ def run_size(n: int, work: Path, args: argparse.Namespace, gen: CatalogGenerator
         r["recordings"] = catalog.scalar("SELECT count(*) FROM recording")
     say(f"[{n:,}] {r['recordings']:,} recordings, catalog {r['disk_bytes'] / 1e9:.2f} GB on disk "
         f"({r['disk_bytes'] / (n + n_inc):,.0f} bytes a row)")
-    albums = nxt  # recordings are drawn from the albums of the first file
+    r["albums"] = nxt  # recordings are drawn from the albums of the first file
+    imported.write_text(json.dumps(r))
+    return measure(n, archive, work, args, gen, r)
+
+
+def measure(n: int, archive: Path, work: Path, args: argparse.Namespace, gen: CatalogGenerator, r: dict) -> dict:
+    """The steps after the import: search, the web, plan, the release list."""
+    albums = r["albums"]
     r["search"] = search(archive, query_mix(gen, albums, 300, seed=7), work)
     say(f"[{n:,}] search p50 {r['search']['p50_ms']:.1f} ms, p95 {r['search']['p95_ms']:.1f} ms, "
         f"max {r['search']['max_ms']:.0f} ms, peak {r['search']['rss_mb']:,.0f} MB; p95 by kind: "
@@ -505,7 +517,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the data (default: a temp folder); each finished size leaves its "
-                         "result-N.json there, reused by the next run instead of measuring that size again")
+                         "result-N.json there, reused by the next run instead of measuring that size again; "
+                         "an interrupted size keeps its imported archive, and the next run measures the "
+                         "steps after the import on it")
     ap.add_argument("--keep", action="store_true", help="keep each size's archive")
     ap.add_argument("--search-only", type=Path, metavar="ARCHIVE", default=None,
                     help="only time the search query mix over this archive's catalog (one made by "
@@ -541,8 +555,9 @@ def main() -> None:
             saved.write_text(json.dumps(results[-1]))
     finally:
         if not args.keep:
-            for n in sizes:
-                shutil.rmtree(work / f"n{n}", ignore_errors=True)
+            for n in sizes:  # with --work, an unfinished size keeps its imported archive for the next run
+                if not args.work or (work / f"result-{n}.json").exists():
+                    shutil.rmtree(work / f"n{n}", ignore_errors=True)
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
     report(results, args)
