@@ -126,6 +126,7 @@ magnet_parts = st.lists(st.one_of(
 @example("magnet:?", ["xt=urn:btih:" + "ab" * 20, "xt=urn:btih:" + "cd" * 20])
 @example("magnet:?", ["dn=\n"])  # the error quoted the link with its line break: two lines
 @example("magnet:", ["xt=urn:btih:" + "ab" * 20, "xt=?", "xt=urn:btih:" + "cd" * 20])  # read as cd alone
+@example("magnet:?", ["xt=urn:btih:" + "ab" * 20, "dn=0#", "xt=urn:btih:" + "cd" * 20])  # read as ab alone
 def test_parse_magnet(scheme: str, parts: list[str]) -> None:
     uri = scheme + "&".join(parts)
     magnet = only_soundark_errors(torrent.parse_magnet, uri)

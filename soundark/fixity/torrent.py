@@ -271,7 +271,9 @@ def parse_magnet(uri: str) -> Magnet:
         raise BadInput(uri[:80], "not a magnet: link")
     if parts.netloc or parts.path:  # `magnet:xt=A&xt=?&xt=B` once read as B alone (fuzzing found it)
         raise BadInput(uri[:80], "not a magnet link: its fields must follow `magnet:?`")
-    q = parse_qs(parts.query, keep_blank_values=True)
+    # everything after `magnet:?` is fields: a `#` is a character of one (`dn=Best #1`), not the
+    # start of a fragment that would drop the fields after it (`dn=0#&xt=B` once lost B)
+    q = parse_qs(uri.partition("?")[2], keep_blank_values=True)
     v1s, v2s = set(), set()
     for xt in q.get("xt", []):
         if m := re.fullmatch(r"urn:btih:([0-9a-fA-F]{40})", xt):
