@@ -187,7 +187,7 @@ def test_fetch_on_sigterm(tmp_path):
     torrent = tmp_path / "releases" / "torrents" / "rel-0001.torrent"
     dl = tmp_path / "dl"
     dl.mkdir()
-    with Seeder(SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=300_000)) as seeder:
+    with Seeder(SwarmConfig(listen_interfaces="127.0.0.1:0", upload_rate_limit=800_000)) as seeder:
         seeder.add(torrent, bag.parent)
         seeder.wait_ready()
         args = ("fetch", str(torrent), "--peer", f"127.0.0.1:{seeder.port}", "--listen", "127.0.0.1:0",
