@@ -243,6 +243,7 @@ def test_parity_index(tmp_path_factory, doc: object, hashes: bytes) -> None:
 @examples(100)
 @given(st.one_of(st.text(max_size=200), json_values.map(json.dumps)))
 @example('{"x": ' + "1" * 5000 + "}")  # more digits than int() converts
+@example('{"":Infinity}')  # int(inf): OverflowError (the long fuzz run)
 def test_seeders_file(tmp_path_factory, text: str) -> None:
     path = tmp_path_factory.mktemp("seed") / "seeders.txt"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")

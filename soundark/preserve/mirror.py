@@ -89,9 +89,11 @@ def load_seeders(path: Path) -> dict[str, int]:
             pairs = pairs[1:]  # a header line
     out = {}
     for key, value in pairs:
-        try:
+        try:  # a JSON float (3.5, Infinity) is not a count: int() would cut it or overflow
+            if isinstance(value, (bool, float)):
+                raise TypeError(value)
             count = int(value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise BadInput(path, f"seeders of {key!r} is not a whole number: {value!r}") from e
         if count < 0:
             raise BadInput(path, f"seeders of {key!r} is negative")
