@@ -1,6 +1,6 @@
 """Help texts in plain words: `--budget SIZE`, `RELEASE...`, never `<list[str]>` or `{query}`.
 
-Typer 0.29 labels every value with its Python type (`<int range>`, `<list[str]>`), puts a
+Typer labels every value with its type (0.29: `<int range>`, `<list[str]>`), puts a
 required argument in braces in the usage line and adds click's range note (`[x>=0]`).
 None of that means anything to someone archiving music, so the finished click command
 tree gets a metavar per parameter (from its name, else its type) and those labels off.
@@ -23,7 +23,7 @@ NAMES = {
     "duration": "SECONDS", "timeout": "SECONDS", "upload_limit": "BYTES/S",
     "download_limit": "BYTES/S",
 }
-BY_TYPE = {"int": "N", "float": "NUMBER", "path": "PATH", "str": "TEXT"}
+BY_TYPE = {"int": "N", "float": "NUMBER", "path": "PATH", "str": "TEXT", "text": "TEXT"}
 
 
 def plain_help(command: Any) -> Any:
@@ -39,7 +39,8 @@ def _metavar(param: Any) -> str:
     name = param.name or ""
     if name in NAMES:
         return NAMES[name]
-    kind = param.bare_type().lower() if hasattr(param, "bare_type") else "str"
+    # Typer 0.29 names the annotation (`int | None`); before, the click type (`integer range`)
+    kind = (param.bare_type() if hasattr(param, "bare_type") else getattr(param.type, "name", "str")).lower()
     for word, label in BY_TYPE.items():
         if word in kind:
             return label
@@ -53,9 +54,13 @@ def _plain_param(param: Any) -> None:
     param.metavar = name
     # Instance attributes shadow Typer's methods: the label is the metavar alone.
     param._get_number_range_help_str = lambda: None
+    kind = getattr(param, "type", None)
+    if hasattr(kind, "_describe_range"):  # Typer < 0.29 asks the range type itself
+        kind._describe_range = lambda: ""
     if param.param_type_name == "argument":
         param.display_type_rich = lambda ctx: None
         usage = name if param.required else f"[{name}]"
         usage += "..." if param.nargs != 1 else ""
         param._usage_display_name = lambda: usage
+        param.get_usage_pieces = lambda ctx: [usage]  # what the usage line asks for, in every Typer
         param._rich_display_name = lambda: name + ("..." if param.nargs != 1 else "")
