@@ -7,9 +7,10 @@ steps each took. Each kill point copies the "before" archive to a folder of its 
 an archive names its own path: the sources are outside it, everything inside is relative), kills
 the command at that point (tests/helpers/kill.py), re-runs it until it exits 0 and requires the
 archive to equal the uninterrupted run's "after" copy, with a sound catalog, no job left running,
-no temporary file in store/, art/ or releases/, and the published bags verifying. The points of a
-stage run side by side, one per core (each is a chain of child processes), so the suite's time
-grows with points / cores. `SOUNDARK_KILL=long` tries 20 points per stage instead of 3.
+no temporary file in store/, art/ or releases/, and the published bags verifying. The points run
+side by side, one per core (each is a chain of child processes), a stage's as soon as its
+uninterrupted run is done, beside the chain's next stages; the suite's time grows with
+points / cores. `SOUNDARK_KILL=long` tries 20 points per stage instead of 3.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -67,9 +69,23 @@ class Chain:
     lib: Path
     root: Path           # the one path every run uses
     baselines: dict[str, Baseline]
+    pool: ThreadPoolExecutor | None = None   # where the kill and SIGTERM points run
+    jobs: dict[str, tuple[list, list]] = field(default_factory=dict)  # stage -> (kill, SIGTERM) futures
 
     def args(self, stage: Stage, root: Path | None = None) -> list[str]:
         return [a.format(lib=self.lib, root=root or self.root) for a in stage.args]
+
+    def submit(self, stage: Stage) -> None:
+        """Start *stage*'s kill and SIGTERM points (once): each needs only its own stage's baseline."""
+        if stage.name in self.jobs or self.pool is None:
+            return
+        ticks = self.baselines[stage.name].ticks
+        kills = [(point, self.pool.submit(_outcome, try_point, self, stage, point,
+                                          self.root.parent / f"{stage.name}-point-{i}"))
+                 for i, point in enumerate(kill.points(stage.name, ticks))]
+        chosen = random.Random(f"term:{stage.name}:{kill.SEED}").sample(range(1, ticks + 1), min(ticks, TERM_POINTS))
+        terms = [(tick, self.pool.submit(_outcome, term_point, self, stage, tick)) for tick in sorted(chosen)]
+        self.jobs[stage.name] = (kills, terms)
 
 
 def damage(root: Path) -> None:
@@ -82,27 +98,36 @@ def damage(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+def chain(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """The uninterrupted runs, stage by stage. When the kill points are wanted, each stage's points
+    start as soon as its baseline is there, beside the next stages' runs (the chain is one process
+    at a time: alone it would leave the other cores idle for its ~20 s)."""
     base = tmp_path_factory.mktemp("kill")
     lib, root = base / "lib", base / "archive"
     build_library(lib)
     r = subprocess.run([sys.executable, "-m", "soundark", "init", str(root)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     (root / "soundark.toml").write_text(SETTINGS)
-    out = Chain(lib, root, {})
-    for stage in STAGES:
-        if stage.name == "repair":
-            damage(root)
-        before = base / f"before-{stage.name}"
-        kill.copy_archive(root, before)
-        log = base / f"ticks-{stage.name}.log"
-        done = kill.run(out.args(stage), root, log=log)
-        assert done.returncode == 0, f"{stage.name}: {done.stderr}"
-        out.baselines[stage.name] = Baseline(before, kill.snapshot(root), kill.count_ticks(log),
-                                             done.seconds - done.started)
-        print(f"{stage.name}: {kill.count_ticks(log)} ticks, {done.seconds:.1f} s "
-              f"(working {done.seconds - done.started:.1f} s)")
-    return out
+    pool = ThreadPoolExecutor(SIDE_BY_SIDE) if "outcomes" in request.fixturenames else None
+    out = Chain(lib, root, {}, pool)
+    try:
+        for stage in STAGES:
+            if stage.name == "repair":
+                damage(root)
+            before = base / f"before-{stage.name}"
+            kill.copy_archive(root, before)
+            log = base / f"ticks-{stage.name}.log"
+            done = kill.run(out.args(stage), root, log=log)
+            assert done.returncode == 0, f"{stage.name}: {done.stderr}"
+            out.baselines[stage.name] = Baseline(before, kill.snapshot(root), kill.count_ticks(log),
+                                                 done.seconds - done.started)
+            print(f"{stage.name}: {kill.count_ticks(log)} ticks, {done.seconds:.1f} s "
+                  f"(working {done.seconds - done.started:.1f} s)")
+            out.submit(stage)
+        yield out
+    finally:
+        if out.pool is not None:
+            out.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def rerun_until_done(args: list[str], root: Path) -> int:
@@ -154,33 +179,26 @@ class Outcomes:
     terms: list[tuple[str, int, int | BaseException]]
 
 
-def _outcome(job):
+def _outcome(job, *args):
     try:
-        return job()
+        return job(*args)
     except Exception as e:  # kept for the stage's own test to raise
         return e
 
 
 @pytest.fixture(scope="module")
 def outcomes(chain: Chain) -> Outcomes:
-    """Every stage's kill points and SIGTERM points in one pool: with 3 points a stage on 2 cores a
-    pool per stage leaves a core idle while each stage's third point runs alone."""
-    kills = [(stage, point, chain.root.parent / f"{stage.name}-point-{i}")
-             for stage in STAGES for i, point in enumerate(kill.points(stage.name, chain.baselines[stage.name].ticks))]
-    terms = []
+    """Every stage's kill points and SIGTERM points, from one pool: with 3 points a stage on 2 cores
+    a pool per stage leaves a core idle while each stage's third point runs alone."""
+    if chain.pool is None:  # the chain was built for another test first
+        chain.pool = ThreadPoolExecutor(SIDE_BY_SIDE)
     for stage in STAGES:
-        ticks = chain.baselines[stage.name].ticks
-        chosen = random.Random(f"term:{stage.name}:{kill.SEED}").sample(range(1, ticks + 1), min(ticks, TERM_POINTS))
-        terms += [(stage, tick) for tick in sorted(chosen)]
-    jobs = [lambda s=s, p=p, r=r: try_point(chain, s, p, r) for s, p, r in kills]
-    jobs += [lambda s=s, t=t: term_point(chain, s, t) for s, t in terms]
-    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
-        done = list(pool.map(_outcome, jobs))
+        chain.submit(stage)
     out = Outcomes({s.name: [] for s in STAGES}, [])
-    for (stage, point, _), result in zip(kills, done[:len(kills)], strict=True):
-        out.kills[stage.name].append((point, result))
-    for (stage, tick), result in zip(terms, done[len(kills):], strict=True):
-        out.terms.append((stage.name, tick, result))
+    for stage in STAGES:
+        kills, terms = chain.jobs[stage.name]
+        out.kills[stage.name] = [(point, future.result()) for point, future in kills]
+        out.terms += [(stage.name, tick, future.result()) for tick, future in terms]
     return out
 
 
