@@ -105,7 +105,8 @@ _ticks = 0
 
 
 def kill_point(what: str) -> None:
-    """Count one durable step (test hook; does nothing unless SOUNDARK_KILL_AT/_LOG is set)."""
+    """Count one durable step, or a reader's step such as a bag verified (test hook; does nothing
+    unless SOUNDARK_KILL_AT/_LOG is set)."""
     global _ticks
     if not (_KILL_AT or _KILL_LOG) or os.getpid() != os.getpgid(0):
         return

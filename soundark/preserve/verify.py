@@ -22,6 +22,7 @@ from pathlib import Path
 from soundark import jsontext
 from soundark.catalog.store import check_catalog
 from soundark.config import ArchivePaths
+from soundark.durable import kill_point
 from soundark.errors import BadInput, NotFound, SoundarkError
 from soundark.fixity.bagit import (
     BAG_INFO,
@@ -189,6 +190,7 @@ def _run_window(plans: list[_BagPlan], fast: bool, progress: Progress) -> None:
     if len(plans) == 1 and plans[0].big:
         plans[0].run_big(fast, progress)
         plans[0].commit()
+        kill_point("bag checked")
         return
     if fast:
         for plan in plans:
@@ -197,6 +199,7 @@ def _run_window(plans: list[_BagPlan], fast: bool, progress: Progress) -> None:
             else:
                 plan.run_fast(progress)
             plan.commit()
+            kill_point("bag checked")
         return
     # every bag's listing first, then one pass over all their bytes, then each bag's findings
     jobs = [(plan, None if progress.cancelled() else plan.prepare()) for plan in plans]
@@ -209,6 +212,7 @@ def _run_window(plans: list[_BagPlan], fast: bool, progress: Progress) -> None:
         else:
             plan.conclude(result)
         plan.commit()
+        kill_point("bag checked")  # a reader's step: where the kill tests can stop it for sure
 
 
 def _check_store(root: Path, bags: list[Path], report: VerifyReport, progress: Progress) -> None:
