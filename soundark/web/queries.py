@@ -101,6 +101,7 @@ class ArchiveReader:
         self.search_cache_size = search_cache_size
         self._buckets: dict[str, list[str]] = {}
         self._buckets_version: tuple[int, ...] = ()
+        self._version_files = (str(self.paths.catalog), f"{self.paths.catalog}-wal")
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
 
     def catalog(self) -> Catalog:
@@ -126,16 +127,16 @@ class ArchiveReader:
     def _version(self) -> tuple[int, ...]:
         """Changes whenever a writer commits (WAL file) or checkpoints (main file)."""
         parts: list[int] = []
-        for suffix in ("", "-wal"):
+        for name in self._version_files:
             try:
-                st = os.stat(f"{self.paths.catalog}{suffix}")
+                st = os.stat(name)
                 parts += [st.st_mtime_ns, st.st_size]
             except OSError:
                 parts += [0, 0]
         return tuple(parts)
 
-    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
-        version = self._version()
+    def _cached(self, name: str, compute: Callable[[], Any], version: tuple[int, ...] | None = None) -> Any:
+        version = self._version() if version is None else version
         with self._cache_lock:
             hit = self._cache.get(name)
         if hit is not None and hit[0] == version:
@@ -146,10 +147,11 @@ class ArchiveReader:
         return value
 
     # -- search ---------------------------------------------------------------------------
-    def cached_search(self, text: str, page: int = 1, size: int = 20) -> SearchPage | None:
+    def cached_search(self, text: str, page: int = 1, size: int = 20,
+                      version: tuple[int, ...] | None = None) -> SearchPage | None:
         """The page if it is cached and the catalog has not changed since; cheap, never blocks on SQL."""
         text = text.strip()
-        version = self._version()
+        version = self._version() if version is None else version
         with self._cache_lock:
             if version != self._pages_version:
                 self._pages.clear()
@@ -169,11 +171,11 @@ class ArchiveReader:
             raise BadInput("page", f"must be between 1 and {MAX_PAGE}")
         if not text:
             return SearchPage(text, page, size, 0, False, False, [])
-        cached = self.cached_search(text, page, size)
+        version = self._version()  # once a request: two stat() calls
+        cached = self.cached_search(text, page, size, version)
         if cached is not None:
             return cached
-        version = self._version()
-        found_page = self._search(text, page, size)
+        found_page = self._search(text, page, size, version)
         if self.search_cache_size:
             with self._cache_lock:
                 if version == self._pages_version:
@@ -182,9 +184,8 @@ class ArchiveReader:
                         self._pages.popitem(last=False)
         return found_page
 
-    def _terms_of(self, bucket: str) -> list[str]:
+    def _terms_of(self, bucket: str, version: tuple[int, ...]) -> list[str]:
         """Indexed words by 3-letter bucket, kept until the catalog changes (prefix* searches)."""
-        version = self._version()
         with self._cache_lock:
             if version != self._buckets_version:
                 self._buckets.clear()
@@ -202,10 +203,10 @@ class ArchiveReader:
         deadline = getattr(self._local, "deadline", None)
         return int(deadline is not None and time.monotonic() > deadline)
 
-    def _search(self, text: str, page: int, size: int) -> SearchPage:
+    def _search(self, text: str, page: int, size: int, version: tuple[int, ...]) -> SearchPage:
         self._local.deadline = time.monotonic() + SEARCH_SECONDS
         try:
-            return self._run_search(text, page, size)
+            return self._run_search(text, page, size, version)
         except QueryInterrupted as e:  # the progress handler stopped it: past the deadline
             if time.monotonic() > self._local.deadline:
                 raise BadInput("q", f"this search takes too long (over {SEARCH_SECONDS:g} s); "
@@ -214,12 +215,13 @@ class ArchiveReader:
         finally:
             self._local.deadline = None
 
-    def _run_search(self, text: str, page: int, size: int) -> SearchPage:
+    def _run_search(self, text: str, page: int, size: int, version: tuple[int, ...]) -> SearchPage:
         cat = self.catalog()
-        found = find(cat, text, limit=size, offset=(page - 1) * size, terms_of=self._terms_of)
+        found = find(cat, text, limit=size, offset=(page - 1) * size,
+                     terms_of=lambda bucket: self._terms_of(bucket, version))
         hits = found.hits
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
-        extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat)))
+        extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat), version))
         covers = browse.art_of_recordings(cat, [h.id for h in hits])
         playable = browse.playable_of_recordings(cat, [h.id for h in hits])
         results = []
