@@ -146,7 +146,7 @@ def free_port() -> int:
 
 def start_server(root: Path, port: int, workers: int, cache: bool) -> subprocess.Popen:
     env = {**os.environ, "SOUNDARK_WEB_SEARCH_CACHE": "4096" if cache else "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", str(root), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", "-a", str(root), "--port", str(port),
                              "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env)
     import httpx
@@ -154,7 +154,9 @@ def start_server(root: Path, port: int, workers: int, cache: bool) -> subprocess
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/stats", timeout=30).status_code == 200:
+            # a search of a word no catalog holds: ready at once (/api/stats counts the whole
+            # catalog on its first call, over a minute at 50M rows)
+            if httpx.get(f"http://127.0.0.1:{port}/api/search?q=soundarkready", timeout=30).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.2)
