@@ -44,13 +44,15 @@ LIBOPUS_X_PER_CORE = 322 / 2
 # (87x). The cluster is sized with the slower one until a scan of real files settles it.
 SCAN_X_PER_CORE = 3600 / (26.7 + 14.9)
 SCAN_X_PER_CORE_DOCS = 24 * 60 / 3.1
-# Import into a fresh catalog, 300k rows, 2 shared cores (docs/formats.md, issue 11 round 2);
-# into a 1M-row catalog: 10,695 rows/s. bench_scale (issue 16 item 2) measures 1M..50M.
-IMPORT_ROWS_S = 11_561
-IMPORT_INCR_ROWS_S = 10_695
-# Catalog bytes on disk per row: bench_scale at 3M rows, 1.02 GB, growing linearly (k = 1.02
-# from 1M; docs/performance.md "Catalog at scale"). None would print a placeholder.
-CATALOG_BYTES_PER_ROW: float | None = 337.0
+# Import into a fresh catalog: bench_scale at 50M rows (issue 16, December 2026): 6,922 s of
+# work, 7,223 rows/s on average, growing as rows^1.20 from 10M (docs/performance.md "Figures at
+# 50M rows"); the time at 256M below is linear from that average, so a lower bound (~14 h by k).
+# +1 % rows into the 50M-row catalog: 4,074 rows/s.
+IMPORT_ROWS_S = 7_223
+IMPORT_INCR_ROWS_S = 4_074
+# Catalog bytes on disk per row: bench_scale at 50M rows, 18.82 GB (373 bytes a row), linear
+# (k = 1.02 from 10M). None would print a placeholder.
+CATALOG_BYTES_PER_ROW: float | None = 373.0
 # Plan (bench_plan.py --quick, 2026-12-01, load average ~10 on 2 cores): selection of 10M
 # recordings in 13.9 s, 0.76 GB peak; end to end on a 1M-recording catalog (read, select, write
 # every plan row) 12,263 rows/s for a first plan, 41,426 rows/s for an unchanged re-plan.
