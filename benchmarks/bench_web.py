@@ -148,7 +148,7 @@ def start_server(root: Path, port: int, workers: int, cache: bool) -> subprocess
     env = {**os.environ, "SOUNDARK_WEB_SEARCH_CACHE": "4096" if cache else "0"}
     proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", "-a", str(root), "--port", str(port),
                              "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env)
+                            env=env, start_new_session=True)  # its group: the workers go with it
     import httpx
 
     deadline = time.monotonic() + 60
@@ -160,7 +160,8 @@ def start_server(root: Path, port: int, workers: int, cache: bool) -> subprocess
                 return proc
         except httpx.HTTPError:
             time.sleep(0.2)
-    proc.kill()
+    os.killpg(proc.pid, signal.SIGKILL)  # uvicorn's workers too: they hold its stderr open
+    proc.wait()
     raise SystemExit(f"server did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
 
 
