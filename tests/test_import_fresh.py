@@ -323,3 +323,41 @@ def test_fresh_and_incremental_paths_agree_on_the_tricky_cases(tmp_path, monkeyp
     assert fresh == incremental
     isrc_by_name = [r for r in fresh[0]["recording"] if r[2] and r[2].startswith("FRNEW") and r[1] != r[2]]
     assert isrc_by_name  # a recording first made without identifiers took a later row's ISRC
+
+
+def test_imports_leave_the_search_indexes_in_few_segments(tmp_path, monkeypatch):
+    """FTS5 looks a word up in every segment: a bulk load ends with one, and an incremental import
+    merges them when its commits left more than MAX_SEGMENTS (deferred.compact). Same answers."""
+    monkeypatch.setattr(tabular, "CHUNK_BYTES", 4_000)  # ~20 rows per batch: one commit each
+    monkeypatch.setattr(_bulk, "NEAR_EMPTY_RECORDINGS", 0)  # every batch indexed as it commits
+    real = deferred.compact
+    out = {}
+    for name, compacting in (("piled", False), ("compacted", True)):
+        with open_catalog(tmp_path / f"{name}.sqlite3") as cat:
+            for table in deferred.SEARCH_INDEXES:  # FTS5 would merge as it goes: let segments pile up
+                cat.execute(f"INSERT INTO {table}({table}, rank) VALUES ('automerge', 0)")
+            monkeypatch.setattr(deferred, "compact", lambda conn, most=deferred.MAX_SEGMENTS: [])
+            import_catalog_file(cat, write(tmp_path / "a.jsonl", rows(600)))
+            piled = [deferred.segments(cat.conn, t) for t in deferred.SEARCH_INDEXES]
+            assert min(piled) > deferred.MAX_SEGMENTS, piled
+            monkeypatch.setattr(deferred, "compact", real if compacting else lambda conn, most=8: [])
+            import_catalog_file(cat, write(tmp_path / "b.jsonl", rows(30, "GBABC")))
+            out[name] = ([deferred.segments(cat.conn, t) for t in deferred.SEARCH_INDEXES],
+                         {q: [h.id for h in find(cat, q, limit=50).hits] for q in QUERIES})
+            for table in deferred.SEARCH_INDEXES:
+                cat.execute(f"INSERT INTO {table}({table}) VALUES ('integrity-check')")
+    assert out["compacted"][0] == [1, 1] and min(out["piled"][0]) > deferred.MAX_SEGMENTS
+    assert out["compacted"][1] == out["piled"][1] and all(out["piled"][1].values())
+
+
+def test_a_fresh_bulk_load_ends_with_one_segment_per_search_index(tmp_path, monkeypatch):
+    monkeypatch.setattr(tabular, "CHUNK_BYTES", 4_000)
+    with open_catalog(tmp_path / "c.sqlite3") as cat:
+        calls = []
+        real = deferred.compact
+        monkeypatch.setattr(deferred, "compact", lambda conn, most=deferred.MAX_SEGMENTS: calls.append(most)
+                            or real(conn, most))
+        import_catalog_file(cat, write(tmp_path / "a.jsonl", rows(600)))
+        assert calls == [1]  # finish_in, once: the rebuild's segments merged whatever their number
+        assert {t: deferred.segments(cat.conn, t) for t in deferred.SEARCH_INDEXES} == \
+            {"recording_fts": 1, "recording_trigram": 1}

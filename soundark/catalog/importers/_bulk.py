@@ -305,9 +305,9 @@ class BulkWriter:
         try:
             if self.catalog.conn.in_transaction:
                 self.catalog.execute("COMMIT")
-            if self.fresh:
-                with self.catalog.transaction() as conn:
-                    deferred.finish_in(conn)
+            with self.catalog.transaction() as conn:
+                if not (self.fresh and deferred.finish_in(conn)):  # finish_in compacts too
+                    deferred.compact(conn)
         finally:
             self.catalog.execute(f"PRAGMA cache_size = {int(self._cache_size)}")
 
