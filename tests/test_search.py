@@ -181,3 +181,23 @@ def test_the_nospace_ranges_agree_with_migration_0010():
 
     sql = next(m.sql for m in migrations() if m.version == 10)
     assert sql.count(f"GLOB '*[{NOSPACE}]*'") == 5
+
+
+def test_a_common_query_pages_through_its_candidates_by_listens_with_whole_rows(catalog, monkeypatch):
+    """find() reads the candidates' (id, listens), then the page's whole rows: the same page, field
+    for field, as ranking the candidates' whole rows (the first CANDIDATES in id order)."""
+    from soundark.catalog import search as mod
+
+    monkeypatch.setattr(mod, "CANDIDATES", 12)
+    with catalog.transaction() as conn:
+        for i in range(40):
+            conn.execute("INSERT INTO recording(key, title, artist, album, listens, duration_ms) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (f"sa{i:016d}", f"Common Song {i}", f"Artist {i % 3}",
+                                                       f"Album {i % 5}", (i * 7) % 11 if i % 4 else None, 1000 + i))
+    rows = catalog.execute(f"SELECT {mod._COLUMNS} FROM recording r ORDER BY r.id LIMIT 12").fetchall()
+    expected = [tuple(r) for r in sorted(rows, key=lambda r: (-(r[8] or 0), r[0]))]
+    pages = [find(catalog, "common", limit=5, offset=o) for o in (0, 5, 10)]
+    assert all(p.capped and p.total == 12 for p in pages)
+    assert [tuple(h.__dict__.values()) for p in pages for h in p.hits] == expected
+    few = find(catalog, "song 7", limit=50)  # under CANDIDATES: scored on the whole rows
+    assert not few.capped and few.hits[0].title == "Common Song 7"

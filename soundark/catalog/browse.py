@@ -7,6 +7,7 @@ stages being absent (a young archive), and never returns the operator's source p
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from soundark.catalog.queries import tables
@@ -163,27 +164,32 @@ def artist_detail(catalog: Catalog, key: str, limit: int = 50) -> dict[str, Any]
     return artist
 
 
-def art_of_recordings(catalog: Catalog, ids: list[int]) -> dict[int, dict[str, str]]:
-    """A cover per recording id (its encoded file's, else its first album's): search thumbnails."""
-    if not ids or "art" not in tables(catalog):
-        return {}
-    marks = ",".join("?" * len(ids))
-    have_encoded = "encoded" in tables(catalog)
-    enc = ("(SELECT e.art_sha256 FROM encoded e WHERE e.recording_id = r.id AND e.art_sha256 IS NOT NULL "
-           "LIMIT 1), ") if have_encoded else ""
-    rows = catalog.execute(
-        f"SELECT r.id, a.sha256, a.ext FROM recording r JOIN art a ON a.sha256 = coalesce({enc}"
-        "(SELECT al.art_sha256 FROM track t JOIN album al ON al.id = t.album_id WHERE t.recording_id = r.id "
-        f"AND al.art_sha256 IS NOT NULL ORDER BY t.id LIMIT 1)) WHERE r.id IN ({marks})", ids)
-    return {rid: {"sha256": sha, "ext": ext} for rid, sha, ext in rows}
-
-
-def playable_of_recordings(catalog: Catalog, ids: list[int]) -> dict[int, dict[str, str]]:
-    """The stored file a list plays per recording id (planned tier first): the search page's queue."""
-    have = tables(catalog)
-    if not ids or not {"encoded", "plan"} <= have:
-        return {}
-    marks = ",".join("?" * len(ids))
-    rows = catalog.execute(f"SELECT r.id, {_PLAYABLE.format(rid='r.id')} FROM recording r WHERE r.id IN ({marks})",
-                           ids)
-    return {rid: p for rid, value in rows if (p := _split(value, ("sha256", "ext", "tier")))}
+def search_decorations(catalog: Catalog, ids: list[int], have: set[str]) -> dict[int, dict[str, Any]]:
+    """What a search page shows beside each recording id, in one statement (*have*: tables()):
+    its plan tier, first release (name, magnet), cover (its encoded file's, else its first
+    album's) and the stored file it plays (the planned tier first). Absent tables give None."""
+    out: dict[int, dict[str, Any]] = {i: {"tier": None, "release": None, "magnet": None, "art": None,
+                                          "play": None} for i in ids}
+    if not ids:
+        return out
+    tier = "(SELECT p.tier FROM plan p WHERE p.recording_id = r.id)" if "plan" in have else "NULL"
+    release = ("(SELECT json_array(rl.name, rl.magnet) FROM release_file rf JOIN release rl ON rl.id = rf.release_id"
+               " WHERE rf.recording_id = r.id ORDER BY rl.id LIMIT 1)") if {"release", "release_file"} <= have \
+        else "NULL"
+    art = "NULL"
+    if "art" in have:
+        enc = ("(SELECT e.art_sha256 FROM encoded e WHERE e.recording_id = r.id AND e.art_sha256 IS NOT NULL "
+               "LIMIT 1), ") if "encoded" in have else ""
+        art = _ART.format(sha=f"coalesce({enc}(SELECT al.art_sha256 FROM track t JOIN album al ON al.id = t.album_id"
+                              " WHERE t.recording_id = r.id AND al.art_sha256 IS NOT NULL ORDER BY t.id LIMIT 1))")
+    play = _PLAYABLE.format(rid="r.id") if {"encoded", "plan"} <= have else "NULL"
+    for rid, tier_, rel, art_, play_ in catalog.execute(
+            f"SELECT r.id, {tier}, {release}, {art}, {play} FROM json_each(?) AS j JOIN recording r ON r.id = j.value",
+            (json.dumps(ids),)):
+        row = out[rid]
+        row["tier"] = tier_
+        if rel is not None:
+            row["release"], row["magnet"] = json.loads(rel)
+        row["art"] = _split(art_, ("sha256", "ext"))
+        row["play"] = _split(play_, ("sha256", "ext", "tier"))
+    return out

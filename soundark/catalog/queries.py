@@ -119,26 +119,6 @@ def terms_in_bucket(catalog: Catalog, bucket: str) -> list[str]:
         "SELECT term FROM temp.soundark_fts_terms WHERE term >= ? AND term < ?", (bucket, high))]
 
 
-def search_extras(catalog: Catalog, ids: list[int], have: set[str] | None = None) -> dict[int, dict[str, Any]]:
-    """Plan tier and first release of each recording id (one query per table; *have*: tables())."""
-    extras: dict[int, dict[str, Any]] = {i: {"tier": None, "release": None, "magnet": None} for i in ids}
-    if not ids:
-        return extras
-    have = tables(catalog) if have is None else have
-    marks = ",".join("?" * len(ids))
-    if "plan" in have:
-        for rid, tier in catalog.execute(
-                f"SELECT recording_id, tier FROM plan WHERE recording_id IN ({marks})", ids):
-            extras[rid]["tier"] = tier
-    if {"release", "release_file"} <= have:
-        for rid, name, magnet in catalog.execute(
-                "SELECT rf.recording_id, r.name, r.magnet FROM release_file rf "
-                f"JOIN release r ON r.id = rf.release_id WHERE rf.recording_id IN ({marks}) "
-                "ORDER BY r.id DESC", ids):
-            extras[rid]["release"], extras[rid]["magnet"] = name, magnet  # the first release wins
-    return extras
-
-
 def encoded_file(catalog: Catalog, sha256: str) -> dict[str, Any] | None:
     """The stored audio with this content hash (ext and size), or None."""
     if not SHA256_HEX.match(sha256) or "encoded" not in tables(catalog):

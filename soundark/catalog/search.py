@@ -26,6 +26,7 @@ listens and its total is a lower bound ("300+ matches: add a word").
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,15 +160,37 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
     sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None)
     if not sql:
         return Matches([], 0, False)
-    rows = catalog.execute(sql, params).fetchall()
-    common = len(rows) >= CANDIDATES
+    # the candidates' ids and listens first: a common query (most of them) reads the whole
+    # row of the page's recordings only, not of all CANDIDATES (at 10M rows 0.6 ms, not 1.35).
+    # Both statements read one snapshot: a writer's commit between them changes neither.
+    own = not catalog.conn.in_transaction
+    if own:
+        catalog.execute("BEGIN")
+    try:
+        ranked = catalog.execute(sql, params).fetchall()
+        common = len(ranked) >= CANDIDATES
+        if common:
+            ranked.sort(key=lambda r: (-(r[1] or 0), r[0]))
+            page = _rows_by_id(catalog, [r[0] for r in ranked[offset:offset + limit]])
+            return Matches([SearchHit(*row) for row in page], len(ranked), True)
+        rows = _rows_by_id(catalog, [r[0] for r in ranked])
+    finally:
+        if own and catalog.conn.in_transaction:
+            catalog.execute("COMMIT")
     # rows are (id, key, title, artist, album, date, duration_ms, isrc, listens, rights)
-    if common:
-        rows.sort(key=lambda r: (-(r[8] or 0), r[0]))
-    else:
-        wanted = _wanted(terms)
-        rows.sort(key=lambda r: (-_score(r[2], r[3], r[4], wanted), -(r[8] or 0), r[0]))
-    return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), common)
+    wanted = _wanted(terms)
+    rows.sort(key=lambda r: (-_score(r[2], r[3], r[4], wanted), -(r[8] or 0), r[0]))
+    return Matches([SearchHit(*row) for row in rows[offset:offset + limit]], len(rows), False)
+
+
+def _rows_by_id(catalog: Catalog, ids: list[int]) -> list[Any]:
+    """The search columns of these recordings, in the order given (one statement, cached: the ids
+    travel as one JSON array)."""
+    if not ids:
+        return []
+    rows = catalog.execute(f"SELECT {_COLUMNS} FROM json_each(?1) AS j JOIN recording r ON r.id = j.value "
+                           "ORDER BY j.key", (json.dumps(ids),)).fetchall()
+    return rows
 
 
 def search(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0) -> list[SearchHit]:
@@ -196,7 +219,7 @@ def _gram_counter(catalog: Catalog) -> Callable[[str], int] | None:
 
 def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None,
                     gram_count: Callable[[str], int] | None = None) -> tuple[str, list]:
-    """One SELECT of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
+    """One SELECT of the (id, listens) of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
 
     The first index with a wanted term drives (words, else trigrams, else the 1-2 character
     substrings of recording_gram, the rarest by *gram_count*; without it the rows holding such
@@ -240,7 +263,7 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | No
     for t in short:  # lower(): ASCII only, enough beside these scripts
         where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
         params.append(t.words[0])
-    sql = (f"SELECT {_COLUMNS} FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
+    sql = (f"SELECT r.id, r.listens FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
     return sql, params + [CANDIDATES]
 

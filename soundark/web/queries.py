@@ -221,16 +221,16 @@ class ArchiveReader:
                      terms_of=lambda bucket: self._terms_of(bucket, version))
         hits = found.hits
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
-        extras = q.search_extras(cat, [h.id for h in hits], self._cached("tables", lambda: q.tables(cat), version))
-        covers = browse.art_of_recordings(cat, [h.id for h in hits])
-        playable = browse.playable_of_recordings(cat, [h.id for h in hits])
+        shown = browse.search_decorations(cat, [h.id for h in hits],
+                                          self._cached("tables", lambda: q.tables(cat), version))
         results = []
         for h in hits:
             row = h.as_dict()
             row.pop("id")
-            row.update(extras[h.id])
-            row["art_url"] = _art_url(covers.get(h.id))
-            play = playable.get(h.id)
+            extra = shown[h.id]
+            row.update(tier=extra["tier"], release=extra["release"], magnet=extra["magnet"])
+            row["art_url"] = _art_url(extra["art"])
+            play = extra["play"]
             row["audio_url"] = f"/audio/{play['sha256']}{_safe_ext(play['ext'])}" if play else None
             results.append(row)
         return SearchPage(text, page, size, found.total, found.capped, has_next, results)
