@@ -170,7 +170,7 @@ local paths = {}
 local counter = 0
 function init(args)
   for line in io.lines(args[1]) do paths[#paths + 1] = line end
-  counter = math.random(#paths)
+  counter = (args[2] == "from-start") and 0 or math.random(#paths)
 end
 function request()
   counter = counter % #paths + 1
@@ -186,11 +186,13 @@ end
 """
 
 
-def run_wrk(base: str, paths_file: Path, clients: int, seconds: int) -> dict:
+def run_wrk(base: str, paths_file: Path, clients: int, seconds: int, from_start: bool = False) -> dict:
+    """wrk with one thread: the paths in order, from a random line (from the first: *from_start*)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT)
     out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "5s", "-s", f.name,
-                          base, "--", str(paths_file)], capture_output=True, text=True, check=True).stdout
+                          base, "--", str(paths_file), "from-start" if from_start else "anywhere"],
+                         capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
     line = next(ln for ln in out.splitlines() if ln.startswith("WRK "))
     r = json.loads(line[4:])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from soundark.catalog import vocabulary
+
 # Secondary indexes no import statement reads (migration 0001); dropped while a fresh import loads.
 DEFERRED_INDEXES = {
     "track_recording": "CREATE INDEX IF NOT EXISTS track_recording ON track(recording_id)",
@@ -135,6 +137,7 @@ def finish_in(conn: sqlite3.Connection) -> bool:
     else:
         index_new(conn, int(row[0]))
     compact(conn, 1)
+    vocabulary.refresh(conn)
     _restore(conn)
     return True
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soundark import isrc as isrc_codes
+from soundark.catalog import vocabulary
 from soundark.catalog.store import Catalog
 from soundark.errors import BadInput
 
@@ -139,13 +140,15 @@ def _check_page(limit: int, offset: int) -> None:
 
 
 def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
-         terms_of: Callable[[str], list[str]] | None = None) -> Matches:
+         terms_of: Callable[[str], list[str] | None] | None = None) -> Matches:
     """Recordings matching *text*, best first: the page [offset, offset + limit) and the count.
 
-    *terms_of(bucket)* lists the indexed words that start with a 3-letter *bucket*
-    (:func:`soundark.catalog.queries.terms_in_bucket`; the web caches it): a prefix* is then
-    searched as an OR of whole words, which FTS5 evaluates lazily, instead of merging every
-    matching doclist. Raises BadInput for unusable queries.
+    *terms_of(prefix)* lists the indexed words that start with a lower-case *prefix* (up to
+    MAX_EXPANSION + 1 of them), or None when it cannot tell: a prefix* is then searched as an OR
+    of whole words, which FTS5 evaluates lazily, instead of merging every matching doclist. By
+    default the words come from search_word (soundark.catalog.vocabulary) while it is current;
+    the web adds a cache of FTS5's own word lists for when it is not. Raises BadInput for
+    unusable queries.
     """
     _check_page(limit, offset)
     code = isrc_codes.normalise_or_none(text) if len(text) < 40 else None
@@ -157,16 +160,19 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
     if short:
         raise BadInput("query", f"{short[0]}*: a prefix needs at least {MIN_PREFIX} letters before the *")
     shorts = any(t.substring and len(t.words[0]) < MIN_TRIGRAM for t in terms)
-    sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None)
-    if not sql:
-        return Matches([], 0, False)
-    # the candidates' ids and listens first: a common query (most of them) reads the whole
-    # row of the page's recordings only, not of all CANDIDATES (at 10M rows 0.6 ms, not 1.35).
-    # Both statements read one snapshot: a writer's commit between them changes neither.
+    if terms_of is None:
+        def terms_of(prefix: str) -> list[str] | None:
+            return vocabulary.words(catalog.conn, prefix, MAX_EXPANSION + 1)
+    # Every statement below reads one snapshot: a writer's commit between them changes nothing.
     own = not catalog.conn.in_transaction
     if own:
         catalog.execute("BEGIN")
     try:
+        sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None)
+        if not sql:
+            return Matches([], 0, False)
+        # the candidates' ids and listens first: a common query (most of them) reads the whole
+        # row of the page's recordings only, not of all CANDIDATES (at 10M rows 0.6 ms, not 1.35)
         ranked = catalog.execute(sql, params).fetchall()
         common = len(ranked) >= CANDIDATES
         if common:
@@ -217,7 +223,7 @@ def _gram_counter(catalog: Catalog) -> Callable[[str], int] | None:
     ).fetchone()[0]
 
 
-def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str]] | None,
+def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | None] | None,
                     gram_count: Callable[[str], int] | None = None) -> tuple[str, list]:
     """One SELECT of the (id, listens) of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
 
@@ -276,13 +282,13 @@ def _excluded(terms: list[Term]) -> list[Term]:
     return [t for t in terms if t.negative]
 
 
-def _expanded(m: re.Match[str], terms_of: Callable[[str], list[str]]) -> str:
-    """``"abc"*`` as ``("abc" OR "abcd" OR ...)``, or unchanged when that would not be cheaper."""
+def _expanded(m: re.Match[str], terms_of: Callable[[str], list[str] | None]) -> str:
+    """``"abc"*`` as ``("abc" OR "abcd" OR ...)``, or unchanged when that would not be cheaper
+    (more than MAX_EXPANSION words) or the words are unknown (*terms_of* gave None)."""
     prefix = m.group(1)
     if not prefix.isascii():  # the tokenizer folds non-ASCII letters; leave those to FTS5
         return m.group(0)
-    prefix = prefix.lower()
-    words = [t for t in terms_of(prefix[:MIN_PREFIX]) if t.startswith(prefix)]
+    words = terms_of(prefix.lower())
     if not words or len(words) > MAX_EXPANSION:
         return m.group(0)
     return "(" + " OR ".join(f'"{w}"' for w in words) + ")"

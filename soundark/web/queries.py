@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from soundark import isrc as isrc_codes
-from soundark.catalog import Catalog, browse, open_catalog
+from soundark.catalog import Catalog, browse, open_catalog, vocabulary
 from soundark.catalog import queries as q
-from soundark.catalog.search import find
+from soundark.catalog.search import MAX_EXPANSION, MIN_PREFIX, find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, NotFound, QueryInterrupted, SoundarkError
@@ -38,6 +38,7 @@ MAX_PAGE_SIZE = 100
 MAX_PAGE = 100
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_-.")
 SEARCH_CACHE_SIZE = 4096
+BUCKETS = 2048  # FTS5 word lists by 3-letter start kept, for catalogs whose search_word is not current
 # the catalog mapped read-only: pages come from the OS page cache without a read() and a copy each.
 # SQLite caps it (SQLITE_MAX_MMAP_SIZE, 2 GiB in the usual builds); searches at 10M rows (3.6 GB)
 # took 3.9 ms on average at that cap against 5.4 ms at 1 GiB (bench_scale's query mix)
@@ -99,7 +100,7 @@ class ArchiveReader:
         self._pages: OrderedDict[tuple[str, int, int], SearchPage] = OrderedDict()
         self._pages_version: tuple[int, ...] = ()
         self.search_cache_size = search_cache_size
-        self._buckets: dict[str, list[str]] = {}
+        self._buckets: OrderedDict[str, list[str]] = OrderedDict()
         self._buckets_version: tuple[int, ...] = ()
         self._version_files = (str(self.paths.catalog), f"{self.paths.catalog}-wal")
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
@@ -184,19 +185,29 @@ class ArchiveReader:
                         self._pages.popitem(last=False)
         return found_page
 
-    def _terms_of(self, bucket: str, version: tuple[int, ...]) -> list[str]:
-        """Indexed words by 3-letter bucket, kept until the catalog changes (prefix* searches)."""
+    def _terms_of(self, prefix: str, version: tuple[int, ...]) -> list[str] | None:
+        """Indexed words starting with *prefix* (prefix* searches): from search_word when it is
+        current (one B-tree range), else from FTS5's word list of the prefix's 3-letter bucket,
+        kept until the catalog changes (BUCKETS of them, the least recently used dropped)."""
+        words = vocabulary.words(self.catalog().conn, prefix, MAX_EXPANSION + 1)
+        if words is not None:
+            return words
+        bucket = prefix[:MIN_PREFIX]
         with self._cache_lock:
             if version != self._buckets_version:
                 self._buckets.clear()
                 self._buckets_version = version
-            words = self._buckets.get(bucket)
-        if words is None:
-            words = q.terms_in_bucket(self.catalog(), bucket)
+            listed = self._buckets.get(bucket)
+            if listed is not None:
+                self._buckets.move_to_end(bucket)
+        if listed is None:
+            listed = q.terms_in_bucket(self.catalog(), bucket)
             with self._cache_lock:
                 if version == self._buckets_version:
-                    self._buckets[bucket] = words
-        return words
+                    self._buckets[bucket] = listed
+                    while len(self._buckets) > BUCKETS:
+                        self._buckets.popitem(last=False)
+        return [w for w in listed if w.startswith(prefix)]
 
     def _overdue(self) -> int:
         """SQLite progress handler: non-zero stops the running statement (a search past its time)."""

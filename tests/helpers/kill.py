@@ -41,7 +41,8 @@ SEED = int(os.environ.get("SOUNDARK_KILL_SEED", "0") or 0)
 # timestamps, the encode journal's lease bookkeeping and attempt count (a killed attempt counts).
 TIME_COLUMNS = {"applied_at", "scanned_at", "planned_at", "created_at", "updated_at", "imported_at",
                 "merged_at", "attempts", "lease_owner", "lease_expires", "started_at", "finished_at",
-                "elapsed_seconds", "encode_seconds"}
+                "elapsed_seconds", "encode_seconds",
+                "fts_structure"}  # search_word_state: the FTS5 segment history, not its words
 # FTS5 shadow tables: compared through their own integrity check instead (problems()).
 _FTS_SHADOW = ("_data", "_idx", "_docsize", "_config", "_content")
 

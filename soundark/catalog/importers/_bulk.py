@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from soundark.catalog import deferred
+from soundark.catalog import deferred, vocabulary
 from soundark.catalog.importers._fresh import Memory
 from soundark.catalog.importers._rows import StagedBatch
 from soundark.catalog.store import Catalog
@@ -306,8 +306,9 @@ class BulkWriter:
             if self.catalog.conn.in_transaction:
                 self.catalog.execute("COMMIT")
             with self.catalog.transaction() as conn:
-                if not (self.fresh and deferred.finish_in(conn)):  # finish_in compacts too
+                if not (self.fresh and deferred.finish_in(conn)):  # finish_in does both
                     deferred.compact(conn)
+                    vocabulary.refresh(conn)  # a no-op when the import changed no word
         finally:
             self.catalog.execute(f"PRAGMA cache_size = {int(self._cache_size)}")
 
