@@ -172,17 +172,22 @@ def search_decorations(catalog: Catalog, ids: list[int], have: set[str]) -> dict
                                           "play": None} for i in ids}
     if not ids:
         return out
+    # Each lookup runs only when its table holds a row: `EXISTS (SELECT 1 FROM t)` does not depend
+    # on the row, so SQLite evaluates it once per statement. A catalog before its audio or art
+    # phase (metadata first) then pays nothing for them: ~0.4 ms of 20 rows' lookups at 10M rows.
     tier = "(SELECT p.tier FROM plan p WHERE p.recording_id = r.id)" if "plan" in have else "NULL"
-    release = ("(SELECT json_array(rl.name, rl.magnet) FROM release_file rf JOIN release rl ON rl.id = rf.release_id"
-               " WHERE rf.recording_id = r.id ORDER BY rl.id LIMIT 1)") if {"release", "release_file"} <= have \
-        else "NULL"
+    release = ("CASE WHEN EXISTS (SELECT 1 FROM release_file) THEN (SELECT json_array(rl.name, rl.magnet) "
+               "FROM release_file rf JOIN release rl ON rl.id = rf.release_id WHERE rf.recording_id = r.id "
+               "ORDER BY rl.id LIMIT 1) END") if {"release", "release_file"} <= have else "NULL"
     art = "NULL"
     if "art" in have:
         enc = ("(SELECT e.art_sha256 FROM encoded e WHERE e.recording_id = r.id AND e.art_sha256 IS NOT NULL "
                "LIMIT 1), ") if "encoded" in have else ""
-        art = _ART.format(sha=f"coalesce({enc}(SELECT al.art_sha256 FROM track t JOIN album al ON al.id = t.album_id"
-                              " WHERE t.recording_id = r.id AND al.art_sha256 IS NOT NULL ORDER BY t.id LIMIT 1))")
-    play = _PLAYABLE.format(rid="r.id") if {"encoded", "plan"} <= have else "NULL"
+        art = "CASE WHEN EXISTS (SELECT 1 FROM art) THEN " + _ART.format(
+            sha=f"coalesce({enc}(SELECT al.art_sha256 FROM track t JOIN album al ON al.id = t.album_id"
+                " WHERE t.recording_id = r.id AND al.art_sha256 IS NOT NULL ORDER BY t.id LIMIT 1))") + " END"
+    play = ("CASE WHEN EXISTS (SELECT 1 FROM encoded) THEN " + _PLAYABLE.format(rid="r.id") + " END") \
+        if {"encoded", "plan"} <= have else "NULL"
     for rid, tier_, rel, art_, play_ in catalog.execute(
             f"SELECT r.id, {tier}, {release}, {art}, {play} FROM json_each(?) AS j JOIN recording r ON r.id = j.value",
             (json.dumps(ids),)):
