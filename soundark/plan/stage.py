@@ -206,11 +206,11 @@ def _changed_rows(catalog: Catalog, new: _Planned) -> tuple[np.ndarray, int, np.
     changed = np.ones(new.ids.size, dtype=bool)
     if old.size == 0:
         return changed, 0, np.empty(0, dtype=np.int64)
-    gone = np.setdiff1d(old["rid"], new.ids)
+    i = locate(new.ids, old["rid"])  # each old row's place among the new ones, -1: gone
+    match = i >= 0
+    gone = old["rid"][~match]  # (np.setdiff1d sorted both: 27 s of an 87 s re-plan at 10M rows)
     if new.ids.size == 0:
         return changed, 0, gone
-    i = locate(new.ids, old["rid"])
-    match = i >= 0
     i, old = i[match], old[match]
     tier_diff = new.tier[i] != old["tier"]
     changed[i] = (tier_diff | (new.est_bytes[i] != old["est"]) | (new.rank[i] != old["rank"])
