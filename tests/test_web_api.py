@@ -477,3 +477,32 @@ def test_the_printed_serve_command_works_in_a_fresh_shell(archive):
     r = subprocess.run(f"{cmd} --help", shell=True, capture_output=True, text=True, env=fresh, timeout=60)
     assert r.returncode == 0, (cmd, r.stderr[-500:])
     assert "Usage:" in r.stdout and "serve" in r.stdout
+
+
+SEARCH_QUERIES = ["q=bulk", "q=bulk&size=4&page=3", "q=harb*+-bulk", "q=%E6%9D%B1%E4%BA%AC", "q=", "", "q=zzz*",
+                  f"q={ISRC}", "q=bu*", "q=" + "x" * 300, "q=bulk&page=0", "q=bulk&size=101", "q=bulk&page=x",
+                  "q=bulk&size=+5", "q=bulk&size=05", "q=bulk&q=harbour", "q=bulk&extra=1", "q=%ff%fe",
+                  "q=a&page=1.0", "q=NEAR(x", "q=bulk&size=100&page=100"]
+
+
+def test_the_search_fast_path_answers_as_the_route_does(web, monkeypatch):
+    """/api/search with plain parameters skips FastAPI's routing (app.SearchFastPath): every answer,
+    error or not, equals the documented route's, header for header."""
+    from soundark.web import app as app_module
+
+    served = []
+    real = app_module.plain_search_args
+    monkeypatch.setattr(app_module, "plain_search_args", lambda qs: served.append(real(qs)) or served[-1])
+    fast = create_app(web.paths.root, search_cache=0)
+    route = create_app(web.paths.root, search_cache=0)
+    route.user_middleware = [m for m in route.user_middleware if m.cls is not app_module.SearchFastPath]
+    with TestClient(fast) as a, TestClient(route) as b:
+        for query in SEARCH_QUERIES:
+            ra, rb = a.get(f"/api/search?{query}"), b.get(f"/api/search?{query}")
+            assert (ra.status_code, ra.content) == (rb.status_code, rb.content), query
+            drop = {"date", "content-length"}
+            assert {k: v for k, v in ra.headers.items() if k not in drop} == \
+                {k: v for k, v in rb.headers.items() if k not in drop}, query
+    fast_ones = [args for args in served if args is not None]
+    assert len(fast_ones) >= 10 and len(served) == len(SEARCH_QUERIES)  # the route app never asks
+    assert ("bulk", 3, 4) in fast_ones and ("bulk", 100, 100) in fast_ones and ("bu*", 1, 20) in fast_ones
