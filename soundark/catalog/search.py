@@ -266,8 +266,12 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | Non
     if _excluded(words) and not _wanted(words):
         where.append("r.id NOT IN (SELECT rowid FROM recording_fts WHERE recording_fts MATCH ?)")
         params.append(" OR ".join(t.fts for t in _excluded(words)))
-    for t in short:  # lower(): ASCII only, enough beside these scripts
-        where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
+    for t in short:
+        if gram_count is not None:  # one seek in recording_gram: the same test as instr() below, ~5x cheaper
+            where.append(f"{'NOT ' if t.negative else ''}EXISTS (SELECT 1 FROM recording_gram g "
+                         "WHERE g.gram = ? AND g.recording_id = r.id)")
+        else:  # lower(): ASCII only, enough beside these scripts
+            where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
         params.append(t.words[0])
     sql = (f"SELECT r.id, r.listens FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
