@@ -14,14 +14,18 @@ def _table_exists(catalog: Catalog, name: str) -> bool:
 def catalog_stats(catalog: Catalog) -> dict[str, Any]:
     """Counts per table and the figures a person asks first, as one flat-ish dict."""
     q = catalog.scalar
+    # one pass over recording for the five (each its own scan: 7 s more at 10M rows, a minute at 50M)
+    recordings, with_isrc, with_mbid, with_listens, listens = catalog.execute(
+        "SELECT count(*), count(isrc), count(mbid), count(listens), coalesce(sum(listens), 0) FROM recording"
+    ).fetchone()
     stats: dict[str, Any] = {
         "catalog": str(catalog.path),
         "schema_version": catalog.schema_version(),
-        "recordings": q("SELECT count(*) FROM recording"),
-        "recordings_with_isrc": q("SELECT count(*) FROM recording WHERE isrc IS NOT NULL"),
-        "recordings_with_mbid": q("SELECT count(*) FROM recording WHERE mbid IS NOT NULL"),
-        "recordings_with_listens": q("SELECT count(*) FROM recording WHERE listens IS NOT NULL"),
-        "total_listens": q("SELECT coalesce(sum(listens), 0) FROM recording"),
+        "recordings": recordings,
+        "recordings_with_isrc": with_isrc,
+        "recordings_with_mbid": with_mbid,
+        "recordings_with_listens": with_listens,
+        "total_listens": listens,
         "tracks": q("SELECT count(*) FROM track"),
         "albums": q("SELECT count(*) FROM album"),
         "artists": q("SELECT count(*) FROM artist"),
