@@ -265,7 +265,7 @@ def warm_page_cache(db: Path) -> float:
     size = sum(f.stat().st_size for f in (db, Path(f"{db}-wal")) if f.exists())
     available = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                       if line.startswith("MemAvailable:")), 0)
-    if size > 0.9 * available:
+    if size > available - (1 << 30):  # a GiB left for the server's own memory
         return 0.0
     for f in (db, Path(f"{db}-wal")):
         if f.exists():
