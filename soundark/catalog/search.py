@@ -271,7 +271,8 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | Non
             where.append(f"{'NOT ' if t.negative else ''}EXISTS (SELECT 1 FROM recording_gram g "
                          "WHERE g.gram = ? AND g.recording_id = r.id)")
         else:  # lower(): ASCII only, enough beside these scripts
-            where.append(f"instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) {'=' if t.negative else '>'} 0")
+            where.append("instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) "
+                         + ("= 0" if t.negative else "> 0"))
         params.append(t.words[0])
     sql = (f"SELECT r.id, r.listens FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
