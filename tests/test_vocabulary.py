@@ -6,7 +6,7 @@ import json
 
 from soundark.catalog import open_catalog, vocabulary
 from soundark.catalog.importers.tabular import import_catalog_file
-from soundark.catalog.search import MAX_EXPANSION, _candidates_sql, find, parse
+from soundark.catalog.search import CANDIDATES, MAX_EXPANSION, _candidates_sql, find, parse
 
 TITLES = ["Blue Moon", "Bluebird Song", "Blues for Ann", "Blunt Edge", "Café Blü", "Moonlight", "Morning"]
 
@@ -73,14 +73,15 @@ def test_a_prefix_of_too_many_words_is_left_to_fts5(tmp_path):
     with imported(tmp_path, 10) as cat:
         with cat.transaction() as conn:
             conn.executemany("INSERT INTO recording(key, title) VALUES (?, ?)",
-                             [(f"sa{i:016x}", f"zq{i:04d}") for i in range(MAX_EXPANSION + 5)])
+                             [(f"sa{i:016x}", f"zqx{i:05d}") for i in range(MAX_EXPANSION + 5)])
             vocabulary.refresh(conn)
-        assert len(vocabulary.words(cat.conn, "zq", MAX_EXPANSION + 1)) == MAX_EXPANSION + 1
-        _, params = _candidates_sql(parse("zq0*"), lambda p: vocabulary.words(cat.conn, p, MAX_EXPANSION + 1))
-        assert params[0] == '"zq0"*'  # FTS5's own prefix query, not an OR of 257 words
-        _, params = _candidates_sql(parse("zq000*"), lambda p: vocabulary.words(cat.conn, p, MAX_EXPANSION + 1))
-        assert params[0] == "(" + " OR ".join(f'"zq{i:04d}"' for i in range(10)) + ")"
-        assert find(cat, "zq0*", limit=5).total == MAX_EXPANSION + 5
+        assert len(vocabulary.words(cat.conn, "zqx", MAX_EXPANSION + 1)) == MAX_EXPANSION + 1
+        _, params = _candidates_sql(parse("zqx*"), lambda p: vocabulary.words(cat.conn, p, MAX_EXPANSION + 1))
+        assert params[0] == '"zqx"*'  # FTS5's own prefix query, not an OR of MAX_EXPANSION + 5 words
+        _, params = _candidates_sql(parse("zqx0000*"), lambda p: vocabulary.words(cat.conn, p, MAX_EXPANSION + 1))
+        assert params[0] == "(" + " OR ".join(f'"zqx{i:05d}"' for i in range(10)) + ")"
+        found = find(cat, "zqx*", limit=5)
+        assert found.capped and found.total == CANDIDATES
 
 
 def test_a_catalog_before_the_migration_is_searched_without_it(tmp_path):

@@ -44,7 +44,8 @@ MAX_OFFSET = 100_000
 CANDIDATES = 300
 FIELD_WEIGHTS = (10.0, 5.0, 2.0)  # title, artist, album
 MIN_PREFIX = 3  # a shorter prefix* merges the doclists of thousands of terms
-MAX_EXPANSION = 256  # a prefix* is rewritten as an OR of at most this many words
+MAX_EXPANSION = 1024  # a prefix* is rewritten as an OR of at most this many words (at 50M rows 580
+# words: 10.6 ms, FTS5's own prefix query 27.5 ms; each word is a seek in every segment)
 MIN_TRIGRAM = 3  # FTS5's trigram tokenizer cannot match fewer characters
 GRAM_PEEK = 5000  # enough recordings of a 1-2 character word counted to tell the rarest of several
 # Scripts written without spaces: kana + CJK (U+3040-9FFF: ideographs, ext. A, symbols; planes 2-3),
