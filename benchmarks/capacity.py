@@ -44,22 +44,24 @@ LIBOPUS_X_PER_CORE = 322 / 2
 # (87x). The cluster is sized with the slower one until a scan of real files settles it.
 SCAN_X_PER_CORE = 3600 / (26.7 + 14.9)
 SCAN_X_PER_CORE_DOCS = 24 * 60 / 3.1
-# Import into a fresh catalog: bench_scale at 50M rows (issue 16, December 2026): 6,922 s of
-# work, 7,223 rows/s on average, growing as rows^1.20 from 10M (docs/performance.md "Figures at
-# 50M rows"); the time at 256M below is linear from that average, so a lower bound (~14 h by k).
-# +1 % rows into the 50M-row catalog: 4,074 rows/s.
-IMPORT_ROWS_S = 7_223
-IMPORT_INCR_ROWS_S = 4_074
-# Catalog bytes on disk per row: bench_scale at 50M rows, 18.82 GB (373 bytes a row), linear
+# Import into a fresh catalog: bench_scale at 50M rows, fourth run (issue 16, December 2026):
+# 5,913 s, 8,456 rows/s on average (test runs shared the machine for part of it; the third run
+# measured 7,223 rows/s), growing as rows^1.10 from 10M (docs/performance.md "Fourth run"); the
+# time at 256M below is linear from that average, so a lower bound (~10 h by k).
+# +1 % rows into the 50M-row catalog: 7,839 rows/s.
+IMPORT_ROWS_S = 8_456
+IMPORT_INCR_ROWS_S = 7_839
+# Catalog bytes on disk per row: bench_scale at 50M rows, 18.81 GB (372 bytes a row), linear
 # (k = 1.02 from 10M). None would print a placeholder.
-CATALOG_BYTES_PER_ROW: float | None = 373.0
-# Plan (bench_plan.py --quick, 2026-12-01, load average ~10 on 2 cores): selection of 10M
-# recordings in 13.9 s, 0.76 GB peak; end to end on a 1M-recording catalog (read, select, write
-# every plan row) 12,263 rows/s for a first plan, 41,426 rows/s for an unchanged re-plan.
+CATALOG_BYTES_PER_ROW: float | None = 372.0
+# Plan: selection (bench_plan.py --quick, 2026-12-01, load average ~10 on 2 cores) of 10M
+# recordings in 13.9 s, 0.76 GB peak; end to end, bench_scale's first plan of the 50M-row catalog
+# (36,716,890 recordings, read, select, write every plan row) in 268.6 s, fourth run; an unchanged
+# re-plan of 7,344,103 recordings in 36.7 s (10M rows, beside the 50M import).
 # DESIGN.md's floor for the selection at 256M: <= 2 min, <= 12 GB.
 PLAN_SELECT_ROWS_S = 10e6 / 13.9
-PLAN_FIRST_ROWS_S = 12_263
-PLAN_AGAIN_ROWS_S = 41_426
+PLAN_FIRST_ROWS_S = 136_711
+PLAN_AGAIN_ROWS_S = 200_385
 PLAN_GB_256M = 12
 # Verify: SHA-256 + v1 SHA-1 of every byte, per core, page cache warm (bench_verify.py: 3.5x
 # coreutils sha256sum -c on 2 cores, sha256sum ~370 MB/s here: shared/DEPENDENCIES.md).
