@@ -47,6 +47,16 @@ def tool_path(name: str) -> str:
     pytest.skip(why)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Children see the environment the tests were started with. pytest imports pdb, pdb imports
+    readline, and with TERM set ncurses then exports COLUMNS and LINES (80 x 24) into the C
+    environment, which every child inherits but ``os.environ`` does not show: a CLI run by a test
+    would wrap its piped messages at 80 columns, as no user's pipe does (cli/common._make_console)."""
+    for name in ("COLUMNS", "LINES"):
+        if name not in os.environ:
+            os.unsetenv(name)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers(name="needs_tool"):
         for name in marker.args:
