@@ -1,8 +1,9 @@
 """Run the web app under uvicorn (ASGI); the CLI's `soundark serve` calls :func:`run_web`.
 
 Several worker processes serve one archive (each with its own read-only catalog
-connections), so searches use both cores. Workers are started by uvicorn from an
-import string, hence the archive travels in an environment variable.
+connections), so searches use every core; on Linux each has a listening socket of its own
+(soundark.web.workers), elsewhere uvicorn's multi-process mode starts them. Workers build the
+app from an import string, hence the archive travels in an environment variable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from soundark.config import ArchivePaths, Settings, cpu_count
 from soundark.errors import BadInput, EnvironmentProblem
 from soundark.model import NO_PROGRESS, Progress
+from soundark.web import workers as workers_mod
 
 ARCHIVE_ENV = "SOUNDARK_WEB_ARCHIVE"
 SEARCH_CACHE_ENV = "SOUNDARK_WEB_SEARCH_CACHE"  # recent search pages kept per process (benchmarks set 0)
@@ -119,8 +121,17 @@ def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PRO
     os.environ[ARCHIVE_ENV] = str(paths.root)
     progress.note(f"serving {paths.root} at {plan.url}")
     # http=: a request head over 64 KiB is answered 431, not accumulated (soundark.web.headcap)
-    uvicorn.run("soundark.web.server:app_from_env", factory=True, host=plan.host, port=plan.port,
-                workers=plan.workers, log_level=log_level, access_log=False, server_header=False,
-                timeout_graceful_shutdown=3, proxy_headers=False,
-                http="soundark.web.headcap:CappedHttpTools")
+    config: dict[str, Any] = dict(app="soundark.web.server:app_from_env", factory=True, log_level=log_level,
+                                  access_log=False, server_header=False, timeout_graceful_shutdown=3,
+                                  proxy_headers=False, http="soundark.web.headcap:CappedHttpTools")
+    if plan.workers > 1 and workers_mod.balanced():
+        # a listening socket per worker, so that clients connecting together are spread over them
+        try:
+            socks = workers_mod.bind_sockets(plan.host, plan.port, plan.workers)
+        except OSError as e:
+            raise EnvironmentProblem(f"{plan.host}:{plan.port}", f"cannot listen here: {e.strerror or e}") from e
+        if workers_mod.Workers(config, socks).run():
+            raise EnvironmentProblem(str(paths.root), "the server processes could not start (their log is above)")
+        return plan
+    uvicorn.run(host=plan.host, port=plan.port, workers=plan.workers, **config)
     return plan
