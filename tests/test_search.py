@@ -201,3 +201,47 @@ def test_a_common_query_pages_through_its_candidates_by_listens_with_whole_rows(
     assert [tuple(h.__dict__.values()) for p in pages for h in p.hits] == expected
     few = find(catalog, "song 7", limit=50)  # under CANDIDATES: scored on the whole rows
     assert not few.capped and few.hits[0].title == "Common Song 7"
+
+
+# ---------------------------------------------------------------- ranking: the scorer and its definition
+
+def _reference_score(title: str, artist: str, album: str, terms: list) -> float:
+    """The ranking as first written, word by word: for each field, each query word against each
+    field word (the scorer compares a set of the field's words instead)."""
+    def found(term, text: str, words: list[str]) -> int:
+        if term.substring:
+            return int(term.words[0] in text)
+        last = len(term.words) - 1
+        return sum(1 for i, t in enumerate(term.words)
+                   if any(w.startswith(t) if term.prefix and i == last else w.strip(".,;:!?()[]\"'") == t
+                          for w in words))
+    total = 0.0
+    n_words = sum(len(t.words) for t in terms) or 1
+    for text, weight in zip((title, artist, album), (10.0, 5.0, 2.0)):
+        text = text.lower()
+        words = text.split()
+        if not words:
+            continue
+        total += weight * sum(found(t, text, words) for t in terms) / n_words * (1.0 + 1.0 / len(words))
+    return total
+
+
+def test_the_scorer_ranks_exactly_as_its_word_by_word_definition() -> None:
+    import random
+
+    from soundark.catalog.search import _Scorer, _wanted, parse
+
+    vocab = ["rain", "Rain,", "(rain)", "rainbow", "the", "The", "night", "night!", "blue", "love", "Señor",
+             "señor", "москва", "東京", "東京タワー", "夜", "a", "'love'", "rain-man", ""]
+    queries = ["rain", "rain rain", "rain*", "the night", '"blue night"', "rain -love", "señor", "москва",
+               "東京", "夜 rain", "rai*", "love the rain*", '"the rain" blue', "night night night", "東京 夜"]
+    rng = random.Random(5)
+    compared = 0
+    for q in queries:
+        terms = _wanted(parse(q))
+        score = _Scorer.of(terms)
+        for _ in range(300):
+            fields = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 5))) for _ in range(3)]
+            assert score(*fields) == _reference_score(*fields, terms), (q, fields)
+            compared += score(*fields) > 0
+    assert compared > 1000  # most cases hold some query word: the comparison is not of zeros
