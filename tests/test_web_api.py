@@ -506,3 +506,20 @@ def test_the_search_fast_path_answers_as_the_route_does(web, monkeypatch):
     fast_ones = [args for args in served if args is not None]
     assert len(fast_ones) >= 10 and len(served) == len(SEARCH_QUERIES)  # the route app never asks
     assert ("bulk", 3, 4) in fast_ones and ("bulk", 100, 100) in fast_ones and ("bu*", 1, 20) in fast_ones
+
+
+def test_a_search_page_is_the_json_the_standard_encoder_writes():
+    """SearchPage.json_bytes (orjson) is byte for byte json.dumps(ensure_ascii=False, compact): the
+    API's bodies did not change when the encoder did. Titles hold what catalogs hold."""
+    import json
+
+    from soundark.web.queries import SearchPage
+
+    odd = ['plain', 'Señor "quoted" \\ back', 'tab\there\nnewline', '\u2028\u2029 separators', '東京タワー',
+           'emoji 🎵', 'control \x00\x01\x1f\x7f', '</script><!--', "'single'", 'москва', '\ufeffbom', '']
+    results = [{"key": f"sa{i:016x}", "title": t, "artist": odd[-1 - i], "album": t[::-1], "listens": i * 10**12,
+                "duration_ms": None, "tier": None if i % 2 else "keep", "art_url": None, "play": i % 3 == 0}
+               for i, t in enumerate(odd)]
+    page = SearchPage("q \"x\" 東京", 2, 20, 10**9, True, False, results)
+    assert page.json_bytes == json.dumps(page.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert json.loads(page.json_bytes) == page.as_dict()

@@ -10,7 +10,6 @@ change on disk.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, browse, open_catalog, vocabulary
@@ -75,8 +76,9 @@ class SearchPage:
 
     @cached_property
     def json_bytes(self) -> bytes:
-        """The API's body, encoded once per cached page."""
-        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        """The API's body, encoded once per cached page: compact UTF-8 JSON (orjson writes what
+        ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` does, five times faster)."""
+        return orjson.dumps(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
         return {"query": self.query, "page": self.page, "size": self.size, "total": self.total,
