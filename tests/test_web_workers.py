@@ -56,8 +56,12 @@ def tcp_sockets(port: int) -> dict[int, str]:
 def inodes_of(pid: int, port: int, state: str) -> set[int]:
     """The sockets on *port* in *state* ('listen', 'established') that process *pid* holds."""
     states = tcp_sockets(port)
-    held = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
+    held: set[int] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # it has ended meanwhile
+        return held
+    for fd in fds:
         try:
             link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
