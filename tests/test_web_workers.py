@@ -174,3 +174,13 @@ def test_a_port_held_by_another_program_is_refused() -> None:
         busy.listen()
         with pytest.raises(OSError):
             workers.bind_sockets("127.0.0.1", busy.getsockname()[1], 2)
+
+
+@pytest.mark.slow  # a spawned interpreter
+def test_a_worker_that_cannot_start_stops_the_server_instead_of_restarting_forever() -> None:
+    socks = workers.bind_sockets("127.0.0.1", 0, 2)
+    config = dict(app="soundark.web.no_such_module:app", log_level="critical")
+    started = time.monotonic()
+    assert workers.Workers(config, socks).run() == 1
+    assert time.monotonic() - started < 60
+    assert all(s.fileno() == -1 for s in socks)  # closed

@@ -33,7 +33,7 @@ from typing import Any
 log = logging.getLogger("soundark.web")
 
 BACKLOG = 2048  # uvicorn's default listen backlog
-STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that could not start (the app failed to import, ...)
+STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that could not start
 STOP_SECONDS = 10.0  # a worker still running this long after SIGTERM is killed
 CHECK_SECONDS = 0.5
 
@@ -64,10 +64,21 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return socks
 
 
-def _serve_one(config: dict[str, Any], sock: socket.socket) -> None:  # pragma: no cover (a child process)
+def _serve_one(config: dict[str, Any], sock: socket.socket, ready: Any) -> None:  # pragma: no cover (a child)
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(**config)).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(**config))
+
+    def tell_when_started() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            ready.set()
+
+    threading.Thread(target=tell_when_started, daemon=True).start()
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 class Workers:
@@ -78,15 +89,15 @@ class Workers:
         self.socks = socks
         self.context = multiprocessing.get_context("spawn")  # a clean interpreter, as uvicorn starts workers
         self.processes: list[Any] = [None] * len(socks)
-        self.started: list[float] = [0.0] * len(socks)
+        self.ready: list[Any] = [None] * len(socks)
         self.stopping = threading.Event()
         self.failed = False
 
     def _start(self, i: int) -> None:
-        proc = self.context.Process(target=_serve_one, args=(self.config, self.socks[i]), daemon=False)
+        self.ready[i] = self.context.Event()
+        proc = self.context.Process(target=_serve_one, args=(self.config, self.socks[i], self.ready[i]))
         proc.start()
         self.processes[i] = proc
-        self.started[i] = time.monotonic()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -112,8 +123,8 @@ class Workers:
             if proc.is_alive():
                 continue
             proc.join()
-            if proc.exitcode == STARTUP_FAILURE:
-                # it failed before it served: every replacement would fail the same way
+            if not self.ready[i].is_set():
+                # it ended before it served (the app could not load, ...): a replacement would too
                 log.error("a server process could not start (exit code %s); stopping", proc.exitcode)
                 self.failed = True
                 self.stopping.set()
