@@ -102,11 +102,21 @@ def burst(port: int, n: int) -> list[socket.socket]:
     return conns
 
 
-@pytest.mark.slow  # the CLI in a child interpreter, and its workers
-def test_each_worker_listens_on_its_own_socket_and_a_burst_is_spread(tmp_path: Path) -> None:
+@pytest.fixture
+def served(tmp_path: Path):
+    """`soundark serve --workers 2` of a small archive: (its process, its port)."""
     web = make_web_archive(tmp_path / "archive", with_releases=False, seconds=0.5)
     port = free_port()
     proc = serve(web.paths.root, port, 2)
+    yield proc, port
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow  # the CLI in a child interpreter, and its workers
+def test_each_worker_listens_on_its_own_socket_and_a_burst_is_spread(served, tmp_path: Path) -> None:
+    proc, port = served
     try:
         pids = workers_of(proc, port)
         assert len(pids) == 2
@@ -127,30 +137,24 @@ def test_each_worker_listens_on_its_own_socket_and_a_burst_is_spread(tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(tmp_path: Path) -> None:
-    web = make_web_archive(tmp_path / "archive", with_releases=False, seconds=0.5)
-    port = free_port()
-    proc = serve(web.paths.root, port, 2)
-    try:
-        first = workers_of(proc, port)
-        os.kill(first[0], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            now = workers_of(proc, port)
-            if len(now) == 2 and first[0] not in now:
-                break
-            time.sleep(0.1)
+def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(served, tmp_path: Path) -> None:
+    proc, port = served
+    first = workers_of(proc, port)
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         now = workers_of(proc, port)
-        assert len(now) == 2 and first[1] in now and first[0] not in now
-        # every request is answered, whichever socket the kernel picks
-        for _ in range(20):  # each a new connection
-            with httpx.Client(headers={"connection": "close"}) as one:
-                assert one.get(f"http://127.0.0.1:{port}/api/search?q=tone").status_code == 200
-        proc.send_signal(signal.SIGTERM)  # to the parent alone, as a service manager stops it
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        if len(now) == 2 and first[0] not in now:
+            break
+        time.sleep(0.1)
+    now = workers_of(proc, port)
+    assert len(now) == 2 and first[1] in now and first[0] not in now
+    # every request is answered, whichever socket the kernel picks
+    for _ in range(20):  # each a new connection
+        with httpx.Client(headers={"connection": "close"}) as one:
+            assert one.get(f"http://127.0.0.1:{port}/api/search?q=tone").status_code == 200
+    proc.send_signal(signal.SIGTERM)  # to the parent alone, as a service manager stops it
+    proc.wait(30)
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
     time.sleep(0.5)
     assert not [p for p in now if Path(f"/proc/{p}").exists() and "zombie" not in

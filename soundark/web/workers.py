@@ -123,8 +123,9 @@ class Workers:
             if proc.is_alive():
                 continue
             proc.join()
-            if not self.ready[i].is_set():
-                # it ended before it served (the app could not load, ...): a replacement would too
+            if not self.ready[i].is_set() and (proc.exitcode or 0) > 0:
+                # it gave up before it served (the app could not load, ...): a replacement would too;
+                # one killed by a signal (exit code < 0) is replaced like any other
                 log.error("a server process could not start (exit code %s); stopping", proc.exitcode)
                 self.failed = True
                 self.stopping.set()
