@@ -89,3 +89,98 @@ def test_a_catalog_before_the_migration_is_searched_without_it(tmp_path):
         cat.execute("DROP TABLE search_word_state")
         assert vocabulary.words(cat.conn, "blu", 10) is None
         assert {h.title for h in find(cat, "bluebi*").hits} == {f"Bluebird Song {i}" for i in range(1, 40, 7)}
+
+
+def fts_docs(cat) -> dict[str, int]:
+    cat.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.t_words USING fts5vocab(main, recording_fts, 'row')")
+    return {r[0]: r[1] for r in cat.execute("SELECT term, doc FROM temp.t_words")}
+
+
+def titled(tmp_path, titles: list[str]):
+    """A catalog of recordings with these titles, listens falling with the row order."""
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps({"title": t, "artists": ["Someone"], "album": "Album",
+                                       "listens": len(titles) - i}) + "\n" for i, t in enumerate(titles)))
+    cat = open_catalog(tmp_path / "c.sqlite3")
+    import_catalog_file(cat, src)
+    return cat
+
+
+def every_hit(cat, text: str):
+    """All CANDIDATES hits of *text*, in two pages (a page holds at most 200), and the total."""
+    first, rest = find(cat, text, limit=200), find(cat, text, limit=100, offset=200)
+    return first.hits + rest.hits, first.total, first.capped
+
+
+def test_each_word_comes_with_the_number_of_recordings_holding_it(tmp_path):
+    with imported(tmp_path) as cat:
+        counted = {r[0]: r[1] for r in cat.execute("SELECT word, docs FROM search_word")}
+        assert counted == fts_docs(cat) and counted["blue"] == 6 and counted["artist"] == 40
+
+
+def test_a_common_lone_prefix_takes_its_hits_from_its_most_common_words(tmp_path, monkeypatch):
+    # 'kalamo' is in 400 recordings, 'kalax' in 250, 'kalb' in 20: the first 300 hits of every
+    # word in row order hold all three words; the most common word alone has enough of them
+    titles = [f"Kalax {i}" for i in range(250)] + [f"Kalb {i}" for i in range(20)] + \
+             [f"Kalamo {i}" for i in range(400)]
+    with titled(tmp_path, titles) as cat:
+        assert vocabulary.frequent(cat.conn, "kal", CANDIDATES) == ["kalamo"]
+        assert vocabulary.frequent(cat.conn, "kal", 700) is None  # not enough in all its words
+        hits, total, capped = every_hit(cat, "kal*")
+        assert capped and total == CANDIDATES == len(hits)
+        assert {h.title.split()[0] for h in hits} == {"Kalamo"}
+        monkeypatch.setattr(vocabulary, "frequent", lambda conn, prefix, enough: None)
+        hits, total, capped = every_hit(cat, "kal*")  # the OR of every word that starts so
+        assert {h.title.split()[0] for h in hits} == {"Kalax", "Kalb", "Kalamo"}
+        assert capped and total == CANDIDATES
+
+
+def test_common_words_that_share_their_recordings_fall_back_to_every_word(tmp_path, monkeypatch):
+    # 'kalam' and 'kalamo' are counted 200 times each, in the same 200 recordings: fewer than
+    # CANDIDATES recordings, so the search reads every word's hits, as it did without the counts
+    titles = [f"Kalam Kalamo {i}" for i in range(200)] + [f"Kalax {i}" for i in range(150)]
+    with titled(tmp_path, titles) as cat:
+        assert vocabulary.frequent(cat.conn, "kal", CANDIDATES) == ["kalam", "kalamo"]
+        found = every_hit(cat, "kal*")
+        monkeypatch.setattr(vocabulary, "frequent", lambda conn, prefix, enough: None)
+        every_word = every_hit(cat, "kal*")
+        assert [h.id for h in found[0]] == [h.id for h in every_word[0]] and found[1:] == every_word[1:]
+        assert {h.title.split()[0] for h in found[0]} == {"Kalam", "Kalax"} and found[1:] == (CANDIDATES, True)
+
+
+def test_an_uncommon_prefix_finds_what_fts5_finds_whatever_the_counts(tmp_path):
+    titles = [f"Kalax {i}" for i in range(150)] + [f"Kalb {i}" for i in range(100)]
+    with titled(tmp_path, titles) as cat:
+        assert vocabulary.frequent(cat.conn, "kal", CANDIDATES) is None
+        ours, native = find(cat, "kal*", limit=200), find(cat, "kal*", limit=200, terms_of=lambda p: None)
+        assert not ours.capped and ours.total == native.total == 250
+        assert [h.id for h in ours.hits] == [h.id for h in native.hits]
+        # with another word, or excluding one, every word is read: the counts say nothing of the pair
+        assert find(cat, "kal* -kalb", limit=200).total == 150
+        assert {h.title for h in find(cat, "kal* 7", limit=200).hits} == {"Kalax 7", "Kalb 7"}
+
+
+def test_the_migration_counts_the_words_of_an_older_catalog(tmp_path, monkeypatch):
+    from soundark.catalog import store
+
+    every = store.migrations()
+    assert every[-1].name.endswith("search_word_docs")
+    path = tmp_path / "c.sqlite3"
+    monkeypatch.setattr(store, "migrations", lambda: every[:-1])  # the soundark before 0013
+    with open_catalog(path) as cat, cat.transaction() as conn:
+        conn.executemany("INSERT INTO recording(key, title) VALUES (?, ?)",
+                         [(f"sa{i:016x}", f"Moon {'Blue' if i % 3 else 'Bluebird'}") for i in range(30)])
+        conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, recording_fts, 'row')")
+        conn.execute("INSERT INTO search_word(word) SELECT term FROM temp.v")  # 0012's refresh
+        conn.execute("INSERT INTO search_word_state(id, fts_structure) SELECT 1, block FROM recording_fts_data "
+                     "WHERE id = 10")
+    with open_catalog(path, readonly=True) as old:  # read by this soundark before the migration
+        assert vocabulary.words(old.conn, "blu", 10) == ["blue", "bluebird"]
+        assert vocabulary.frequent(old.conn, "blu", 5) is None
+        assert find(old, "blu*").total == 30
+    monkeypatch.setattr(store, "migrations", lambda: every)
+    with open_catalog(path) as cat:
+        assert vocabulary.current(cat.conn)
+        assert {r[0]: r[1] for r in cat.execute("SELECT word, docs FROM search_word")} == \
+            {"moon": 30, "blue": 20, "bluebird": 10}
+        assert vocabulary.frequent(cat.conn, "blu", 25) == ["blue", "bluebird"]

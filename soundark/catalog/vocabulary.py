@@ -10,6 +10,9 @@ The table is exact or unused. ``search_word_state`` keeps the FTS5 structure rec
 changes that record (its segment write counter), so :func:`words` answers only while the two are
 equal, and None otherwise (the caller then asks FTS5). :func:`refresh` rebuilds it from FTS5 in
 the caller's transaction: the catalog import does so at its end (about 3 s at 10M rows).
+
+Each word comes with how many recordings hold it (migration 0013): :func:`frequent` gives a lone
+prefix* of 300+ hits its few most common words instead of all of them (docs/catalog.md, "Prefixes").
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def refresh(conn: sqlite3.Connection) -> bool:
     conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.soundark_fts_terms "
                  "USING fts5vocab(main, recording_fts, 'row')")
     conn.execute("DELETE FROM search_word")
-    conn.execute("INSERT INTO search_word(word) SELECT term FROM temp.soundark_fts_terms")  # in term order
+    conn.execute("INSERT INTO search_word(word, docs) SELECT term, doc FROM temp.soundark_fts_terms")  # term order
     structure = _structure(conn)
     if structure is None:  # an index never written: no words, and nothing to compare with later
         conn.execute("DELETE FROM search_word_state")
@@ -59,3 +62,28 @@ def words(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str] | None
     high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return [r[0] for r in conn.execute("SELECT word FROM search_word WHERE word >= ? AND word < ? LIMIT ?",
                                        (prefix, high, limit))]
+
+
+FREQUENT_PEEK = 64  # most common words of a prefix looked at; fewer than enough hits among them: None
+
+
+def frequent(conn: sqlite3.Connection, prefix: str, enough: int) -> list[str] | None:
+    """The fewest words starting with *prefix* (lower case), the most common first, held by at
+    least *enough* recordings counted word by word; None when search_word is not current, has no
+    counts (a catalog read-only opened before migration 0013), or its FREQUENT_PEEK most common
+    words of *prefix* do not add up to *enough*. Two of the words may share recordings: the
+    caller checks the hits it got."""
+    if not current(conn) or conn.execute("SELECT 1 FROM pragma_table_info('search_word') WHERE name = 'docs'"
+                                         ).fetchone() is None:
+        return None
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = conn.execute("SELECT word, docs FROM search_word WHERE word >= ? AND word < ? "
+                        "ORDER BY docs DESC, word LIMIT ?", (prefix, high, FREQUENT_PEEK))
+    picked: list[str] = []
+    held = 0
+    for word, docs in rows:
+        picked.append(word)
+        held += docs
+        if held >= enough:
+            return picked
+    return None
