@@ -179,7 +179,9 @@ def test_a_node_killed_mid_encode_loses_only_its_tasks(cluster, sources, referen
     assert summary["retries"] >= 2 and summary["shipped"] == 0, summary["retried"]
     assert all("Error" in why for why in summary["retried"])  # Ray's own error names
     assert sum(summary["nodes"].values()) == n          # each recording landed exactly once
-    assert len(summary["nodes"]) >= 2 and "3 node(s)" in summary["executor"]
+    # the tasks ran on three nodes (the waits above saw them busy on both worker nodes); where the
+    # recordings landed may be one node: a loaded machine can leave the head node to finish them all
+    assert "3 node(s)" in summary["executor"]
     assert summary["files_per_second"] > 0 and summary["audio_hours_per_second"] > 0
     assert 1 <= summary["inflight_peak"] <= 2 * 3   # at most two tasks per cluster CPU
     assert_complete_and_identical(paths, reference)
