@@ -59,9 +59,13 @@ def words(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str] | None
     not current. Both reads share one snapshot when the caller holds a transaction."""
     if not current(conn):
         return None
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return [r[0] for r in conn.execute("SELECT word FROM search_word WHERE word >= ? AND word < ? LIMIT ?",
-                                       (prefix, high, limit))]
+                                       (prefix, _after(prefix), limit))]
+
+
+def _after(prefix: str) -> str:
+    """The first string past every word starting with *prefix* (the range's upper bound)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 FREQUENT_PEEK = 64  # most common words of a prefix looked at; fewer than enough hits among them: None
@@ -76,9 +80,8 @@ def frequent(conn: sqlite3.Connection, prefix: str, enough: int) -> list[str] | 
     if not current(conn) or conn.execute("SELECT 1 FROM pragma_table_info('search_word') WHERE name = 'docs'"
                                          ).fetchone() is None:
         return None
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     rows = conn.execute("SELECT word, docs FROM search_word WHERE word >= ? AND word < ? "
-                        "ORDER BY docs DESC, word LIMIT ?", (prefix, high, FREQUENT_PEEK))
+                        "ORDER BY docs DESC, word LIMIT ?", (prefix, _after(prefix), FREQUENT_PEEK))
     picked: list[str] = []
     held = 0
     for word, docs in rows:
