@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from soundark import isrc as isrc_codes
@@ -180,7 +181,9 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
             ranked = catalog.execute(sql, params).fetchall()
         common = len(ranked) >= CANDIDATES
         if common:
-            ranked.sort(key=lambda r: (-(r[1] or 0), r[0]))
+            # most listened first, then by id: two stable sorts with C keys, not a Python key a row
+            ranked.sort(key=itemgetter(0))
+            ranked.sort(key=itemgetter(1), reverse=True)
             page = _rows_by_id(catalog, [r[0] for r in ranked[offset:offset + limit]])
             return Matches([SearchHit(*row) for row in page], len(ranked), True)
         rows = _rows_by_id(catalog, [r[0] for r in ranked])
@@ -297,7 +300,7 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | Non
             where.append("instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) "
                          + ("= 0" if t.negative else "> 0"))
         params.append(t.words[0])
-    sql = (f"SELECT r.id, r.listens FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
+    sql = (f"SELECT r.id, coalesce(r.listens, 0) FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
     return sql, params + [CANDIDATES]
 
