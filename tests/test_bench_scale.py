@@ -137,7 +137,8 @@ def test_bench_scale_runs_end_to_end_on_a_tiny_catalog(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH.parent),
                                                                       os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, str(BENCH / "bench_scale.py"), "--sizes", "2000", "--web-seconds", "1",
-                           "--work", str(tmp_path)], capture_output=True, text=True, env=env, timeout=500)
+                           "--web-runs", "2", "--work", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["benchmark"] == "catalog_scale" and out["unit"] == "rows/s" and out["ours"] > 0
@@ -147,6 +148,10 @@ def test_bench_scale_runs_end_to_end_on_a_tiny_catalog(tmp_path):
     assert size["search"]["found"] >= 0.8 * size["search"]["queries"]
     # the web answered (a request may still time out on a loaded machine: that is a figure, not a failure)
     assert size["web"]["rps"] > 0 and size["releases"]["list_s"] > 0
+    # two web runs, the figure the upper median of their p95s
+    runs = size["web"]["p95_ms_runs"]
+    assert len(runs) == 2 and size["web"]["p95_ms"] == max(runs)
+    assert len(size["web"]["server_cpu_ms_per_request_runs"]) == 2
     assert set(out["floors"]) >= {"search_p95_ms", "web_p95_ms", "plan_s", "disk_gb_at_50M",
                                   "memory_flat_but_plan"}
     assert (tmp_path / "result-2000.json").exists() and not (tmp_path / "n2000").exists()
