@@ -132,6 +132,37 @@ def busy_worker(raylet_pid: int) -> int | None:
     return None
 
 
+def stopped_busy_worker(raylet_pid: int) -> int | None:
+    """A worker of this raylet stopped (SIGSTOP) in the middle of a soundark task, or None: a pid
+    seen busy may finish its task before a signal lands, so it is stopped first and looked at again;
+    a stopped task cannot finish before the test kills it or its node."""
+    worker = busy_worker(raylet_pid)
+    if worker is None:
+        return None
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        if b"_run_on_node" in Path(f"/proc/{worker}/cmdline").read_bytes():
+            return worker
+    except OSError:
+        return None
+    os.kill(worker, signal.SIGCONT)  # it had finished: idle again, let it take the next task
+    return None
+
+
+def stop_a_task_on(node, what: str, driver: subprocess.Popen) -> int:
+    """Wait for a worker of *node* busy with a soundark task, stop it mid-task; its pid."""
+    found: list[int] = []
+
+    def check() -> bool:
+        pid = stopped_busy_worker(raylet_pid(node))
+        if pid is not None:
+            found.append(pid)
+        return pid is not None
+
+    wait_for(check, what, driver=driver)
+    return found[-1]
+
+
 def wait_for(check, what: str, timeout: float = 180.0, driver: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -166,13 +197,12 @@ def test_a_node_killed_mid_encode_loses_only_its_tasks(cluster, sources, referen
     c, workers = cluster
     paths = new_archive(tmp_path / "archive", sources)  # ray_storage = "auto"
     driver = start_driver(paths, c.address)
-    wait_for(lambda: busy_worker(raylet_pid(workers[1])), "a task on node 3", driver=driver)
-    worker = busy_worker(raylet_pid(workers[1]))
-    if worker is not None:
-        os.kill(worker, signal.SIGKILL)  # one worker process dies; its node lives on
+    # each kill lands on a task in flight: a worker is stopped in the middle of its task first
+    os.kill(stop_a_task_on(workers[1], "a task on node 3", driver), signal.SIGKILL)  # its node lives on
     victim = workers[0]
-    wait_for(lambda: busy_worker(raylet_pid(victim)), "a task on the victim node", driver=driver)
-    c.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, object store, its workers
+    frozen = stop_a_task_on(victim, "a task on the victim node", driver)
+    c.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, object store
+    os.kill(frozen, signal.SIGKILL)  # a stopped worker cannot see its raylet die: it goes with its node
     summary = finish(driver)
     n = len(sources)
     assert (summary["encoded"], summary["failed"], summary["remaining"]) == (n, 0, 0)
