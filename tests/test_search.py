@@ -245,3 +245,88 @@ def test_the_scorer_ranks_exactly_as_its_word_by_word_definition() -> None:
             assert score(*fields) == _reference_score(*fields, terms), (q, fields)
             compared += score(*fields) > 0
     assert compared > 1000  # most cases hold some query word: the comparison is not of zeros
+
+
+# ---------------------------------------------------------------- 3+ words: nested rarest first (_chained)
+
+CHAINED_TITLES = ["Blue Moon Rising", "Rising Blue Moon", "Blue Rising Moon", "Moon Blue Rising Again",
+                  "Blue Moon Rising Ünïcode", "Blue Moon Rising Again", "Old Blue Moon Rising Sun", "Sun Moon Blue"]
+CHAINED_QUERIES = ["blue moon rising", '"blue moon rising"', '"rising blue" moon', '"blue moon" ris*',
+                   "blue moon rising -again", '"blue moon" rising -"rising again"', '"moon rising" sun blue',
+                   '"blue moon rising" "rising sun"', "sun moon blue", '"moon blue rising" again',
+                   '"blue moon" sun ris*']  # the fourth has 2 words besides its prefix: left to FTS5
+
+
+@pytest.fixture
+def chained(catalog, monkeypatch):
+    from soundark.catalog import search as mod
+    from soundark.catalog import vocabulary
+
+    monkeypatch.setattr(mod, "RARE_SHARE", 0)  # a tiny catalog: every word is common
+    with catalog.transaction() as conn:
+        for i in range(60):
+            title = CHAINED_TITLES[i % len(CHAINED_TITLES)]
+            conn.execute("INSERT INTO recording(key, title, artist, album, listens) VALUES (?, ?, ?, ?, ?)",
+                         (f"sa{i:016d}", title, f"Band {i % 4}", "Blue Album" if i % 5 == 0 else "Other", i % 9))
+        vocabulary.refresh(conn)
+    return catalog
+
+
+def _answer(cat, q, **kw):
+    m = find(cat, q, **kw)
+    return [(h.id, h.title) for h in m.hits], m.total, m.capped
+
+
+@pytest.mark.parametrize("candidates", [300, 7])
+def test_nested_words_and_checked_phrases_give_fts5s_answer(chained, monkeypatch, candidates):
+    """Every 3+ word query answers as FTS5's flat query does (hits, order, total), below and above
+    CANDIDATES; the nested path did answer them (it is not silently skipped)."""
+    from soundark.catalog import search as mod
+
+    monkeypatch.setattr(mod, "CANDIDATES", candidates)
+    nested = {q: _answer(chained, q, limit=50) for q in CHAINED_QUERIES}
+    used = [q for q in CHAINED_QUERIES if mod._chained(chained, mod.parse(q), lambda p: None) is not None]
+    monkeypatch.setattr(mod, "_chained", lambda *a: None)
+    flat = {q: _answer(chained, q, limit=50) for q in CHAINED_QUERIES}
+    assert nested == flat
+    assert sum(t for _, t, _ in flat.values()) > 0
+    assert used == [q for q in CHAINED_QUERIES if q != '"blue moon" ris*']
+
+
+def test_a_row_the_phrase_check_cannot_judge_goes_back_to_fts5(chained):
+    from soundark.catalog import search as mod
+
+    with chained.transaction() as conn:
+        conn.execute("INSERT INTO recording(key, title, artist, album) VALUES ('sa9', 'Rising', 'Blüe Moon', 'x'), "
+                     "('sa10', 'Blüe Moon Rising', '', '')")
+    q = '"blue moon rising"'
+    assert mod._chained(chained, mod.parse(q), lambda p: None) is None  # "blüe" folds to "blue"
+    keys = [h.key for h in find(chained, q, limit=100).hits]
+    assert "sa10" in keys and "sa9" not in keys
+
+
+def test_too_many_rows_out_of_order_go_back_to_fts5(chained, monkeypatch):
+    from soundark.catalog import search as mod
+
+    q = '"rising moon blue"'  # its words are on most rows, in this order on none
+    assert mod._chained(chained, mod.parse(q), lambda p: None) == []
+    monkeypatch.setattr(mod, "MAX_REJECTS", 3)  # all its AND's rows were read: no fewer hits than that
+    assert mod._chained(chained, mod.parse(q), lambda p: None) == []
+    monkeypatch.setattr(mod, "CANDIDATES", 5)  # 8 rows read, 5 + 3 out of order: more may follow
+    assert mod._chained(chained, mod.parse(q), lambda p: None) is None
+    assert find(chained, q).total == 0
+
+
+def test_a_phrase_of_common_words_is_left_to_fts5(chained, monkeypatch):
+    from soundark.catalog import search as mod
+
+    monkeypatch.setattr(mod, "RARE_SHARE", 250)
+    assert mod._chained(chained, mod.parse('"blue moon rising"'), lambda p: None) is None
+    assert mod._chained(chained, mod.parse("blue moon rising"), lambda p: None) is not None  # no phrase
+
+
+def test_nested_words_go_rarest_first():
+    from soundark.catalog.search import _nested
+
+    assert _nested(["a", "b"]) == '"a" AND "b"'
+    assert _nested(["a", "b", "c", "d"]) == '(("a" AND "b" OR "") AND "c" OR "") AND "d"'

@@ -90,3 +90,13 @@ def frequent(conn: sqlite3.Connection, prefix: str, enough: int) -> list[str] | 
         if held >= enough:
             return picked
     return None
+
+
+def counts(conn: sqlite3.Connection, words: list[str]) -> dict[str, int] | None:
+    """How many recordings hold each of *words* (absent words are left out), current or not: the
+    counts only order an AND's words, which changes its cost, never its hits. None when
+    search_word has no counts (a catalog read-only opened before migration 0013)."""
+    if conn.execute("SELECT 1 FROM pragma_table_info('search_word') WHERE name = 'docs'").fetchone() is None:
+        return None
+    marks = ",".join("?" * len(words))
+    return dict(conn.execute(f"SELECT word, docs FROM search_word WHERE word IN ({marks})", words).fetchall())
