@@ -22,7 +22,8 @@ import sqlite3
 STRUCTURE_ROW = 10  # FTS5_STRUCTURE_ROWID
 
 
-def _structure(conn: sqlite3.Connection) -> bytes | None:
+def structure(conn: sqlite3.Connection) -> bytes | None:
+    """recording_fts's structure record: every write to the index changes it (None: never written)."""
     row = conn.execute("SELECT block FROM recording_fts_data WHERE id = ?", (STRUCTURE_ROW,)).fetchone()
     return None if row is None else bytes(row[0])
 
@@ -45,12 +46,12 @@ def refresh(conn: sqlite3.Connection) -> bool:
                  "USING fts5vocab(main, recording_fts, 'row')")
     conn.execute("DELETE FROM search_word")
     conn.execute("INSERT INTO search_word(word, docs) SELECT term, doc FROM temp.soundark_fts_terms")  # term order
-    structure = _structure(conn)
-    if structure is None:  # an index never written: no words, and nothing to compare with later
+    record = structure(conn)
+    if record is None:  # an index never written: no words, and nothing to compare with later
         conn.execute("DELETE FROM search_word_state")
         return True
     conn.execute("INSERT INTO search_word_state(id, fts_structure) VALUES (1, ?) "
-                 "ON CONFLICT(id) DO UPDATE SET fts_structure = excluded.fts_structure", (structure,))
+                 "ON CONFLICT(id) DO UPDATE SET fts_structure = excluded.fts_structure", (record,))
     return True
 
 

@@ -25,6 +25,7 @@ import orjson
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, browse, open_catalog, vocabulary
 from soundark.catalog import queries as q
+from soundark.catalog.postings import Postings
 from soundark.catalog.search import MAX_EXPANSION, MIN_PREFIX, find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
@@ -105,6 +106,7 @@ class ArchiveReader:
         self._buckets: OrderedDict[str, list[str]] = OrderedDict()
         self._buckets_version: tuple[int, ...] = ()
         self._version_files = (str(self.paths.catalog), f"{self.paths.catalog}-wal")
+        self.postings = Postings()  # common words' recordings, for searches of a rare and a common word
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
 
     def catalog(self) -> Catalog:
@@ -231,7 +233,7 @@ class ArchiveReader:
     def _run_search(self, text: str, page: int, size: int, version: tuple[int, ...]) -> SearchPage:
         cat = self.catalog()
         found = find(cat, text, limit=size, offset=(page - 1) * size,
-                     terms_of=lambda bucket: self._terms_of(bucket, version))
+                     terms_of=lambda bucket: self._terms_of(bucket, version), postings=self.postings)
         hits = found.hits
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
         shown = browse.search_decorations(cat, [h.id for h in hits],

@@ -1,0 +1,104 @@
+"""The recordings that hold a common word, as sorted arrays in memory: the web's search of a rare
+word and a common one (``search._pair``) intersects them there instead of in FTS5.
+
+FTS5 answers ``rare AND common`` by seeking the common word's doclist once for each row of the
+rare word, and a seek into a doclist of a million rows costs ~1.4 us at 50M rows (its page is
+read, then its entries walked to the row): ``"heart eljachch"`` (1.66M and 15.6k recordings)
+took 21 ms. Read in one string (``group_concat``), a doclist costs ~0.25 us a row, so the rare
+word's rows come in ~4 ms and a binary search in the common word's array takes the rest.
+
+An array is read from FTS5 the first time a search needs it (~0.2 s for a word of 1.6M rows at
+50M) and kept while the index is unchanged: :class:`Postings` is keyed by the FTS5 structure
+record (``recording_fts_data`` row 10), which every write to the index changes, read in the
+searching transaction. It holds at most ``budget`` bytes (4 bytes a row), the least recently
+used word dropped first; a word bigger than a quarter of that is not kept (None: FTS5 answers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+POSTINGS_BYTES = 160 << 20  # per web process: the 73 common words of bench_scale's mix at 50M use 181 MB
+
+
+def rowids(conn: sqlite3.Connection, word: str, after: int = 0, limit: int = -1) -> np.ndarray:
+    """The ids of the recordings holding *word* (a query word, quoted for FTS5), ascending: the
+    first *limit* (-1: all) above *after*."""
+    text = conn.execute("SELECT group_concat(rowid) FROM (SELECT rowid FROM recording_fts "
+                        "WHERE recording_fts MATCH ? AND rowid > ? LIMIT ?)",
+                        ('"' + word.replace('"', '""') + '"', after, limit)).fetchone()[0]
+    if not text:
+        return np.zeros(0, np.int64)
+    ids = np.fromstring(text, dtype=np.int64, sep=",")
+    if ids.size > 1 and not bool((ids[1:] > ids[:-1]).all()):  # FTS5 yields them ascending; made sure
+        ids = np.unique(ids)
+    return ids
+
+
+def intersect(conn: sqlite3.Connection, rare: str, held: np.ndarray, need: int, share: float) -> np.ndarray:
+    """The first *need* ids (ascending) of the recordings holding *rare* that are in *held* (a common
+    word's ids, a *share* of all recordings): the rare word's ids are read in growing slices, the
+    first one enough for *need* hits at that share (a search of 300+ hits stops early, as FTS5's does)."""
+    slice_ = max(1000, int(need / max(share, 1e-6) * 1.5))
+    found: list[np.ndarray] = []
+    count = 0
+    after = 0
+    while True:
+        ids = rowids(conn, rare, after, slice_)
+        if ids.size and held.size:
+            ids = ids.astype(held.dtype)  # searchsorted would copy *held* to the wider type
+            at = np.minimum(np.searchsorted(held, ids), held.size - 1)
+            hits = ids[held[at] == ids]
+            found.append(hits)
+            count += hits.size
+        if ids.size < slice_ or count >= need:
+            break
+        after = int(ids[-1])
+        slice_ *= 4
+    return np.concatenate(found)[:need] if found else np.zeros(0, np.int64)
+
+
+class Postings:
+    """Common words' recording ids, kept while the word index is unchanged (module docstring)."""
+
+    def __init__(self, budget: int = POSTINGS_BYTES) -> None:
+        self.budget = budget
+        self._words: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._structure: bytes | None = None
+        self._lock = threading.Lock()
+
+    def get(self, conn: sqlite3.Connection, word: str, structure: bytes, docs: int) -> np.ndarray | None:
+        """The ids of *word* as the index with this *structure* record holds them (*docs*: about how
+        many, from search_word); None when the word is too big to keep."""
+        if docs * 4 > self.budget // 4:
+            return None
+        with self._lock:
+            if structure != self._structure:
+                self._words.clear()
+                self._bytes = 0
+                self._structure = structure
+            found = self._words.get(word)
+            if found is not None:
+                self._words.move_to_end(word)
+                return found
+        ids = rowids(conn, word)
+        ids = ids.astype(np.int32) if ids.size == 0 or ids[-1] < 2**31 else ids
+        if ids.nbytes > self.budget // 4:
+            return None
+        with self._lock:
+            if structure == self._structure and word not in self._words:
+                self._words[word] = ids
+                self._bytes += ids.nbytes
+                while self._bytes > self.budget:
+                    _, dropped = self._words.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        return ids
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes

@@ -1,0 +1,116 @@
+"""Searches of a rare and a common word intersected in memory (search._pair, catalog.postings)
+answer exactly as FTS5's AND does, and the arrays follow the index."""
+
+import numpy as np
+import pytest
+
+from soundark.catalog import search as mod
+from soundark.catalog import vocabulary
+from soundark.catalog.postings import Postings, intersect, rowids
+from soundark.catalog.search import find
+from soundark.web.queries import ArchiveReader
+
+QUERIES = ["common rare", "rare common", '"common rare"', '"rare common"', "common scarce", '"common scarce"',
+           "common rare -other", "common", "rare"]
+
+
+def _fill(catalog, n=6000):
+    """"common" on every 10th of the first 2,000 rows and on every row after (4,200 rows); "rare" on
+    every 2nd row (3,000), in either order with "common"; "scarce" on every 7th (858)."""
+    with catalog.transaction() as conn:
+        for i in range(n):
+            words = (["common"] if i >= 2000 or i % 10 == 0 else []) + (["rare"] if i % 2 == 0 else []) \
+                + (["scarce"] if i % 7 == 0 else [])
+            if i % 4 == 0:
+                words.reverse()
+            conn.execute("INSERT INTO recording(key, title, artist, album, listens) VALUES (?, ?, ?, ?, ?)",
+                         (f"sa{i:016d}", " ".join(words), f"Band {i % 5}", "Other" if i % 9 else "x", i % 13))
+        vocabulary.refresh(conn)
+
+
+@pytest.fixture
+def paired(catalog, monkeypatch):
+    for name, value in (("PAIR_RARE", 1), ("PAIR_COMMON", 10**9), ("PAIR_RATIO", 1), ("PAIR_MIN", 0)):
+        monkeypatch.setattr(mod, name, value)  # a small catalog: any two words qualify
+    _fill(catalog)
+    return catalog
+
+
+def _answer(cat, q, postings=None):
+    m = find(cat, q, limit=50, postings=postings)
+    return [(h.id, h.title) for h in m.hits], m.total, m.capped
+
+
+@pytest.mark.parametrize("candidates", [300, 1200, 40])
+def test_pairs_answer_as_fts5_does(paired, monkeypatch, candidates):
+    """The rare word is read in slices, the first one of at least 1,000 rows, where "common" is sparse:
+    two slices for 300 candidates, three for 1200."""
+    monkeypatch.setattr(mod, "CANDIDATES", candidates)
+    monkeypatch.setattr(mod, "MAX_REJECTS", 2000)
+    postings = Postings()
+    flat = {q: _answer(paired, q) for q in QUERIES}
+    paired_ = {q: _answer(paired, q, postings) for q in QUERIES}
+    assert paired_ == flat
+    assert [q for q in QUERIES if not flat[q][1]] == []
+    assert list(postings._words) == ["common"]  # the path was taken, and kept only the common word
+    for q in QUERIES[:6]:  # each of these went through _pair
+        paired.execute("BEGIN")
+        try:
+            assert mod._pair(paired, mod.parse(q), postings) is not None
+        finally:
+            paired.execute("COMMIT")
+
+
+def test_the_arrays_follow_the_index(paired):
+    postings = Postings()
+    before = _answer(paired, '"common scarce"', postings)
+    with paired.transaction() as conn:
+        conn.execute("INSERT INTO recording(key, title, artist, album, listens) VALUES "
+                     "('sa9', 'New', 'Common Scarce', 'x', 10000)")
+    after = _answer(paired, '"common scarce"', postings)
+    assert after[1] == before[1] + 1 and after == _answer(paired, '"common scarce"')
+
+
+def test_a_word_bigger_than_a_quarter_of_the_budget_is_left_to_fts5(paired):
+    postings = Postings(budget=4200 * 4 * 4 - 4)  # "common" has 4,200 rows of 4 bytes
+    structure = vocabulary.structure(paired.conn)
+    assert postings.get(paired.conn, "common", structure, 4200) is None
+    assert _answer(paired, "common rare", postings) == _answer(paired, "common rare")
+    roomy = Postings(budget=4200 * 4 * 4)
+    ids = roomy.get(paired.conn, "common", structure, 4200)
+    assert ids is not None and ids.size == 4200 and roomy.nbytes == ids.nbytes
+
+
+def test_the_least_recently_used_word_goes_first(paired):
+    structure = vocabulary.structure(paired.conn)
+    postings = Postings(budget=4 * 1200 * 4)  # four of the words "0".."4" (1,200 rows each, in "Band N")
+    for word in "01234":
+        postings.get(paired.conn, word, structure, 1200)
+    assert list(postings._words) == ["1", "2", "3", "4"]
+    postings.get(paired.conn, "1", structure, 1200)
+    postings.get(paired.conn, "scarce", structure, 858)
+    assert list(postings._words) == ["3", "4", "1", "scarce"] and postings.nbytes == (3 * 1200 + 858) * 4
+
+
+def test_rowids_and_intersect(paired):
+    common = rowids(paired.conn, "common").astype(np.int32)
+    rare = rowids(paired.conn, "rare")
+    assert common.size == 4200 and rare.size == 3000 and (np.diff(rare) > 0).all()
+    assert rowids(paired.conn, "rare", after=int(rare[9]), limit=5).tolist() == rare[10:15].tolist()
+    both = np.intersect1d(rare, common)
+    assert intersect(paired.conn, "rare", common, 1200, 0.7).tolist() == both[:1200].tolist()
+    assert intersect(paired.conn, "rare", common, 5000, 0.7).tolist() == both.tolist()
+    assert intersect(paired.conn, "rare", common[:0], 10, 1.0).size == 0
+    assert rowids(paired.conn, "absent").size == 0
+
+
+def test_the_web_keeps_common_words_and_answers_as_the_cli(archive, paired):
+    reader = ArchiveReader(archive.root)
+    try:
+        for q in QUERIES:
+            page = reader.search(q, 1, 50)
+            hits, total, capped = _answer(paired, q)
+            assert [r["title"] for r in page.results] == [t for _, t in hits] and page.total == total
+        assert reader.postings.nbytes > 0
+    finally:
+        reader.close()
