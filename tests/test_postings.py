@@ -1,5 +1,5 @@
 """Searches of a rare and a common word intersected in memory (search._pair, catalog.postings)
-answer exactly as FTS5's AND does, and the arrays follow the index."""
+answer exactly as FTS5's AND does; the stored ids follow the index (vocabulary.refresh)."""
 
 import numpy as np
 import pytest
@@ -54,30 +54,58 @@ def test_pairs_answer_as_fts5_does(paired, monkeypatch, candidates):
     assert [q for q in QUERIES if not flat[q][1]] == []
     assert list(postings._words) == ["common"]  # the path was taken, and kept only the common word
     for q in QUERIES[:6]:  # each of these went through _pair
-        paired.execute("BEGIN")
-        try:
-            assert mod._pair(paired, mod.parse(q), postings) is not None
-        finally:
-            paired.execute("COMMIT")
+        assert _paired(paired, q, postings) is not None
+
+
+def _paired(cat, q, postings):
+    cat.execute("BEGIN")
+    try:
+        return mod._pair(cat, mod.parse(q), postings)
+    finally:
+        cat.execute("COMMIT")
 
 
 def test_the_arrays_follow_the_index(paired):
+    """A write to the index makes the stored ids stale: FTS5 answers until the next refresh."""
     postings = Postings()
-    before = _answer(paired, '"common scarce"', postings)
+    q = '"common scarce"'
+    before = _answer(paired, q, postings)
+    assert _paired(paired, q, postings) is not None
     with paired.transaction() as conn:
         conn.execute("INSERT INTO recording(key, title, artist, album, listens) VALUES "
                      "('sa9', 'New', 'Common Scarce', 'x', 10000)")
-    after = _answer(paired, '"common scarce"', postings)
-    assert after[1] == before[1] + 1 and after == _answer(paired, '"common scarce"')
+    assert not vocabulary.postings_current(paired.conn) and _paired(paired, q, postings) is None
+    after = _answer(paired, q, postings)
+    assert after[1] == before[1] + 1 and after == _answer(paired, q)
+    with paired.transaction() as conn:
+        assert vocabulary.refresh(conn)
+    assert _paired(paired, q, postings) is not None and _answer(paired, q, postings) == after
+
+
+def test_refresh_stores_the_common_words_ids(paired):
+    rows = dict(paired.execute("SELECT word, docs FROM search_word").fetchall())
+    stored = {w: np.frombuffer(ids, f"<i{width}") for w, width, ids in
+              paired.execute("SELECT word, width, ids FROM search_postings")}
+    assert set(stored) == {w for w, d in rows.items() if d * vocabulary.POSTINGS_SHARE >= 6000}
+    assert {"common", "rare", "scarce"} <= set(stored)
+    assert all(stored[w].tolist() == rowids(paired.conn, w).tolist() for w in stored)
+    with paired.transaction() as conn:  # a catalog migrated to 0014 with search_word already current
+        conn.execute("UPDATE search_word_state SET postings = 0")
+        conn.execute("DELETE FROM search_postings")
+        assert not vocabulary.postings_current(conn) and vocabulary.current(conn)
+        assert vocabulary.refresh(conn)
+        assert not vocabulary.refresh(conn)
+    assert vocabulary.postings_current(paired.conn)
+    assert paired.execute("SELECT count(*) FROM search_postings").fetchone()[0] == len(stored)
 
 
 def test_a_word_bigger_than_a_quarter_of_the_budget_is_left_to_fts5(paired):
     postings = Postings(budget=4200 * 4 * 4 - 4)  # "common" has 4,200 rows of 4 bytes
     structure = vocabulary.structure(paired.conn)
-    assert postings.get(paired.conn, "common", structure, 4200) is None
+    assert postings.get(paired.conn, "common", structure) is None
     assert _answer(paired, "common rare", postings) == _answer(paired, "common rare")
     roomy = Postings(budget=4200 * 4 * 4)
-    ids = roomy.get(paired.conn, "common", structure, 4200)
+    ids = roomy.get(paired.conn, "common", structure)
     assert ids is not None and ids.size == 4200 and roomy.nbytes == ids.nbytes
 
 
@@ -85,10 +113,10 @@ def test_the_least_recently_used_word_goes_first(paired):
     structure = vocabulary.structure(paired.conn)
     postings = Postings(budget=4 * 1200 * 4)  # four of the words "0".."4" (1,200 rows each, in "Band N")
     for word in "01234":
-        postings.get(paired.conn, word, structure, 1200)
+        postings.get(paired.conn, word, structure)
     assert list(postings._words) == ["1", "2", "3", "4"]
-    postings.get(paired.conn, "1", structure, 1200)
-    postings.get(paired.conn, "scarce", structure, 858)
+    postings.get(paired.conn, "1", structure)
+    postings.get(paired.conn, "scarce", structure)
     assert list(postings._words) == ["3", "4", "1", "scarce"] and postings.nbytes == (3 * 1200 + 858) * 4
 
 

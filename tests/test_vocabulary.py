@@ -6,6 +6,7 @@ import json
 
 from soundark.catalog import open_catalog, vocabulary
 from soundark.catalog.importers.tabular import import_catalog_file
+from soundark.catalog.postings import Postings
 from soundark.catalog.search import CANDIDATES, MAX_EXPANSION, _candidates_sql, find, parse
 
 TITLES = ["Blue Moon", "Bluebird Song", "Blues for Ann", "Blunt Edge", "Café Blü", "Moonlight", "Morning"]
@@ -164,9 +165,9 @@ def test_the_migration_counts_the_words_of_an_older_catalog(tmp_path, monkeypatc
     from soundark.catalog import store
 
     every = store.migrations()
-    assert every[-1].name.endswith("search_word_docs")
+    assert [m.name for m in every if m.version >= 13] == ["search_word_docs", "search_postings"]
     path = tmp_path / "c.sqlite3"
-    monkeypatch.setattr(store, "migrations", lambda: every[:-1])  # the soundark before 0013
+    monkeypatch.setattr(store, "migrations", lambda: every[:-2])  # the soundark before 0013
     with open_catalog(path) as cat, cat.transaction() as conn:
         conn.executemany("INSERT INTO recording(key, title) VALUES (?, ?)",
                          [(f"sa{i:016x}", f"Moon {'Blue' if i % 3 else 'Bluebird'}") for i in range(30)])
@@ -178,9 +179,15 @@ def test_the_migration_counts_the_words_of_an_older_catalog(tmp_path, monkeypatc
         assert vocabulary.words(old.conn, "blu", 10) == ["blue", "bluebird"]
         assert vocabulary.frequent(old.conn, "blu", 5) is None
         assert find(old, "blu*").total == 30
+    monkeypatch.setattr(store, "migrations", lambda: every[:-1])  # to 0013
+    with open_catalog(path):
+        pass
+    with open_catalog(path, readonly=True) as old:  # read by this soundark before 0014: no stored ids
+        assert not vocabulary.postings_current(old.conn)
+        assert find(old, "moon blue", postings=Postings()).total == 20
     monkeypatch.setattr(store, "migrations", lambda: every)
     with open_catalog(path) as cat:
-        assert vocabulary.current(cat.conn)
+        assert vocabulary.current(cat.conn) and not vocabulary.postings_current(cat.conn)  # until a refresh
         assert {r[0]: r[1] for r in cat.execute("SELECT word, docs FROM search_word")} == \
             {"moon": 30, "blue": 20, "bluebird": 10}
         assert vocabulary.frequent(cat.conn, "blu", 25) == ["blue", "bluebird"]

@@ -4,14 +4,16 @@ word and a common one (``search._pair``) intersects them there instead of in FTS
 FTS5 answers ``rare AND common`` by seeking the common word's doclist once for each row of the
 rare word, and a seek into a doclist of a million rows costs ~1.4 us at 50M rows (its page is
 read, then its entries walked to the row): ``"heart eljachch"`` (1.66M and 15.6k recordings)
-took 21 ms. Read in one string (``group_concat``), a doclist costs ~0.25 us a row, so the rare
-word's rows come in ~4 ms and a binary search in the common word's array takes the rest.
+took 21 ms. Read in one string (``group_concat``), a doclist costs ~0.2 us a row, so the rare
+word's rows come in ~3 ms and a binary search in the common word's array takes ~0.1 us a row.
 
-An array is read from FTS5 the first time a search needs it (~0.2 s for a word of 1.6M rows at
-50M) and kept while the index is unchanged: :class:`Postings` is keyed by the FTS5 structure
-record (``recording_fts_data`` row 10), which every write to the index changes, read in the
-searching transaction. It holds at most ``budget`` bytes (4 bytes a row), the least recently
-used word dropped first; a word bigger than a quarter of that is not kept (None: FTS5 answers).
+The common words' ids are stored in the catalog (search_postings, migration 0014), written with
+search_word by :func:`soundark.catalog.vocabulary.refresh` (the end of an import): reading a
+word of 1.6M recordings from FTS5 takes ~0.2 s, from there a few ms. :class:`Postings` keeps
+those a process read, keyed by the FTS5 structure record (``recording_fts_data`` row 10), which
+every write to the index changes, read in the searching transaction. It holds at most
+``budget`` bytes, the least recently used word dropped first; a word bigger than a quarter of
+that is not kept (None: FTS5 answers).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-POSTINGS_BYTES = 160 << 20  # per web process: the 73 common words of bench_scale's mix at 50M use 181 MB
+POSTINGS_BYTES = 160 << 20  # per web process: bench_scale's mix at 50M reads 45 words, 143 MB
 
 
 def rowids(conn: sqlite3.Connection, word: str, after: int = 0, limit: int = -1) -> np.ndarray:
@@ -72,11 +74,9 @@ class Postings:
         self._structure: bytes | None = None
         self._lock = threading.Lock()
 
-    def get(self, conn: sqlite3.Connection, word: str, structure: bytes, docs: int) -> np.ndarray | None:
-        """The ids of *word* as the index with this *structure* record holds them (*docs*: about how
-        many, from search_word); None when the word is too big to keep."""
-        if docs * 4 > self.budget // 4:
-            return None
+    def get(self, conn: sqlite3.Connection, word: str, structure: bytes) -> np.ndarray | None:
+        """The ids of *word* stored in search_postings (the caller checked they are current for the
+        index of this *structure* record); None when it has none or it is too big to keep."""
         with self._lock:
             if structure != self._structure:
                 self._words.clear()
@@ -86,10 +86,10 @@ class Postings:
             if found is not None:
                 self._words.move_to_end(word)
                 return found
-        ids = rowids(conn, word)
-        ids = ids.astype(np.int32) if ids.size == 0 or ids[-1] < 2**31 else ids
-        if ids.nbytes > self.budget // 4:
+        row = conn.execute("SELECT width, ids FROM search_postings WHERE word = ?", (word,)).fetchone()
+        if row is None or len(row[1]) > self.budget // 4:
             return None
+        ids = np.frombuffer(row[1], dtype=f"<i{row[0]}")
         with self._lock:
             if structure == self._structure and word not in self._words:
                 self._words[word] = ids

@@ -54,8 +54,9 @@ MAX_REJECTS = 600  # rows holding a phrase's words but not the phrase read befor
 RARE_SHARE = 250  # ...and checks a phrase's word order itself when its rarest word is held by at most
 # 1/RARE_SHARE of the recordings (when every word is common, FTS5's phrase search is the faster)
 PAIR_RARE = 1000  # _pair: a word in at most 1/PAIR_RARE of the recordings (and PAIR_MIN or more)
-PAIR_COMMON = 200  # and one in at least 1/PAIR_COMMON of them and PAIR_RATIO times as many
-PAIR_RATIO = 48  # are intersected in memory: below, FTS5's seeks are cheap enough (measured at 50M)
+PAIR_COMMON = vocabulary.POSTINGS_SHARE  # and one in at least 1/PAIR_COMMON of them (ids stored)
+PAIR_RATIO = 48  # and PAIR_RATIO times as many are intersected in memory: below, FTS5's seeks are
+# cheap enough (measured at 50M)
 PAIR_MIN = 500
 MIN_TRIGRAM = 3  # FTS5's trigram tokenizer cannot match fewer characters
 GRAM_PEEK = 5000  # enough recordings of a 1-2 character word counted to tell the rarest of several
@@ -315,10 +316,11 @@ def _phrase_hits(chunks: Iterator[list[Any]], quoted: list[tuple[str, ...]]) -> 
 def _pair(catalog: Catalog, terms: list[Term], postings: Postings) -> list[Any] | None:
     """The (id, listens) candidates of two words, or of a quoted phrase of two, when one is rare
     (in at most 1/PAIR_RARE of the recordings) and the other common (1/PAIR_COMMON or more): the
-    rare word's recordings (read from FTS5 in one string) looked up in the common word's, kept
-    in memory by *postings* (soundark.catalog.postings). None for any other query, and when the
-    common word is too big to keep, a phrase cannot be checked here (:func:`_phrase_hits`) or a
-    hit has no row: FTS5 then answers. The same hits, in the same order, as FTS5's AND.
+    rare word's recordings (read from FTS5 in one string) looked up in the common word's (stored
+    in search_postings, kept in memory by *postings*: soundark.catalog.postings). None for any
+    other query, and when the stored ids are not current, the common word has none or is too big
+    to keep, a phrase cannot be checked here (:func:`_phrase_hits`) or a hit has no row: FTS5 then
+    answers. The same hits, in the same order, as FTS5's AND.
     FTS5 seeks the common word once per row of the rare one, which costs more the more rows of
     the common word lie between two of the rare one; reading the rare word's rows costs ~0.2 us
     a row and the binary search ~0.1 us. At 50M rows, the 188 searches of bench_scale's web mix
@@ -334,11 +336,11 @@ def _pair(catalog: Catalog, terms: list[Term], postings: Postings) -> list[Any] 
         return None
     rare, common = sorted(words, key=lambda w: (docs[w], w))
     recordings = catalog.execute("SELECT max(id) FROM recording").fetchone()[0] or 0
-    structure = vocabulary.structure(catalog.conn)
     if (docs[rare] * PAIR_RARE > recordings or docs[rare] < PAIR_MIN or docs[common] * PAIR_COMMON < recordings
-            or docs[common] < PAIR_RATIO * docs[rare] or structure is None):
+            or docs[common] < PAIR_RATIO * docs[rare] or not vocabulary.postings_current(catalog.conn)):
         return None
-    held = postings.get(catalog.conn, common, structure, docs[common])
+    structure = vocabulary.structure(catalog.conn)
+    held = None if structure is None else postings.get(catalog.conn, common, structure)
     if held is None:
         return None
     ids = intersect(catalog.conn, rare, held, CANDIDATES + (MAX_REJECTS if quoted else 0),
