@@ -11,11 +11,13 @@ can decide exactly, else it says so (None) and the search asks FTS5 the whole qu
 - A field's tokens are its runs of letters and digits (Unicode categories L and N), as unicode61
   splits them. A field holding a combining mark, a private-use, unassigned or surrogate
   character is undecided: unicode61 may join or fold those differently.
-- An ASCII token is lower-cased, as unicode61 does. A token with other letters is folded the
-  way unicode61 folds diacritics (NFKD, marks dropped, lower case) only to ask whether it could
-  be one of the phrase's words: when its folded form is one, or when it is still not ASCII
-  but holds letters of the Latin script (which unicode61 may fold to ASCII where NFKD does
-  not: ``ø``, ``đ``), the field is undecided; otherwise the token is none of the words.
+- An ASCII token is lower-cased, as unicode61 does. A token with other letters may fold to
+  anything unicode61's tables say (``é`` to ``e``, ``ø`` to ``o``...), but code point by code
+  point: it can only become a word of its own length whose letters equal its ASCII letters,
+  lower-cased, and only a character of the Latin script or an alphanumeric form (full-width,
+  enclosed...) may become an ASCII one. When some phrase word could be so made (``Blüe``,
+  ``ſun``), the field is undecided; otherwise the token is none of the words (``Łukasz``,
+  ``東京``, ``Москва``).
 
 tests/test_phrases.py holds the answers equal to FTS5's on fields built to hit each case.
 """
@@ -38,10 +40,25 @@ def decidable(words: Iterable[str]) -> bool:
     return all(PHRASE_WORD.match(w) for w in words)
 
 
-def _latin(ch: str) -> bool:
+# Code points whose fold might be an ASCII letter or digit: Latin letters and their diacritics,
+# letter-like and number forms, enclosed, full-width and mathematical alphanumerics. unicode61
+# folds no other script into ASCII (case folding keeps a letter's script; diacritics are removed
+# from Latin letters only).
+_TO_ASCII = ((0x80, 0x370), (0x1D00, 0x1F00), (0x2000, 0x2500), (0x2C60, 0x2C80), (0xA720, 0xA800),
+             (0xAB30, 0xAB70), (0xFB00, 0xFB50), (0xFF00, 0xFFF0), (0x1D400, 0x1D800), (0x1F100, 0x1F200))
+
+
+def _maybe_ascii(ch: str) -> bool:
     o = ord(ch)
-    return (0x80 <= o < 0x370 or 0x1D00 <= o < 0x1F00 or 0x2C60 <= o < 0x2C80 or 0xA720 <= o < 0xA800
-            or 0xAB30 <= o < 0xAB70 or 0xFB00 <= o < 0xFB07 or 0xFF00 <= o < 0xFFF0 or 0x2100 <= o < 0x2150)
+    return any(lo <= o < hi for lo, hi in _TO_ASCII)
+
+
+def _could_be(token: str, word: str) -> bool:
+    """Could unicode61 fold *token* (with characters beyond ASCII) into *word*? It folds code point
+    by code point, so only a word of the same length can come of it, each ASCII character
+    lower-cased and each other one anything, if it is one that may fold into ASCII at all."""
+    return len(token) == len(word) and all(c.lower() == x if c.isascii() else _maybe_ascii(c)
+                                           for c, x in zip(token, word))
 
 
 def tokens(field: str, words: frozenset[str]) -> list[str] | None:
@@ -61,12 +78,10 @@ def tokens(field: str, words: frozenset[str]) -> list[str] | None:
     for token in field.translate(separators).split():
         if token.isascii():
             out.append(token.lower())
-            continue
-        folded = "".join(c for c in unicodedata.normalize("NFKD", token)
-                         if not unicodedata.combining(c)).lower()
-        if folded in words or (not folded.isascii() and any(_latin(c) for c in folded)):
+        elif any(_could_be(token, w) for w in words):
             return None
-        out.append(OTHER)
+        else:
+            out.append(OTHER)
     return out
 
 
