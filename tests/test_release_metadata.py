@@ -241,3 +241,16 @@ def test_a_snapshot_carries_the_latest_plan_figures_for_report_and_web(tmp_path:
             (1, DATE, 0, 0)]
     for key in ("recordings", "kept", "bytes", "listens_total", "share_covered", "tiers", "curve_bytes", "top"):
         assert published[key] == live[key], key
+
+
+def test_a_snapshots_search_tables_are_current(tmp_path: Path) -> None:
+    """The snapshot rebuilds its word index, which leaves search_word and search_postings stale
+    unless refreshed: a web over the snapshot uses them only while they are current."""
+    from soundark.catalog import vocabulary
+    from soundark.catalog.snapshot import open_snapshot
+
+    paths = archive_with(tmp_path / "a")
+    pub = run_release_metadata(paths, SETTINGS, date=DATE).published[0]
+    with open_snapshot(paths.releases / pub.name) as snap:
+        assert vocabulary.current(snap.conn) and vocabulary.postings_current(snap.conn)
+        assert snap.execute("SELECT count(*) FROM search_word").fetchone()[0] > 0

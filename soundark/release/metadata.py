@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from soundark.catalog import Catalog, open_catalog
+from soundark.catalog import Catalog, open_catalog, vocabulary
 from soundark.errors import EnvironmentProblem, os_reason
 from soundark.fixity.bagit import read_manifest
 from soundark.model import Progress
@@ -126,6 +126,11 @@ def snapshot(catalog: Catalog, target: Path, date: str) -> list[str]:
             if "recording_fts" in present:  # its segments reflect the catalog's write history
                 conn.execute("INSERT INTO recording_fts(recording_fts) VALUES ('rebuild')")
             _remake_in_name_order(snap)
+        if "search_word" in present:
+            # the rebuild (written out at its commit) changed the index's structure record: search_word
+            # and search_postings are made current for it, so a web over the snapshot uses them
+            with snap.transaction() as conn:
+                vocabulary.refresh(conn)
         snap.execute("PRAGMA journal_mode = DELETE")
         snap.execute(f"PRAGMA schema_version = {_SCHEMA_COOKIE}")  # nobody else has this file open
         snap.execute("VACUUM")  # freed pages could still hold the removed paths
