@@ -142,3 +142,21 @@ def test_the_web_keeps_common_words_and_answers_as_the_cli(archive, paired):
         assert reader.postings.nbytes > 0
     finally:
         reader.close()
+
+
+def test_the_web_can_keep_none(archive, paired, monkeypatch):
+    """SOUNDARK_WEB_POSTINGS_MB=0: no ids kept, FTS5 answers, the same pages."""
+    from soundark.web.server import POSTINGS_ENV, app_from_env
+
+    none = ArchiveReader(archive.root, 0, 0)
+    try:
+        assert none.postings is None
+        assert [r["title"] for r in none.search('"common rare"', 1, 50).results] == \
+            [t for _, t in _answer(paired, '"common rare"')[0]]
+    finally:
+        none.close()
+    monkeypatch.setenv("SOUNDARK_WEB_ARCHIVE", str(archive.root))
+    monkeypatch.setenv(POSTINGS_ENV, "0")
+    assert app_from_env().state.reader.postings is None
+    monkeypatch.setenv(POSTINGS_ENV, "8")
+    assert app_from_env().state.reader.postings.budget == 8 << 20

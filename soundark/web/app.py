@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundark import __version__
+from soundark.catalog.postings import POSTINGS_BYTES
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, QueryInterrupted, SoundarkError
 from soundark.fixity.regular import read_regular
 from soundark.web import api, pages
@@ -68,12 +69,14 @@ def _file_route(app: FastAPI, path: str, summary: str, endpoint: Any) -> None:
     app.head(path, include_in_schema=False)(endpoint)
 
 
-def create_app(archive: Path, *, search_cache: int = SEARCH_CACHE_SIZE) -> FastAPI:
+def create_app(archive: Path, *, search_cache: int = SEARCH_CACHE_SIZE,
+               postings_bytes: int = POSTINGS_BYTES) -> FastAPI:
     """The web app over the archive folder *archive* (raises NotFound without a catalog).
 
-    *search_cache* is how many recent search pages each process keeps (0: none).
+    *search_cache* is how many recent search pages each process keeps (0: none); *postings_bytes*
+    how much of the common words' stored recording ids (soundark.catalog.postings; 0: none).
     """
-    reader = ArchiveReader(archive, search_cache)
+    reader = ArchiveReader(archive, search_cache, postings_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

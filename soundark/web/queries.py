@@ -25,7 +25,7 @@ import orjson
 from soundark import isrc as isrc_codes
 from soundark.catalog import Catalog, browse, open_catalog, vocabulary
 from soundark.catalog import queries as q
-from soundark.catalog.postings import Postings
+from soundark.catalog.postings import POSTINGS_BYTES, Postings
 from soundark.catalog.search import MAX_EXPANSION, MIN_PREFIX, find
 from soundark.catalog.stats import catalog_stats
 from soundark.config import ArchivePaths
@@ -90,7 +90,8 @@ class SearchPage:
 class ArchiveReader:
     """Read access to one archive for the web face; safe to share between threads."""
 
-    def __init__(self, archive: Path, search_cache_size: int = SEARCH_CACHE_SIZE) -> None:
+    def __init__(self, archive: Path, search_cache_size: int = SEARCH_CACHE_SIZE,
+                 postings_bytes: int = POSTINGS_BYTES) -> None:
         self.paths = ArchivePaths(Path(archive).expanduser().absolute())
         if not self.paths.catalog.is_file():
             raise NotFound(self.paths.root, "not a soundark archive (no catalog.sqlite3)")
@@ -106,7 +107,8 @@ class ArchiveReader:
         self._buckets: OrderedDict[str, list[str]] = OrderedDict()
         self._buckets_version: tuple[int, ...] = ()
         self._version_files = (str(self.paths.catalog), f"{self.paths.catalog}-wal")
-        self.postings = Postings()  # common words' recordings, for searches of a rare and a common word
+        # common words' recordings, for searches of a rare and a common word (0 bytes: none kept)
+        self.postings = Postings(postings_bytes) if postings_bytes > 0 else None
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
 
     def catalog(self) -> Catalog:
