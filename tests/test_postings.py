@@ -11,7 +11,9 @@ from soundark.catalog.search import find
 from soundark.web.queries import ArchiveReader
 
 QUERIES = ["common rare", "rare common", '"common rare"', '"rare common"', "common scarce", '"common scarce"',
+           "common rare scarce", '"rare common" scarce', '"common rare scarce"', '"common rare" "rare scarce"',
            "common rare -other", "common", "rare"]
+PAIRED = 10  # the first ten go through _pair
 
 
 def _fill(catalog, n=6000):
@@ -52,8 +54,8 @@ def test_pairs_answer_as_fts5_does(paired, monkeypatch, candidates):
     paired_ = {q: _answer(paired, q, postings) for q in QUERIES}
     assert paired_ == flat
     assert [q for q in QUERIES if not flat[q][1]] == []
-    assert list(postings._words) == ["common"]  # the path was taken, and kept only the common word
-    for q in QUERIES[:6]:  # each of these went through _pair
+    assert set(postings._words) == {"common", "rare"}  # the path was taken; "scarce" is always the rarest
+    for q in QUERIES[:PAIRED]:  # each of these went through _pair
         assert _paired(paired, q, postings) is not None
 
 
@@ -126,9 +128,13 @@ def test_rowids_and_intersect(paired):
     assert common.size == 4200 and rare.size == 3000 and (np.diff(rare) > 0).all()
     assert rowids(paired.conn, "rare", after=int(rare[9]), limit=5).tolist() == rare[10:15].tolist()
     both = np.intersect1d(rare, common)
-    assert intersect(paired.conn, "rare", common, 1200, 0.7).tolist() == both[:1200].tolist()
-    assert intersect(paired.conn, "rare", common, 5000, 0.7).tolist() == both.tolist()
-    assert intersect(paired.conn, "rare", common[:0], 10, 1.0).size == 0
+    assert intersect(paired.conn, '"rare"', [common], 1200, 0.7).tolist() == both[:1200].tolist()
+    assert intersect(paired.conn, '"rare"', [common], 5000, 0.7).tolist() == both.tolist()
+    assert intersect(paired.conn, '"rare"', [common[:0]], 10, 1.0).size == 0
+    scarce = rowids(paired.conn, "scarce").astype(np.int32)
+    three = np.intersect1d(both, scarce)
+    assert intersect(paired.conn, '"rare"', [common, scarce], 5000, 0.1).tolist() == three.tolist()
+    assert intersect(paired.conn, '"rare" AND "scarce"', [common], 5000, 0.7).tolist() == three.tolist()
     assert rowids(paired.conn, "absent").size == 0
 
 

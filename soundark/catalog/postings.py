@@ -30,9 +30,15 @@ POSTINGS_BYTES = 160 << 20  # per web process: bench_scale's mix at 50M reads 45
 def rowids(conn: sqlite3.Connection, word: str, after: int = 0, limit: int = -1) -> np.ndarray:
     """The ids of the recordings holding *word* (a query word, quoted for FTS5), ascending: the
     first *limit* (-1: all) above *after*."""
+    return matching(conn, '"' + word.replace('"', '""') + '"', after, limit)
+
+
+def matching(conn: sqlite3.Connection, query: str, after: int = 0, limit: int = -1) -> np.ndarray:
+    """The ids of the recordings matching the FTS5 *query*, ascending: the first *limit* (-1: all)
+    above *after*, read in one string."""
     text = conn.execute("SELECT group_concat(rowid) FROM (SELECT rowid FROM recording_fts "
                         "WHERE recording_fts MATCH ? AND rowid > ? LIMIT ?)",
-                        ('"' + word.replace('"', '""') + '"', after, limit)).fetchone()[0]
+                        (query, after, limit)).fetchone()[0]
     if not text:
         return np.zeros(0, np.int64)
     ids = np.fromstring(text, dtype=np.int64, sep=",")
@@ -41,27 +47,36 @@ def rowids(conn: sqlite3.Connection, word: str, after: int = 0, limit: int = -1)
     return ids
 
 
-def intersect(conn: sqlite3.Connection, rare: str, held: np.ndarray, need: int, share: float) -> np.ndarray:
-    """The first *need* ids (ascending) of the recordings holding *rare* that are in *held* (a common
-    word's ids, a *share* of all recordings): the rare word's ids are read in growing slices, the
-    first one enough for *need* hits at that share (a search of 300+ hits stops early, as FTS5's does)."""
+def intersect(conn: sqlite3.Connection, query: str, held: list[np.ndarray], need: int,
+              share: float) -> np.ndarray:
+    """The first *need* ids (ascending) of the recordings matching the FTS5 *query* that are in
+    every array of *held* (common words' ids, together a *share* of all recordings): the query's
+    ids are read in growing slices, the first one enough for *need* hits at that share (a search
+    of 300+ hits stops early, as FTS5's does)."""
     slice_ = max(1000, int(need / max(share, 1e-6) * 1.5))
     found: list[np.ndarray] = []
     count = 0
     after = 0
     while True:
-        ids = rowids(conn, rare, after, slice_)
-        if ids.size and held.size:
-            ids = ids.astype(held.dtype)  # searchsorted would copy *held* to the wider type
-            at = np.minimum(np.searchsorted(held, ids), held.size - 1)
-            hits = ids[held[at] == ids]
-            found.append(hits)
-            count += hits.size
-        if ids.size < slice_ or count >= need:
+        ids = matching(conn, query, after, slice_)
+        more = ids.size == slice_
+        if ids.size:
+            after = int(ids[-1])
+        for h in held:
+            if not ids.size:
+                break
+            if not h.size:
+                ids = ids[:0]
+                break
+            ids = ids.astype(h.dtype)  # searchsorted would copy *h* to the wider type
+            at = np.minimum(np.searchsorted(h, ids), h.size - 1)
+            ids = ids[h[at] == ids]
+        found.append(ids)
+        count += ids.size
+        if not more or count >= need:
             break
-        after = int(ids[-1])
         slice_ *= 4
-    return np.concatenate(found)[:need] if found else np.zeros(0, np.int64)
+    return np.concatenate(found)[:need].astype(np.int64)
 
 
 class Postings:

@@ -314,37 +314,46 @@ def _phrase_hits(chunks: Iterator[list[Any]], quoted: list[tuple[str, ...]]) -> 
 
 
 def _pair(catalog: Catalog, terms: list[Term], postings: Postings) -> list[Any] | None:
-    """The (id, listens) candidates of two words, or of a quoted phrase of two, when one is rare
-    (in at most 1/PAIR_RARE of the recordings) and the other common (1/PAIR_COMMON or more): the
-    rare word's recordings (read from FTS5 in one string) looked up in the common word's (stored
-    in search_postings, kept in memory by *postings*: soundark.catalog.postings). None for any
-    other query, and when the stored ids are not current, the common word has none or is too big
-    to keep, a phrase cannot be checked here (:func:`_phrase_hits`) or a hit has no row: FTS5 then
-    answers. The same hits, in the same order, as FTS5's AND.
-    FTS5 seeks the common word once per row of the rare one, which costs more the more rows of
-    the common word lie between two of the rare one; reading the rare word's rows costs ~0.2 us
-    a row and the binary search ~0.1 us. At 50M rows, the 188 searches of bench_scale's web mix
-    (6,000) that qualify took 1,215 ms in FTS5 and 726 ms here; below PAIR_RATIO this was slower."""
-    if len(terms) > 2 or any(t.negative or t.prefix or t.substring for t in terms):
+    """The (id, listens) candidates of words (some perhaps in phrases) of which some are common
+    (each held by 1/PAIR_COMMON of the recordings or more, and PAIR_RATIO times as many as the
+    rarest word; their ids are stored in search_postings and kept in memory by *postings*:
+    soundark.catalog.postings) and the others rare (the rarest in at most 1/PAIR_RARE of the
+    recordings): the rare words' recordings, read from FTS5 in one string (their nested AND when
+    there are several), looked up in the common words'. None for any other query, and when the
+    stored ids are not current, a common word has none or is too big to keep, a phrase cannot be
+    checked here (:func:`_phrase_hits`) or a hit has no row: FTS5 then answers. The same hits, in
+    the same order, as FTS5's AND.
+    FTS5 seeks each common word once per row of the rare ones, which costs more the more rows of
+    the common word lie between two of the rare one; reading the rare words' rows costs ~0.2 us
+    a row and each binary search ~0.1 us. At 50M rows, the 188 two-word searches of bench_scale's
+    web mix (6,000) that qualify took 1,215 ms in FTS5 and 726 ms here; below PAIR_RATIO this was
+    slower."""
+    if any(t.negative or t.prefix or t.substring for t in terms):
         return None
-    words = [w for t in terms for w in t.words]
+    words = sorted({w for t in terms for w in t.words})
     quoted = [t.words for t in terms if len(t.words) > 1]
-    if len(words) != 2 or words[0] == words[1] or (quoted and not phrases.decidable(words)):
+    if len(words) < 2 or not all(phrases.decidable(p) for p in quoted):
         return None
     docs = vocabulary.counts(catalog.conn, words)
-    if docs is None or len(docs) != 2:  # a word search_word does not list as it stands (FTS5 folds it)
+    if docs is None or len(docs) != len(words):  # a word search_word lacks as it stands (FTS5 folds it)
         return None
-    rare, common = sorted(words, key=lambda w: (docs[w], w))
+    order = sorted(words, key=lambda w: (docs[w], w))
+    rarest = docs[order[0]]
     recordings = catalog.execute("SELECT max(id) FROM recording").fetchone()[0] or 0
-    if (docs[rare] * PAIR_RARE > recordings or docs[rare] < PAIR_MIN or docs[common] * PAIR_COMMON < recordings
-            or docs[common] < PAIR_RATIO * docs[rare] or not vocabulary.postings_current(catalog.conn)):
+    common = [w for w in order[1:] if docs[w] * PAIR_COMMON >= recordings and docs[w] >= PAIR_RATIO * rarest]
+    rare = [w for w in order if w not in common]
+    if (not common or rarest * PAIR_RARE > recordings or rarest < PAIR_MIN
+            or not vocabulary.postings_current(catalog.conn)):
         return None
     structure = vocabulary.structure(catalog.conn)
-    held = None if structure is None else postings.get(catalog.conn, common, structure)
-    if held is None:
+    held = [None if structure is None else postings.get(catalog.conn, w, structure) for w in common]
+    if any(h is None for h in held):
         return None
-    ids = intersect(catalog.conn, rare, held, CANDIDATES + (MAX_REJECTS if quoted else 0),
-                    docs[common] / max(recordings, 1))
+    share = 1.0
+    for w in common:
+        share *= docs[w] / max(recordings, 1)
+    ids = intersect(catalog.conn, _nested(rare), [h for h in held if h is not None],
+                    CANDIDATES + (MAX_REJECTS if quoted else 0), share)
     columns = "r.id, coalesce(r.listens, 0)" + (", r.title, r.artist, r.album" if quoted else "")
     sql = f"SELECT {columns} FROM json_each(?) AS j JOIN recording r ON r.id = j.value ORDER BY j.key"
     if not quoted:
