@@ -166,3 +166,20 @@ def test_the_web_can_keep_none(archive, paired, monkeypatch):
     assert app_from_env().state.reader.postings is None
     monkeypatch.setenv(POSTINGS_ENV, "8")
     assert app_from_env().state.reader.postings.budget == 8 << 20
+
+
+def test_the_ids_are_stored_slice_by_slice_and_checked_against_the_counts(paired, monkeypatch):
+    monkeypatch.setattr(vocabulary, "POSTINGS_SLICE", 7)
+    with paired.transaction() as conn:
+        conn.execute("UPDATE search_word_state SET postings = 0")
+        assert vocabulary.refresh(conn)
+    stored = {w: np.frombuffer(ids, f"<i{width}").tolist() for w, width, ids in
+              paired.execute("SELECT word, width, ids FROM search_postings")}
+    assert stored["common"] == rowids(paired.conn, "common").tolist() and len(stored["common"]) == 4200
+    with paired.transaction() as conn:  # a count that disagrees with the index: that word gets no ids
+        conn.execute("UPDATE search_word SET docs = docs - 1 WHERE word = 'rare'")
+        conn.execute("UPDATE search_word_state SET postings = 0")
+        assert vocabulary.refresh(conn)
+    assert "rare" not in {r[0] for r in paired.execute("SELECT word FROM search_postings")}
+    assert "common" in {r[0] for r in paired.execute("SELECT word FROM search_postings")}
+    assert _answer(paired, "rare common", Postings()) == _answer(paired, "rare common")
