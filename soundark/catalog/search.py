@@ -273,8 +273,7 @@ def _chained(catalog: Catalog, terms: list[Term], terms_of: Callable[[str], list
     if docs is None:
         return None
     order = sorted(words, key=lambda w: (docs.get(w, 0), w))
-    if quoted and docs.get(order[0], 0) * RARE_SHARE > (catalog.execute("SELECT max(id) FROM recording"
-                                                                        ).fetchone()[0] or 0):
+    if quoted and docs.get(order[0], 0) * RARE_SHARE > vocabulary.recordings(catalog.conn):
         return None
     query = " AND ".join([_nested(order)]
                          + [_PREFIX.sub(lambda m: _expanded(m, terms_of), t.fts) for t in wanted if t.prefix])
@@ -339,7 +338,7 @@ def _pair(catalog: Catalog, terms: list[Term], postings: Postings) -> list[Any] 
         return None
     order = sorted(words, key=lambda w: (docs[w], w))
     rarest = docs[order[0]]
-    recordings = catalog.execute("SELECT max(id) FROM recording").fetchone()[0] or 0
+    recordings = vocabulary.recordings(catalog.conn)
     common = [w for w in order[1:] if docs[w] * PAIR_COMMON >= recordings and docs[w] >= PAIR_RATIO * rarest]
     rare = [w for w in order if w not in common]
     if (not common or rarest * PAIR_RARE > recordings or rarest < PAIR_MIN

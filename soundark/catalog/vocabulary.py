@@ -68,6 +68,11 @@ POSTINGS_SHARE = 200  # a word held by at least 1/POSTINGS_SHARE of the recordin
 POSTINGS_SLICE = 1 << 20  # ids read from FTS5 and written at a time
 
 
+def recordings(conn: sqlite3.Connection) -> int:
+    """The largest recording id: the catalog's size for the word shares (ids may have gaps)."""
+    return int(conn.execute("SELECT max(id) FROM recording").fetchone()[0] or 0)
+
+
 def _postings_built(conn: sqlite3.Connection) -> bool:
     row = conn.execute("SELECT postings FROM search_word_state WHERE id = 1").fetchone()
     return bool(row and row[0])
@@ -79,10 +84,10 @@ def _store_postings(conn: sqlite3.Connection) -> None:
     filled POSTINGS_SLICE ids at a time, so memory stays flat whatever the catalog's size; a word
     whose ids do not add up to its count gets none (FTS5 answers for it)."""
     conn.execute("DELETE FROM search_postings")
-    recordings = conn.execute("SELECT max(id) FROM recording").fetchone()[0] or 0
-    width = 4 if recordings < 2**31 else 8  # the widest id is the recording table's largest
+    size = recordings(conn)
+    width = 4 if size < 2**31 else 8  # the widest id is the recording table's largest
     common = conn.execute("SELECT word, docs FROM search_word WHERE docs * ? >= ? AND docs > 0",
-                          (POSTINGS_SHARE, recordings)).fetchall()
+                          (POSTINGS_SHARE, size)).fetchall()
     for word, docs in common:
         row = conn.execute("INSERT INTO search_postings(word, width, ids) VALUES (?, ?, zeroblob(?))",
                            (word, width, docs * width)).lastrowid
