@@ -232,7 +232,8 @@ def test_the_scorer_ranks_exactly_as_its_word_by_word_definition() -> None:
     from soundark.catalog.search import _Scorer, _wanted, parse
 
     vocab = ["rain", "Rain,", "(rain)", "rainbow", "the", "The", "night", "night!", "blue", "love", "Señor",
-             "señor", "москва", "東京", "東京タワー", "夜", "a", "'love'", "rain-man", ""]
+             "señor", "москва", "東京", "東京タワー", "夜", "a", "'love'", "rain-man", "", "RAIN", "Москва",
+             "NIGHT.", "brain", "sunrain"]  # upper case: the field is lowered before a word is looked for
     queries = ["rain", "rain rain", "rain*", "the night", '"blue night"', "rain -love", "señor", "москва",
                "東京", "夜 rain", "rai*", "love the rain*", '"the rain" blue', "night night night", "東京 夜"]
     rng = random.Random(5)

@@ -87,9 +87,25 @@ def test_a_prefix_of_too_many_words_is_left_to_fts5(tmp_path):
 
 def test_a_catalog_before_the_migration_is_searched_without_it(tmp_path):
     with imported(tmp_path) as cat:
+        assert vocabulary.words(cat.conn, "blu", 10) is not None
         cat.execute("DROP TABLE search_word_state")
+    # a catalog read-only opened before migration 0012 (a connection keeps the tables it has
+    # seen: migrations only add)
+    with open_catalog(tmp_path / "c.sqlite3", readonly=True) as cat:
         assert vocabulary.words(cat.conn, "blu", 10) is None
         assert {h.title for h in find(cat, "bluebi*").hits} == {f"Bluebird Song {i}" for i in range(1, 40, 7)}
+
+
+def test_the_schema_a_connection_has_seen_is_asked_once(tmp_path):
+    with imported(tmp_path) as cat:
+        asked: list[str] = []
+        cat.conn.set_trace_callback(asked.append)
+        assert vocabulary.has(cat.conn, "search_word", "docs") and vocabulary.has(cat.conn, "search_word", "docs")
+        assert not vocabulary.has(cat.conn, "search_word", "nope") and not vocabulary.has(cat.conn, "nope")
+        assert not vocabulary.has(cat.conn, "nope")  # a no is asked again: a migration may add it
+        assert len([s for s in asked if not s.startswith("--")]) == 4  # "--": a virtual table's own
+        cat.execute("CREATE TABLE nope (x)")
+        assert vocabulary.has(cat.conn, "nope")
 
 
 def fts_docs(cat) -> dict[str, int]:

@@ -375,6 +375,31 @@ def test_stats_cache_follows_catalog_writes(tmp_path):
         assert c.get("/api/stats").json()["recordings"] == 48
 
 
+def test_search_decorations_follow_catalog_writes(tmp_path):
+    """Pages skip the decorations' statement while plan, releases, art and encodes are empty (a
+    catalog before its plan): the moment a writer fills one, pages show it."""
+    arch = make_web_archive(tmp_path / "a", with_releases=False, seconds=0.5)
+    with open_catalog(arch.paths.catalog) as cat, cat.transaction() as conn:
+        kept = conn.execute("SELECT * FROM plan").fetchall()
+        encoded = conn.execute("SELECT * FROM encoded").fetchall()
+        arts = conn.execute("SELECT * FROM art").fetchall()
+        for table in ("plan", "encoded", "art"):
+            conn.execute(f"DELETE FROM {table}")
+        assert conn.execute("SELECT count(*) FROM release_file").fetchone()[0] == 0
+    assert kept and encoded and arts
+
+    def hit() -> dict:
+        return c.get("/api/search", params={"q": "morning"}).json()["results"][0]
+    with TestClient(create_app(arch.paths.root)) as c:
+        assert (hit()["tier"], hit()["audio_url"]) == (None, None)
+        with open_catalog(arch.paths.catalog) as cat, cat.transaction() as conn:
+            conn.executemany(f"INSERT INTO plan VALUES ({','.join('?' * len(kept[0]))})", kept)
+            conn.executemany(f"INSERT INTO encoded VALUES ({','.join('?' * len(encoded[0]))})", encoded)
+            conn.executemany(f"INSERT INTO art VALUES ({','.join('?' * len(arts[0]))})", arts)
+        os.utime(arch.paths.catalog)  # same-nanosecond writes on coarse clocks: make the change visible
+        assert hit()["tier"] == "opus75" and hit()["audio_url"].startswith("/audio/") and hit()["art_url"]
+
+
 def test_no_archive_is_not_found(tmp_path):
     with pytest.raises(NotFound):
         create_app(tmp_path / "nothing")

@@ -164,17 +164,22 @@ def artist_detail(catalog: Catalog, key: str, limit: int = 50) -> dict[str, Any]
     return artist
 
 
+DECORATED_BY = ("plan", "release_file", "art", "encoded")  # without a row in one of them, no decoration
+
+
 def search_decorations(catalog: Catalog, ids: list[int], have: set[str]) -> dict[int, dict[str, Any]]:
-    """What a search page shows beside each recording id, in one statement (*have*: tables()):
-    its plan tier, first release (name, magnet), cover (its encoded file's, else its first
-    album's) and the stored file it plays (the planned tier first). Absent tables give None."""
+    """What a search page shows beside each recording id, in one statement (*have*: tables(), or
+    filled_tables(DECORATED_BY)): its plan tier, first release (name, magnet), cover (its encoded
+    file's, else its first album's) and the stored file it plays (the planned tier first).
+    Absent tables give None, and so do empty ones."""
     out: dict[int, dict[str, Any]] = {i: {"tier": None, "release": None, "magnet": None, "art": None,
                                           "play": None} for i in ids}
-    if not ids:
+    if not ids or not have.intersection(DECORATED_BY):  # a catalog before its plan (metadata first)
         return out
     # Each lookup runs only when its table holds a row: `EXISTS (SELECT 1 FROM t)` does not depend
     # on the row, so SQLite evaluates it once per statement. A catalog before its audio or art
     # phase (metadata first) then pays nothing for them: ~0.4 ms of 20 rows' lookups at 10M rows.
+    # The ids are the lookups' keys as they are: no seek in recording for them.
     tier = "(SELECT p.tier FROM plan p WHERE p.recording_id = r.id)" if "plan" in have else "NULL"
     release = ("CASE WHEN EXISTS (SELECT 1 FROM release_file) THEN (SELECT json_array(rl.name, rl.magnet) "
                "FROM release_file rf JOIN release rl ON rl.id = rf.release_id WHERE rf.recording_id = r.id "
@@ -189,7 +194,7 @@ def search_decorations(catalog: Catalog, ids: list[int], have: set[str]) -> dict
     play = ("CASE WHEN EXISTS (SELECT 1 FROM encoded) THEN " + _PLAYABLE.format(rid="r.id") + " END") \
         if {"encoded", "plan"} <= have else "NULL"
     for rid, tier_, rel, art_, play_ in catalog.execute(
-            f"SELECT r.id, {tier}, {release}, {art}, {play} FROM json_each(?) AS j JOIN recording r ON r.id = j.value",
+            f"SELECT r.id, {tier}, {release}, {art}, {play} FROM (SELECT value AS id FROM json_each(?)) AS r",
             (json.dumps(ids),)):
         row = out[rid]
         row["tier"] = tier_

@@ -26,6 +26,13 @@ def tables(catalog: Catalog) -> set[str]:
     return {row[0] for row in catalog.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
+def filled_tables(catalog: Catalog, among: Iterable[str]) -> set[str]:
+    """The catalog's tables, less those of *among* that hold no row (one seek each)."""
+    have = tables(catalog)
+    return have - {t for t in among if t in have
+                   and catalog.execute(f'SELECT NOT EXISTS (SELECT 1 FROM "{t}")').fetchone()[0]}
+
+
 def _dicts(rows: Iterable[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 

@@ -69,6 +69,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _NOSPACE = re.compile(f"[{NOSPACE}]")
 _PREFIX = re.compile(r'"(\w+)"\*')
 _COLUMNS = "r.id, r.key, r.title, r.artist, r.album, r.date, r.duration_ms, r.isrc, r.listens, r.rights"
+_RANKED = "r.id, coalesce(r.listens, 0)"  # a candidate when most are not shown: its row is read for the page only
 
 
 @dataclass(frozen=True)
@@ -189,20 +190,27 @@ def find(catalog: Catalog, text: str, *, limit: int = 20, offset: int = 0,
         if ranked is None:
             ranked = _chained(catalog, terms, terms_of)
         if ranked is None:
-            sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None)
+            # the candidates' ids and listens only, when the query is common: its whole rows are
+            # read for the page alone, not for all CANDIDATES (at 10M rows 0.6 ms, not 1.35); whole
+            # rows at once when the word counts tell it has fewer hits (all are then scored)
+            sql, params = _candidates_sql(terms, terms_of, _gram_counter(catalog) if shorts else None,
+                                          whole=_few(catalog, terms))
             if not sql:
                 return Matches([], 0, False)
-            # the candidates' ids and listens first: a common query (most of them) reads the whole
-            # row of the page's recordings only, not of all CANDIDATES (at 10M rows 0.6 ms, not 1.35)
             ranked = catalog.execute(sql, params).fetchall()
+        # each path gives (id, listens) pairs or whole rows (_COLUMNS), which hold more
+        whole = bool(ranked) and len(ranked[0]) > 2
         common = len(ranked) >= CANDIDATES
         if common:
             # most listened first, then by id: two stable sorts with C keys, not a Python key a row
             ranked.sort(key=itemgetter(0))
+            if whole:
+                ranked.sort(key=lambda r: r[8] or 0, reverse=True)
+                return Matches([SearchHit(*row) for row in ranked[offset:offset + limit]], len(ranked), True)
             ranked.sort(key=itemgetter(1), reverse=True)
             page = _rows_by_id(catalog, [r[0] for r in ranked[offset:offset + limit]])
             return Matches([SearchHit(*row) for row in page], len(ranked), True)
-        rows = _rows_by_id(catalog, [r[0] for r in ranked])
+        rows = ranked if whole else _rows_by_id(catalog, [r[0] for r in ranked])
     finally:
         if own and catalog.conn.in_transaction:
             catalog.execute("COMMIT")
@@ -229,6 +237,18 @@ def _common_prefix(catalog: Catalog, terms: list[Term]) -> list[Any] | None:
     sql, params = _candidates_sql(terms, lambda _: few)
     ranked = catalog.execute(sql, params).fetchall()
     return ranked if len(ranked) >= CANDIDATES else None
+
+
+def _few(catalog: Catalog, terms: list[Term]) -> bool:
+    """True when a whole word the query wants is held by fewer than CANDIDATES recordings
+    (search_word's counts, current or not: they decide what is read, never the hits): every
+    hit is then ranked by its words, so the candidates' whole rows are read at once."""
+    words = {w for t in _wanted(terms) if not t.substring
+             for i, w in enumerate(t.words) if not (t.prefix and i == len(t.words) - 1)}
+    if not words:
+        return False
+    docs = vocabulary.counts(catalog.conn, sorted(words))
+    return docs is not None and min(docs.get(w, 0) for w in words) < CANDIDATES
 
 
 _WORD_DRIVER = "SELECT rowid AS rid FROM recording_fts WHERE recording_fts MATCH ?"
@@ -279,10 +299,10 @@ def _chained(catalog: Catalog, terms: list[Term], terms_of: Callable[[str], list
                          + [_PREFIX.sub(lambda m: _expanded(m, terms_of), t.fts) for t in wanted if t.prefix])
     query += "".join(f" NOT {t.fts}" for t in _excluded(terms))
     if not quoted:
-        return catalog.execute(f"SELECT r.id, coalesce(r.listens, 0) FROM ({_WORD_DRIVER}) AS h "
+        columns = _COLUMNS if docs.get(order[0], 0) < CANDIDATES else _RANKED
+        return catalog.execute(f"SELECT {columns} FROM ({_WORD_DRIVER}) AS h "
                                "JOIN recording r ON r.id = h.rid LIMIT ?", (query, CANDIDATES)).fetchall()
-    cursor = catalog.execute(f"SELECT r.id, coalesce(r.listens, 0), r.title, r.artist, r.album "
-                             f"FROM ({_WORD_DRIVER}) AS h JOIN recording r ON r.id = h.rid LIMIT ?",
+    cursor = catalog.execute(f"SELECT {_COLUMNS} FROM ({_WORD_DRIVER}) AS h JOIN recording r ON r.id = h.rid LIMIT ?",
                              (query, CANDIDATES + MAX_REJECTS))
     try:
         return _phrase_hits(iter(lambda: cursor.fetchmany(100), []), quoted)
@@ -291,14 +311,15 @@ def _chained(catalog: Catalog, terms: list[Term], terms_of: Callable[[str], list
 
 
 def _phrase_hits(chunks: Iterator[list[Any]], quoted: list[tuple[str, ...]]) -> list[Any] | None:
-    """The (id, listens) of the first CANDIDATES rows (id, listens, title, artist, album) that hold
-    every phrase of *quoted*, from *chunks* of at most CANDIDATES + MAX_REJECTS rows in id order;
-    None when a row cannot be judged here, or all those rows were read with fewer hits."""
+    """The first CANDIDATES rows (_COLUMNS) that hold every phrase of *quoted*, from *chunks* of
+    at most CANDIDATES + MAX_REJECTS rows in id order; None when a row cannot be judged here, or
+    all those rows were read with fewer hits."""
     ranked: list[Any] = []
     read = 0
     for rows in chunks:
         read += len(rows)
-        for rid, listens, *fields in rows:
+        for row in rows:
+            fields = row[2:5]  # title, artist, album
             for phrase in quoted:
                 held = phrases.holds(phrase, fields)
                 if held is None:
@@ -306,7 +327,7 @@ def _phrase_hits(chunks: Iterator[list[Any]], quoted: list[tuple[str, ...]]) -> 
                 if not held:
                     break
             else:
-                ranked.append((rid, listens))
+                ranked.append(row)
                 if len(ranked) == CANDIDATES:
                     return ranked
     return ranked if read < CANDIDATES + MAX_REJECTS else None
@@ -353,12 +374,13 @@ def _pair(catalog: Catalog, terms: list[Term], postings: Postings) -> list[Any] 
         share *= docs[w] / max(recordings, 1)
     ids = intersect(catalog.conn, _nested(rare), [h for h in held if h is not None],
                     CANDIDATES + (MAX_REJECTS if quoted else 0), share)
-    columns = "r.id, coalesce(r.listens, 0)" + (", r.title, r.artist, r.album" if quoted else "")
-    sql = f"SELECT {columns} FROM json_each(?) AS j JOIN recording r ON r.id = j.value ORDER BY j.key"
+    sql = "SELECT {} FROM json_each(?) AS j JOIN recording r ON r.id = j.value ORDER BY j.key"
     if not quoted:
         first = ids[:CANDIDATES].tolist()
-        ranked = catalog.execute(sql, (json.dumps(first),)).fetchall()
+        columns = _RANKED if len(first) == CANDIDATES else _COLUMNS  # fewer: all of them are scored
+        ranked = catalog.execute(sql.format(columns), (json.dumps(first),)).fetchall()
         return ranked if len(ranked) == len(first) else None
+    sql = sql.format(_COLUMNS)
     wanted = ids[:CANDIDATES + MAX_REJECTS].tolist()
     missing: list[int] = []
 
@@ -400,8 +422,7 @@ def _by_isrc(catalog: Catalog, code: str) -> list[Any]:
 def _gram_counter(catalog: Catalog) -> Callable[[str], int] | None:
     """How many recordings hold a 1-2 character word, counted up to GRAM_PEEK (an index range:
     ~0.1 ms); None for a catalog read-only opened before migration 0011 made recording_gram."""
-    if catalog.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recording_gram'"
-                       ).fetchone() is None:
+    if not vocabulary.has(catalog.conn, "recording_gram"):
         return None
     return lambda gram: catalog.execute(
         "SELECT count(*) FROM (SELECT 1 FROM recording_gram WHERE gram = ? LIMIT ?)", (gram, GRAM_PEEK)
@@ -409,8 +430,9 @@ def _gram_counter(catalog: Catalog) -> Callable[[str], int] | None:
 
 
 def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | None] | None,
-                    gram_count: Callable[[str], int] | None = None) -> tuple[str, list]:
-    """One SELECT of the (id, listens) of at most CANDIDATES matching rows, or ('', []) when nothing is wanted.
+                    gram_count: Callable[[str], int] | None = None, *, whole: bool = False) -> tuple[str, list]:
+    """One SELECT of the (id, listens) of at most CANDIDATES matching rows (their _COLUMNS if
+    *whole*), or ('', []) when nothing is wanted.
 
     The first index with a wanted term drives (words, else trigrams, else the 1-2 character
     substrings of recording_gram, the rarest by *gram_count*; without it the rows holding such
@@ -459,7 +481,7 @@ def _candidates_sql(terms: list[Term], terms_of: Callable[[str], list[str] | Non
             where.append("instr(lower(r.title || ' ' || r.artist || ' ' || r.album), ?) "
                          + ("= 0" if t.negative else "> 0"))
         params.append(t.words[0])
-    sql = (f"SELECT r.id, coalesce(r.listens, 0) FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
+    sql = (f"SELECT {_COLUMNS if whole else _RANKED} FROM ({driver}) AS h JOIN recording r ON r.id = h.rid"
            + (" WHERE " + " AND ".join(where) if where else "") + " LIMIT ?")
     return sql, params + [CANDIDATES]
 
@@ -496,12 +518,15 @@ class _Scorer:
     word aside), a prefix* when a word of the field starts with it, a no-space word when the
     field holds it anywhere. Built once per query: each field's words are compared as a set,
     not word by word against every query word (half the time; tests/test_search.py holds the
-    two equal)."""
+    two equal). A field that holds none of them even as a substring (most fields of most rows:
+    a title word is seldom in the album too) adds nothing and is not split at all (a third of
+    the scoring's time at 2M rows)."""
 
     plain: tuple[str, ...]     # whole words, repeated as often as the query repeats them
     prefixes: tuple[str, ...]  # the last word of a prefix* term
     substrings: tuple[str, ...]
     n_words: int
+    needles: tuple[str, ...] = ()  # all of the above: a field counts only if it holds one of them
 
     @classmethod
     def of(cls, terms: list[Term]) -> _Scorer:
@@ -509,12 +534,18 @@ class _Scorer:
                       for i, w in enumerate(t.words) if not (t.prefix and i == len(t.words) - 1))
         prefixes = tuple(t.words[-1] for t in terms if not t.substring and t.prefix)
         substrings = tuple(t.words[0] for t in terms if t.substring)
-        return cls(plain, prefixes, substrings, sum(len(t.words) for t in terms) or 1)
+        return cls(plain, prefixes, substrings, sum(len(t.words) for t in terms) or 1,
+                   tuple(set(plain + prefixes + substrings)))
 
     def __call__(self, title: str, artist: str, album: str) -> float:
         total = 0.0
         for text, weight in zip((title, artist, album), FIELD_WEIGHTS):
             text = text.lower()
+            for needle in self.needles:  # a word equal to t, or starting with it, holds t
+                if needle in text:
+                    break
+            else:
+                continue
             words = text.split()
             if not words:
                 continue

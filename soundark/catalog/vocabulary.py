@@ -24,6 +24,28 @@ from soundark.catalog import postings
 STRUCTURE_ROW = 10  # FTS5_STRUCTURE_ROWID
 
 
+def has(conn: sqlite3.Connection, table: str, column: str | None = None) -> bool:
+    """Whether the catalog has *table* (and its *column*): a catalog read-only opened before a
+    migration lacks them. A search asks on every query, so a yes is kept on the connection
+    (migrations only add; ~10-20 us a question otherwise); a no is asked again."""
+    known = getattr(conn, "soundark_schema_has", None)
+    if known is not None and (table, column) in known:
+        return True
+    if column is None:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    else:
+        found = conn.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column)).fetchone()
+    if found is not None:
+        if known is None:
+            known = set()
+            try:
+                conn.soundark_schema_has = known  # type: ignore[attr-defined]  # a plain sqlite3.Connection takes none
+            except AttributeError:
+                return True
+        known.add((table, column))
+    return found is not None
+
+
 def structure(conn: sqlite3.Connection) -> bytes | None:
     """recording_fts's structure record: every write to the index changes it (None: never written)."""
     row = conn.execute("SELECT block FROM recording_fts_data WHERE id = ?", (STRUCTURE_ROW,)).fetchone()
@@ -32,8 +54,7 @@ def structure(conn: sqlite3.Connection) -> bytes | None:
 
 def current(conn: sqlite3.Connection) -> bool:
     """True when search_word lists exactly the words of recording_fts as it is now."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_word_state'"
-                    ).fetchone() is None:  # a catalog opened read-only before migration 0012
+    if not has(conn, "search_word_state"):  # a catalog opened read-only before migration 0012
         return False
     row = conn.execute("SELECT s.fts_structure = d.block FROM search_word_state s, recording_fts_data d "
                        "WHERE s.id = 1 AND d.id = ?", (STRUCTURE_ROW,)).fetchone()
@@ -110,8 +131,7 @@ def _store_postings(conn: sqlite3.Connection) -> None:
 
 def postings_current(conn: sqlite3.Connection) -> bool:
     """True when search_postings holds the ids of the common words of recording_fts as it is now."""
-    if conn.execute("SELECT 1 FROM pragma_table_info('search_word_state') WHERE name = 'postings'"
-                    ).fetchone() is None:  # a catalog read-only opened before migration 0014
+    if not has(conn, "search_word_state", "postings"):  # a catalog read-only opened before migration 0014
         return False
     row = conn.execute("SELECT s.postings AND s.fts_structure = d.block FROM search_word_state s, "
                        "recording_fts_data d WHERE s.id = 1 AND d.id = ?", (STRUCTURE_ROW,)).fetchone()
@@ -141,8 +161,7 @@ def frequent(conn: sqlite3.Connection, prefix: str, enough: int) -> list[str] | 
     counts (a catalog read-only opened before migration 0013), or its FREQUENT_PEEK most common
     words of *prefix* do not add up to *enough*. Two of the words may share recordings: the
     caller checks the hits it got."""
-    if not current(conn) or conn.execute("SELECT 1 FROM pragma_table_info('search_word') WHERE name = 'docs'"
-                                         ).fetchone() is None:
+    if not current(conn) or not has(conn, "search_word", "docs"):
         return None
     rows = conn.execute("SELECT word, docs FROM search_word WHERE word >= ? AND word < ? "
                         "ORDER BY docs DESC, word LIMIT ?", (prefix, _after(prefix), FREQUENT_PEEK))
@@ -160,7 +179,7 @@ def counts(conn: sqlite3.Connection, words: list[str]) -> dict[str, int] | None:
     """How many recordings hold each of *words* (absent words are left out), current or not: the
     counts only order an AND's words, which changes its cost, never its hits. None when
     search_word has no counts (a catalog read-only opened before migration 0013)."""
-    if conn.execute("SELECT 1 FROM pragma_table_info('search_word') WHERE name = 'docs'").fetchone() is None:
+    if not has(conn, "search_word", "docs"):
         return None
     marks = ",".join("?" * len(words))
     return dict(conn.execute(f"SELECT word, docs FROM search_word WHERE word IN ({marks})", words).fetchall())

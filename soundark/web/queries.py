@@ -234,12 +234,19 @@ class ArchiveReader:
 
     def _run_search(self, text: str, page: int, size: int, version: tuple[int, ...]) -> SearchPage:
         cat = self.catalog()
-        found = find(cat, text, limit=size, offset=(page - 1) * size,
-                     terms_of=lambda bucket: self._terms_of(bucket, version), postings=self.postings)
-        hits = found.hits
+        # the tables that hold rows, as of this version: a catalog before its plan and its encodes
+        # (metadata first) decorates nothing, and its pages skip that statement
+        have = self._cached("filled", lambda: q.filled_tables(cat, browse.DECORATED_BY), version)
+        cat.execute("BEGIN")  # the hits and their decorations from one snapshot (and one read lock)
+        try:
+            found = find(cat, text, limit=size, offset=(page - 1) * size,
+                         terms_of=lambda bucket: self._terms_of(bucket, version), postings=self.postings)
+            hits = found.hits
+            shown = browse.search_decorations(cat, [h.id for h in hits], have)
+        finally:
+            if cat.conn.in_transaction:
+                cat.execute("COMMIT")
         has_next = (page - 1) * size + len(hits) < found.total and page < MAX_PAGE
-        shown = browse.search_decorations(cat, [h.id for h in hits],
-                                          self._cached("tables", lambda: q.tables(cat), version))
         results = []
         for h in hits:
             row = h.as_dict()
