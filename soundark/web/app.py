@@ -31,7 +31,7 @@ from soundark.catalog.postings import POSTINGS_BYTES
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, QueryInterrupted, SoundarkError
 from soundark.fixity.regular import read_regular
 from soundark.web import api, pages
-from soundark.web.queries import MAX_PAGE, MAX_PAGE_SIZE, SEARCH_CACHE_SIZE, ArchiveReader
+from soundark.web.queries import MAX_PAGE, MAX_PAGE_SIZE, PAGE_CACHE_BYTES, SEARCH_CACHE_SIZE, ArchiveReader
 from soundark.web.ranges import IMMUTABLE, RangeNotSatisfiable, file_response
 
 log = logging.getLogger("soundark.web")
@@ -70,13 +70,14 @@ def _file_route(app: FastAPI, path: str, summary: str, endpoint: Any) -> None:
 
 
 def create_app(archive: Path, *, search_cache: int = SEARCH_CACHE_SIZE,
-               postings_bytes: int = POSTINGS_BYTES) -> FastAPI:
+               postings_bytes: int = POSTINGS_BYTES, page_cache_bytes: int = PAGE_CACHE_BYTES) -> FastAPI:
     """The web app over the archive folder *archive* (raises NotFound without a catalog).
 
     *search_cache* is how many recent search pages each process keeps (0: none); *postings_bytes*
-    how much of the common words' stored recording ids (soundark.catalog.postings; 0: none).
+    how much of the common words' stored recording ids (soundark.catalog.postings; 0: none);
+    *page_cache_bytes* SQLite's page cache of each catalog connection.
     """
-    reader = ArchiveReader(archive, search_cache, postings_bytes)
+    reader = ArchiveReader(archive, search_cache, postings_bytes, page_cache_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

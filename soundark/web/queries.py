@@ -45,6 +45,8 @@ BUCKETS = 2048  # FTS5 word lists by 3-letter start kept, for catalogs whose sea
 # SQLite caps it (SQLITE_MAX_MMAP_SIZE, 2 GiB in the usual builds); searches at 10M rows (3.6 GB)
 # took 3.9 ms on average at that cap against 5.4 ms at 1 GiB (bench_scale's query mix)
 MMAP_BYTES = 1 << 31
+# SQLite's own cache of each connection, for the pages past the mapping (a catalog over 2 GiB)
+PAGE_CACHE_BYTES = 64 << 20
 SEARCH_SECONDS = 2.0  # a search still running after this is stopped: "add a word"
 PROGRESS_STEPS = 20_000  # SQLite VM steps between deadline checks (~0.1 ms of work)
 
@@ -91,7 +93,7 @@ class ArchiveReader:
     """Read access to one archive for the web face; safe to share between threads."""
 
     def __init__(self, archive: Path, search_cache_size: int = SEARCH_CACHE_SIZE,
-                 postings_bytes: int = POSTINGS_BYTES) -> None:
+                 postings_bytes: int = POSTINGS_BYTES, page_cache_bytes: int = PAGE_CACHE_BYTES) -> None:
         self.paths = ArchivePaths(Path(archive).expanduser().absolute())
         if not self.paths.catalog.is_file():
             raise NotFound(self.paths.root, "not a soundark archive (no catalog.sqlite3)")
@@ -109,6 +111,7 @@ class ArchiveReader:
         self._version_files = (str(self.paths.catalog), f"{self.paths.catalog}-wal")
         # common words' recordings, for searches of a rare and a common word (0 bytes: none kept)
         self.postings = Postings(postings_bytes) if postings_bytes > 0 else None
+        self.page_cache_bytes = page_cache_bytes
         self.catalog().execute("SELECT 1 FROM recording LIMIT 1")  # fail now, not on the first request
 
     def catalog(self) -> Catalog:
@@ -117,6 +120,7 @@ class ArchiveReader:
             cat = open_catalog(self.paths.catalog, readonly=True)
             # connections of one process share the OS page cache through the mapping
             cat.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            cat.execute(f"PRAGMA cache_size = -{max(self.page_cache_bytes >> 10, 1)}")  # in KiB
             cat.conn.set_progress_handler(self._overdue, PROGRESS_STEPS)
             self._local.catalog = cat
             with self._cache_lock:

@@ -26,6 +26,7 @@ from soundark.web import workers as workers_mod
 ARCHIVE_ENV = "SOUNDARK_WEB_ARCHIVE"
 SEARCH_CACHE_ENV = "SOUNDARK_WEB_SEARCH_CACHE"  # recent search pages kept per process (benchmarks set 0)
 POSTINGS_ENV = "SOUNDARK_WEB_POSTINGS_MB"  # common words' stored ids kept per process, in MB (0: none)
+PAGE_CACHE_ENV = "SOUNDARK_WEB_PAGE_CACHE_MB"  # SQLite's page cache per catalog connection, in MB
 MAX_WORKERS = 8
 
 
@@ -81,13 +82,15 @@ def app_from_env() -> Any:
     """uvicorn factory for worker processes: the app over $SOUNDARK_WEB_ARCHIVE."""
     from soundark.catalog.postings import POSTINGS_BYTES
     from soundark.web.app import create_app
-    from soundark.web.queries import SEARCH_CACHE_SIZE
+    from soundark.web.queries import PAGE_CACHE_BYTES, SEARCH_CACHE_SIZE
 
     cache = os.environ.get(SEARCH_CACHE_ENV, "")
     postings = os.environ.get(POSTINGS_ENV, "")
+    pages = os.environ.get(PAGE_CACHE_ENV, "")
     return create_app(Path(os.environ[ARCHIVE_ENV]),
                       search_cache=int(cache) if cache.isdigit() else SEARCH_CACHE_SIZE,
-                      postings_bytes=int(postings) << 20 if postings.isdigit() else POSTINGS_BYTES)
+                      postings_bytes=int(postings) << 20 if postings.isdigit() else POSTINGS_BYTES,
+                      page_cache_bytes=int(pages) << 20 if pages.isdigit() and int(pages) else PAGE_CACHE_BYTES)
 
 
 def plan_serve(paths: ArchivePaths, settings: Settings, workers: int = 0) -> ServeResult:
