@@ -67,11 +67,14 @@ def normalise(text: object) -> str:
 
 
 def normalise_or_none(text: object) -> str | None:
-    """Like :func:`normalise` but ``None`` for an invalid code (for tolerant readers)."""
-    try:
-        return normalise(text)
-    except BadInput:
+    """Like :func:`normalise` but ``None`` for an invalid code (for tolerant readers). The same
+    rule as :func:`parse` without its messages: every search asks, and most text is no ISRC."""
+    if not isinstance(text, str):
         return None
+    code = _NOISE.sub("", text).upper()
+    if code.startswith("ISRC") and len(code[4:].lstrip(":")) == 12:
+        code = code[4:].lstrip(":")
+    return code if len(code) == 12 and _SHAPE.fullmatch(code) else None
 
 
 def is_valid(text: object) -> bool:

@@ -50,3 +50,27 @@ def test_a_long_rejected_value_is_shortened_in_the_message():
     with pytest.raises(BadInput) as e:
         isrc.normalise("X" * 10_000)
     assert len(str(e.value)) < 120
+
+
+def test_the_tolerant_reader_accepts_exactly_what_parse_accepts():
+    """normalise_or_none has its own fast path (no exception a search): the same verdicts and the
+    same codes as parse on near-ISRCs, noise, prefixes and non-ASCII look-alikes."""
+    import random
+
+    from soundark.errors import BadInput
+
+    rng = random.Random(3)
+    parts = ["US", "us", "RC1", "rc1", "76", "07839", "-", " ", "_", ".", "\u2013", ":", "ISRC", "isrc ", "ß",
+             "Ａ", "١", "7", "A", "0", "1234567", "GB", "XYZ", "ﬁ", "İ", "\t", "ISRC:"]
+    verdicts = set()
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        try:
+            expected: str | None = str(isrc.parse(text))
+        except BadInput:
+            expected = None
+        assert isrc.normalise_or_none(text) == expected, text
+        verdicts.add(expected is None)
+    assert verdicts == {True, False}
+    for text in ("USRC17607839", "ISRC: US-RC1-76-07839", "isrc usrc17607839", "US RC1 76 07839"):
+        assert isrc.normalise_or_none(text) == "USRC17607839"
