@@ -8,7 +8,9 @@ busy or damaged catalog, or a query stopped by a progress handler, the user read
 line naming the catalog and what to do (docs/catalog.md, "Errors").
 
 They stay ``sqlite3.Connection`` / ``sqlite3.Cursor`` instances, so the catalog's own
-code keeps its types; only the errors change class.
+code keeps its types; only the errors change class. The same classes exist for the SQLite
+build that maps a whole catalog (soundark.catalog.engine, for the web's readers): *engine*
+of :func:`connect`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
+from soundark.catalog import engine as engines
 from soundark.durable import kill_point
 from soundark.errors import Conflict, EnvironmentProblem, QueryInterrupted, SoundarkError
 
@@ -40,12 +44,17 @@ _HINTS = (  # (words in SQLite's message, what the user should do); first match 
 )
 
 
-def describe_sqlite_error(path: object, err: sqlite3.Error) -> SoundarkError:
-    """The SoundarkError a user reads for *err* met on the catalog at *path*."""
+# every engine's sqlite3.Error: what the classes below convert
+_ERRORS: tuple[type[Exception], ...] = tuple(e.Error for e in engines.available())
+
+
+def describe_sqlite_error(path: object, err: Exception) -> SoundarkError:
+    """The SoundarkError a user reads for *err* (an engine's sqlite3.Error) met on the catalog at *path*."""
     text = str(err)
-    if isinstance(err, sqlite3.OperationalError) and text == "interrupted":
+    kind = type(err).__name__  # each engine has its own classes of these names
+    if kind == "OperationalError" and text == "interrupted":
         return QueryInterrupted(path, "the query was stopped before it finished")
-    if isinstance(err, sqlite3.IntegrityError):
+    if kind == "IntegrityError":
         # a constraint the catalog's own code did not expect: the change contradicts a row
         return Conflict(path, f"the catalog refused a change ({text}); nothing was written")
     lowered = text.lower()
@@ -66,57 +75,65 @@ def _no_space_left(path: object) -> bool:
     return st.f_bavail * st.f_frsize < 65536  # less than SQLite's -shm needs to grow
 
 
-class CatalogCursor(sqlite3.Cursor):
-    """A cursor whose statements and fetches convert SQLite errors (see the module docstring)."""
+if TYPE_CHECKING:  # the mixins below are typed as what they are mixed into
+    _Cursor = sqlite3.Cursor
+    _Connection = sqlite3.Connection
+else:
+    _Cursor = _Connection = object
 
-    def _fail(self, err: sqlite3.Error) -> SoundarkError:
+
+class _CursorBase(_Cursor):
+    """A cursor whose statements and fetches convert SQLite errors (see the module docstring);
+    mixed into each engine's Cursor (:func:`_classes`)."""
+
+    def _fail(self, err: Exception) -> SoundarkError:
         conn = self.connection
-        if isinstance(conn, CatalogConnection):
+        if isinstance(conn, _ConnectionBase):
             return conn._fail(err)
         return describe_sqlite_error("catalog", err)
 
-    def execute(self, sql: str, parameters: Any = (), /) -> CatalogCursor:
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
         self.connection._stopped = False  # type: ignore[attr-defined]  # made only by CatalogConnection
         commit = sql.startswith("COMMIT")  # a durable step for the kill-anywhere test hook (durable.py)
         if commit:
             kill_point("commit")
         try:
             done = super().execute(sql, parameters)
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
         if commit:
             kill_point("committed")
         return done
 
-    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> CatalogCursor:
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Any:
         self.connection._stopped = False  # type: ignore[attr-defined]
         try:
             return super().executemany(sql, seq_of_parameters)
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
-    def executescript(self, sql_script: str, /) -> CatalogCursor:
+    def executescript(self, sql_script: str, /) -> Any:
         try:
             return super().executescript(sql_script)
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def fetchone(self) -> Any:
         try:
             return super().fetchone()
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
         try:
             return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def fetchall(self) -> list[Any]:
         try:
             return super().fetchall()
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def __iter__(self) -> Iterator[Any]:
@@ -125,13 +142,13 @@ class CatalogCursor(sqlite3.Cursor):
         # Delegating to the C fetchone costs ~0.25 us a row; overriding __next__ cost ~1.3.
         try:
             yield from iter(super().fetchone, None)
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def __next__(self) -> Any:  # next(cursor) without iter(): rare, but converted too
         try:
             return super().__next__()
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
 
@@ -143,7 +160,7 @@ def _poll_signals() -> int:
     return 0
 
 
-class CatalogConnection(sqlite3.Connection):
+class _ConnectionBase(_Connection):
     """``sqlite3.Connection`` that converts every SQLite error; open it with :func:`connect`.
 
     A signal that arrives while one long statement runs in C (an index built over 10M rows, an
@@ -158,11 +175,12 @@ class CatalogConnection(sqlite3.Connection):
 
     catalog_path: Path
     _stopped = False  # our progress handler stopped the running statement
+    _cursor_class: type = object  # the engine's CatalogCursor (_classes)
 
     def cursor(self, factory: Any = None) -> Any:
-        return super().cursor(factory or CatalogCursor)
+        return super().cursor(factory or self._cursor_class)
 
-    def _fail(self, err: sqlite3.Error) -> SoundarkError:
+    def _fail(self, err: Exception) -> SoundarkError:
         if not self._stopped and getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT:
             raise KeyboardInterrupt  # a signal handler raised inside _poll_signals (class doc)
         if self._stopped:
@@ -203,21 +221,47 @@ class CatalogConnection(sqlite3.Connection):
     def commit(self) -> None:
         try:
             super().commit()
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
     def rollback(self) -> None:
         try:
             super().rollback()
-        except sqlite3.Error as e:
+        except _ERRORS as e:
             raise self._fail(e) from e
 
 
-def connect(path: Path, database: str | Path, **kwargs: Any) -> CatalogConnection:
-    """``sqlite3.connect(database, **kwargs)`` with the converting connection; errors name *path*."""
+class CatalogCursor(_CursorBase, sqlite3.Cursor):
+    """The standard library's cursor, converting errors."""
+
+
+class CatalogConnection(_ConnectionBase, sqlite3.Connection):
+    """The standard library's connection, converting errors. For type checks it stands for any
+    engine's: another engine's class is made by :func:`_classes`, on that engine's Connection."""
+
+    _cursor_class = CatalogCursor
+
+
+_CLASSES: dict[str, type] = {sqlite3.__name__: CatalogConnection}
+
+
+def _classes(engine: ModuleType) -> type:
+    """The converting connection class of *engine* (a DB-API module shaped as sqlite3)."""
+    found = _CLASSES.get(engine.__name__)
+    if found is None:
+        cursor = type("CatalogCursor", (_CursorBase, engine.Cursor), {"__module__": __name__})
+        found = type("CatalogConnection", (_ConnectionBase, engine.Connection),
+                     {"__module__": __name__, "_cursor_class": cursor})
+        _CLASSES[engine.__name__] = found
+    return found
+
+
+def connect(path: Path, database: str | Path, engine: ModuleType = sqlite3, **kwargs: Any) -> CatalogConnection:
+    """``engine.connect(database, **kwargs)`` with the converting connection; errors name *path*.
+    *engine* is the standard library's sqlite3 unless told (soundark.catalog.engine)."""
     try:
-        conn = sqlite3.connect(database, factory=CatalogConnection, **kwargs)
-    except sqlite3.Error as e:
+        conn: CatalogConnection = engine.connect(database, factory=_classes(engine), **kwargs)
+    except _ERRORS as e:
         raise describe_sqlite_error(path, e) from e
     conn.catalog_path = path
     conn.set_progress_handler(None, SIGNAL_STEPS)  # signals reach a long statement (class doc)

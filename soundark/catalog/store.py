@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
-from soundark.catalog import deferred
+from soundark.catalog import deferred, engine
 from soundark.catalog.connection import CatalogConnection, connect, describe_sqlite_error
 from soundark.config import ArchivePaths
 from soundark.errors import BadInput, Conflict, EnvironmentProblem, NotFound, SoundarkError
@@ -190,7 +191,7 @@ def readonly_uri(path: Path, immutable: bool = False) -> str:
     return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
-def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnection:
+def connect_readonly(path: Path, busy_seconds: float = 30.0, engine: ModuleType = sqlite3) -> CatalogConnection:
     """A read-only connection to *path*, on read-only media too; the schema is read once.
 
     A WAL catalog opened ``mode=ro`` needs its ``-wal`` and ``-shm`` together: with both or
@@ -201,7 +202,7 @@ def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnectio
     catalog closed cleanly has none; one copied while it was written does, and is read with
     ``mode=ro`` then, since its ``-wal`` and ``-shm`` come together).
     """
-    conn = connect(path, readonly_uri(path), uri=True, isolation_level=None,
+    conn = connect(path, readonly_uri(path), engine, uri=True, isolation_level=None,
                    check_same_thread=False, timeout=busy_seconds)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -210,7 +211,7 @@ def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnectio
         conn.close()
         if folder_is_writable(path.parent):
             raise
-    conn = connect(path, readonly_uri(path, immutable=True), uri=True, isolation_level=None,
+    conn = connect(path, readonly_uri(path, immutable=True), engine, uri=True, isolation_level=None,
                    check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -220,11 +221,14 @@ def connect_readonly(path: Path, busy_seconds: float = 30.0) -> CatalogConnectio
     return conn
 
 
-def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = True) -> Catalog:
+def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = True,
+                 mapped: bool = False) -> Catalog:
     """Open (and by default create and migrate) the catalog at *path*.
 
     ``readonly=True`` opens with ``mode=ro`` (:func:`connect_readonly`): nothing can be
-    written, no migration runs; on read-only media too.
+    written, no migration runs; on read-only media too. ``mapped=True`` (read-only only) opens it
+    with the SQLite build that can map a whole large catalog, when installed
+    (soundark.catalog.engine); the caller sets ``PRAGMA mmap_size``.
     """
     path = Path(path)
     busy_seconds = busy_wait_seconds()
@@ -237,12 +241,15 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
             raise BadInput(path, "the catalog is empty (0 bytes); " + restore_hint(path.parent))
     elif not path.parent.exists():
         raise NotFound(path.parent, "folder does not exist")
+    if mapped and not readonly:
+        raise ValueError("only a read-only catalog is opened with the mapping SQLite")
+    lib = (engine.mapped() or sqlite3) if mapped else sqlite3
     if readonly:
-        conn = connect_readonly(path, busy_seconds)
+        conn = connect_readonly(path, busy_seconds, lib)
     else:
         conn = connect(path, path, isolation_level=None, timeout=busy_seconds)
     try:
-        conn.row_factory = sqlite3.Row
+        conn.row_factory = lib.Row
         conn.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
