@@ -242,9 +242,9 @@ def search(archive: Path, queries: list[str], work: Path) -> dict:
     return {**json.loads(out), "rss_mb": rss}
 
 
-def tree_peak_rss_mb(pid: int) -> float:
-    """The largest VmHWM of a process and its children (the server's workers)."""
-    peak = 0
+def tree_status_kb(pid: int, fields: tuple[str, ...]) -> list[dict[str, int]]:
+    """*fields* of /proc/PID/status (in kB) of a process and of each of its children."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -252,32 +252,24 @@ def tree_peak_rss_mb(pid: int) -> float:
             stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             if int(entry) != pid and int(stat[1]) != pid:
                 continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except (OSError, IndexError):
+            status = {line.split(":", 1)[0]: line for line in Path(f"/proc/{entry}/status").read_text().splitlines()}
+            found.append({f: int(status[f].split()[1]) for f in fields if f in status})
+        except (OSError, IndexError, ValueError):
             continue
-    return peak / 1024
+    return found
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The largest VmHWM of a process and its children (the server's workers)."""
+    return max((p.get("VmHWM", 0) for p in tree_status_kb(pid, ("VmHWM",))), default=0) / 1024
 
 
 def tree_rss_now_mb(pid: int) -> dict[str, float]:
     """The largest private (RssAnon) and file-backed (RssFile: the mapped catalog's pages it
     touched, shared with the OS page cache) resident memory of a process and its children, now."""
-    peak = {"anon": 0, "file": 0}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            if int(entry) != pid and int(stat[1]) != pid:
-                continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                for key, name in (("anon", "RssAnon:"), ("file", "RssFile:")):
-                    if line.startswith(name):
-                        peak[key] = max(peak[key], int(line.split()[1]))
-        except (OSError, IndexError):
-            continue
-    return {k: v / 1024 for k, v in peak.items()}
+    procs = tree_status_kb(pid, ("RssAnon", "RssFile"))
+    return {"anon": max((p.get("RssAnon", 0) for p in procs), default=0) / 1024,
+            "file": max((p.get("RssFile", 0) for p in procs), default=0) / 1024}
 
 
 def warm_page_cache(db: Path) -> float:
