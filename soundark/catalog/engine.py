@@ -8,8 +8,9 @@ catalog of tens of GB nearly all of a search's pages lie past the first 2 GiB.
 
 The web's readers (soundark.web.queries) therefore open the catalog with *sqlean.py* when it is
 installed (a dependency: the sqlite3 module of CPython with its own SQLite, built with a 1 TiB
-mapping cap): at 50M rows (19 GB) a search then costs ~7-11 % less CPU, the same pages as
-before coming from the OS page cache without a copy (docs/performance.md, "Tenth run"). Every
+mapping cap): at 50M rows (21.7 GB with a plan) a search then costs 7-11 % less CPU in the
+reader and a web request ~3 % less, the same pages as before coming from the OS page cache
+without a copy (docs/performance.md, "Tenth run"). Every
 other connection (imports, plans, migrations: all writers) stays on the standard library's
 sqlite3; the two read and write the same files (one file format, one WAL protocol).
 """

@@ -44,7 +44,7 @@ BUCKETS = 2048  # FTS5 word lists by 3-letter start kept, for catalogs whose sea
 # the catalog mapped read-only: pages come from the OS page cache without a read() and a copy each.
 # SQLite caps it (SQLITE_MAX_MMAP_SIZE): 2 GiB in the usual builds, 1 TiB in sqlean.py's, which the
 # readers use when installed (soundark.catalog.engine). Searches at 10M rows (3.6 GB) took 3.9 ms
-# on average mapped to 2 GiB against 5.4 ms to 1 GiB (bench_scale's query mix); at 50M (19 GB)
+# on average mapped to 2 GiB against 5.4 ms to 1 GiB (bench_scale's query mix); at 50M (21.7 GB)
 # the whole file mapped took 7-11 % less CPU a search than 2 GiB of it
 MMAP_BYTES = engine.MAPPED_CAP
 # SQLite's own cache of each connection, for the pages past the mapping (a catalog over its cap)
