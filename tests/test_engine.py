@@ -100,6 +100,7 @@ def test_both_sqlites_find_the_same_recordings_in_the_same_order(filled):
 
 def test_the_mapping_sqlites_errors_are_one_line_soundark_errors(filled):
     with open_catalog(filled.catalog, readonly=True, mapped=True) as cat:
+        assert cat.scalar("PRAGMA mmap_size") == engine.MAPPED_CAP  # a mapped open maps, whoever asks
         with pytest.raises(SoundarkError, match="no such table") as e:
             cat.execute("SELECT * FROM no_such_table")
         assert e.value.subject == str(filled.catalog)

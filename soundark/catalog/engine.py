@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from types import ModuleType
 
-MAPPED_CAP = 1 << 40  # what the web asks for; SQLite lowers it to its build's cap
+MAPPED_CAP = 1 << 40  # what a mapped open asks for (store.open_catalog); SQLite lowers it to its build's cap
 
 
 def mapped() -> ModuleType | None:

@@ -227,8 +227,8 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
 
     ``readonly=True`` opens with ``mode=ro`` (:func:`connect_readonly`): nothing can be
     written, no migration runs; on read-only media too. ``mapped=True`` (read-only only) opens it
-    with the SQLite build that can map a whole large catalog, when installed
-    (soundark.catalog.engine); the caller sets ``PRAGMA mmap_size``.
+    with the SQLite build that can map a whole large catalog, when installed, and maps as much of
+    the file as that build allows (soundark.catalog.engine).
     """
     path = Path(path)
     busy_seconds = busy_wait_seconds()
@@ -259,6 +259,8 @@ def open_catalog(path: Path | str, *, readonly: bool = False, create: bool = Tru
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA temp_store = MEMORY")
+        if mapped:  # SQLite lowers it to its build's cap: 2 GiB without sqlean.py
+            conn.execute(f"PRAGMA mmap_size = {engine.MAPPED_CAP}")
         if not readonly:
             _apply_migrations(conn, path)
             deferred.finish(conn)  # index work a killed bulk import left (catalog/deferred.py)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from soundark import isrc as isrc_codes
-from soundark.catalog import Catalog, browse, engine, open_catalog, vocabulary
+from soundark.catalog import Catalog, browse, open_catalog, vocabulary
 from soundark.catalog import queries as q
 from soundark.catalog.postings import POSTINGS_BYTES, Postings
 from soundark.catalog.search import MAX_EXPANSION, MIN_PREFIX, find
@@ -41,12 +41,6 @@ MAX_PAGE = 100
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_-.")
 SEARCH_CACHE_SIZE = 4096
 BUCKETS = 2048  # FTS5 word lists by 3-letter start kept, for catalogs whose search_word is not current
-# the catalog mapped read-only: pages come from the OS page cache without a read() and a copy each.
-# SQLite caps it (SQLITE_MAX_MMAP_SIZE): 2 GiB in the usual builds, 1 TiB in sqlean.py's, which the
-# readers use when installed (soundark.catalog.engine). Searches at 10M rows (3.6 GB) took 3.9 ms
-# on average mapped to 2 GiB against 5.4 ms to 1 GiB (bench_scale's query mix); at 50M (21.7 GB)
-# the whole file mapped took 7-11 % less CPU a search than 2 GiB of it
-MMAP_BYTES = engine.MAPPED_CAP
 # SQLite's own cache of each connection, for the pages past the mapping (a catalog over its cap)
 PAGE_CACHE_BYTES = 64 << 20
 SEARCH_SECONDS = 2.0  # a search still running after this is stopped: "add a word"
@@ -119,9 +113,13 @@ class ArchiveReader:
     def catalog(self) -> Catalog:
         cat = getattr(self._local, "catalog", None)
         if cat is None:
+            # the catalog mapped read-only: pages come from the OS page cache without a read() and
+            # a copy each, shared by every connection. SQLite caps the mapping when it is built: 2
+            # GiB in the usual builds, 1 TiB in sqlean.py's, which this opens when installed
+            # (soundark.catalog.engine). Searches at 10M rows (3.6 GB) took 3.9 ms on average mapped
+            # to 2 GiB against 5.4 ms to 1 GiB; at 50M (21.7 GB) the whole file mapped took 7-11 %
+            # less CPU a search than 2 GiB of it (bench_scale's query mix)
             cat = open_catalog(self.paths.catalog, readonly=True, mapped=True)
-            # connections of one process share the OS page cache through the mapping
-            cat.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             cat.execute(f"PRAGMA cache_size = -{max(self.page_cache_bytes >> 10, 1)}")  # in KiB
             cat.conn.set_progress_handler(self._overdue, PROGRESS_STEPS)
             self._local.catalog = cat
