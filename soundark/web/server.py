@@ -132,12 +132,12 @@ def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PRO
                                   access_log=False, server_header=False, timeout_graceful_shutdown=3,
                                   proxy_headers=False, http="soundark.web.headcap:CappedHttpTools")
     if plan.workers > 1 and workers_mod.balanced():
-        # a listening socket per worker, so that clients connecting together are spread over them
+        # one listening socket, each worker accepting only while it is the least loaded
         try:
-            socks = workers_mod.bind_sockets(plan.host, plan.port, plan.workers)
+            sock = workers_mod.bind_socket(plan.host, plan.port)
         except OSError as e:
             raise EnvironmentProblem(f"{plan.host}:{plan.port}", f"cannot listen here: {e.strerror or e}") from e
-        if workers_mod.Workers(config, socks).run():
+        if workers_mod.Workers(config, sock, plan.workers).run():
             raise EnvironmentProblem(str(paths.root), "the server processes could not start (their log is above)")
         return plan
     uvicorn.run(host=plan.host, port=plan.port, workers=plan.workers, **config)
