@@ -126,9 +126,15 @@ class BalancedAcceptor:
         self.timer = None
         if self.closed:
             return
-        if self.deferred_since is not None and not select.select([self.sock], [], [], 0)[0]:
+        if self.deferred_since is not None and not self._waiting():
             self.deferred_since = None  # another worker took what was waiting
         self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _waiting(self) -> bool:
+        """Whether a connection waits in the socket's queue now (poll: no FD_SETSIZE limit)."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
 
     def _count(self, change: int) -> None:
         self.open += change
