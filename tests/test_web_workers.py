@@ -319,12 +319,15 @@ def test_a_stepping_back_worker_forgets_a_connection_another_took(monkeypatch: p
         with socket.socket(fileno=os.dup(acceptor.sock.fileno())) as listener:
             listener.setblocking(True)
             taken, _ = listener.accept()  # "another worker" takes it
-        await asyncio.sleep(0.05)
-        assert acceptor.deferred_since is None  # the retry saw nothing waiting
+        await asyncio.sleep(0.12)  # past MAX_DEFER_SECONDS since the first wait began
+        later = socket.create_connection(("127.0.0.1", port))  # a new wait: not taken at once
+        await asyncio.sleep(0.03)
+        assert acceptor.open == 1
         taken.close()
         other.close()
+        later.close()
         mine.close()
         await mine.wait_closed()
 
-    monkeypatch.setattr(workers, "MAX_DEFER_SECONDS", 10.0)
+    monkeypatch.setattr(workers, "MAX_DEFER_SECONDS", 0.15)
     run_acceptor(counts, body)

@@ -32,7 +32,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import select
 import signal
 import socket
 import sys
@@ -89,6 +88,7 @@ class BalancedAcceptor:
         self.index = index
         self.open = 0
         self.deferred_since: float | None = None
+        self.last_deferral = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         sock.setblocking(False)
@@ -102,8 +102,10 @@ class BalancedAcceptor:
     def _readable(self) -> None:
         if not self._least_loaded():
             now = self.loop.time()
-            if self.deferred_since is None:
+            # a gap in the retries: what waited before was taken meanwhile, this is a new wait
+            if self.deferred_since is None or now - self.last_deferral > 5 * RETRY_SECONDS:
                 self.deferred_since = now
+            self.last_deferral = now
             if now - self.deferred_since < MAX_DEFER_SECONDS:
                 self.loop.remove_reader(self.sock.fileno())  # not readable again until the retry
                 self.timer = self.loop.call_later(RETRY_SECONDS, self._rearm)
@@ -126,15 +128,7 @@ class BalancedAcceptor:
         self.timer = None
         if self.closed:
             return
-        if self.deferred_since is not None and not self._waiting():
-            self.deferred_since = None  # another worker took what was waiting
         self.loop.add_reader(self.sock.fileno(), self._readable)
-
-    def _waiting(self) -> bool:
-        """Whether a connection waits in the socket's queue now (poll: no FD_SETSIZE limit)."""
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
 
     def _count(self, change: int) -> None:
         self.open += change
