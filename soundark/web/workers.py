@@ -91,6 +91,7 @@ class BalancedAcceptor:
         self.last_deferral = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.serving: set[asyncio.Task[None]] = set()  # asyncio keeps only weak references to tasks
         sock.setblocking(False)
         counts[index] = 0
         loop.add_reader(sock.fileno(), self._readable)
@@ -122,7 +123,9 @@ class BalancedAcceptor:
             return
         conn.setblocking(False)
         self._count(+1)
-        self.loop.create_task(self._serve(conn))
+        task = self.loop.create_task(self._serve(conn))
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
 
     def _rearm(self) -> None:
         self.timer = None
