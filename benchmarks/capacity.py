@@ -33,11 +33,15 @@ PARITY = 0.05               # parity_overhead
 PIECE = 16 << 20            # piece length above 16 GiB (soundark/release/torrent.py PIECE_TABLE)
 
 # ---- measured ----------------------------------------------------------------------------------
-# Encode, real Ogg Vorbis albums (41 files, 128 min), 2 cores, full independent-decoder QA:
-# soundark 204x realtime, ffmpeg 248x, libopus alone 322x (issue 16, item 0). Per core:
-ENCODE_X_PER_CORE = 204 / 2
-FFMPEG_X_PER_CORE = 248 / 2
-LIBOPUS_X_PER_CORE = 322 / 2
+# Encode, audio seconds per CPU second (one core), best of 3 rounds of bench_encode.py on its real
+# corpus (drascula-music, 31 Ogg Vorbis files, 46.8 min, 44.1 kHz at ~112 kbit/s), full
+# independent-decoder QA on, an idle 2-core machine (2026-12-02; docs/encode.md "Speed"):
+# soundark 80.0, ffmpeg 83.5, libopus alone on decoded PCM 126.6 (ratio to ffmpeg 0.958 by CPU).
+# Issue 16's first measurement, another corpus (41 files, 128 min): 204x / 248x / 322x realtime
+# on 2 cores, i.e. 102 / 124 / 161 per core; the model takes the newer, slower figures.
+ENCODE_X_PER_CORE = 80.0
+FFMPEG_X_PER_CORE = 83.5
+LIBOPUS_X_PER_CORE = 126.6
 # Scan (SHA-256, full decode, acoustic signature, tags). Two measurements disagree by 5x:
 # docs/scan.md, 24 synthetic 60 s files in six formats in 3.1 CPU-s (465x realtime per core);
 # bench_signature.py --quick (2026-12-01): decode 26.7 + signature 14.9 CPU-s per audio hour
