@@ -331,3 +331,65 @@ def test_a_stepping_back_worker_forgets_a_connection_another_took(monkeypatch: p
 
     monkeypatch.setattr(workers, "MAX_DEFER_SECONDS", 0.15)
     run_acceptor(counts, body)
+
+
+def lowest_free_fd() -> int:
+    probe = os.dup(0)
+    os.close(probe)
+    return probe
+
+
+def test_out_of_file_descriptors_the_connection_waits_in_the_queue_and_is_served_later(caplog) -> None:
+    """accept() failing with EMFILE must not lose the connection nor spin: the acceptor logs it,
+    steps back, and serves the client once descriptors are free again."""
+    resource = pytest.importorskip("resource")
+    counts = [0]
+
+    async def body(loop, acceptor, port) -> None:
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # its descriptor before the limit
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free_fd(), hard))  # no new descriptor now
+        try:
+            with pytest.raises(OSError):
+                os.dup(0)
+            client.connect(("127.0.0.1", port))  # the kernel completes it and queues it all the same
+            await asyncio.sleep(0.25)
+            assert acceptor.open == 0 and counts == [0]  # not taken, not lost
+            assert acceptor.timer is not None  # stepped back rather than spinning on the reader
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            client.setblocking(False)
+            await loop.sock_sendall(client, b"ping")
+            assert await asyncio.wait_for(loop.sock_recv(client, 4), 5) == b"ping"  # served now
+            assert counts == [1]
+        finally:
+            client.close()
+
+    with caplog.at_level("WARNING", logger="soundark.web"):
+        run_acceptor(counts, body)
+    warnings = [r.getMessage() for r in caplog.records if "cannot accept" in r.getMessage()]
+    assert warnings and "Too many open files" in warnings[0]
+    assert len(warnings) <= 5  # about one a 0.1 s retry, not one per loop turn
+
+
+def test_a_client_that_resets_at_once_leaves_no_count_behind() -> None:
+    counts = [0]
+
+    async def body(loop, acceptor, port) -> None:
+        for _ in range(5):
+            client = socket.create_connection(("127.0.0.1", port))
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            client.close()  # RST, perhaps before the acceptor has taken it
+        _, writer = await echo_once(loop, port)  # the acceptor still serves
+        deadline = loop.time() + 5
+        while counts[0] != 1 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert counts == [1]  # the five reset connections were taken off again
+        writer.close()
+        await writer.wait_closed()
+        while counts[0] != 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert counts == [0]
+
+    run_acceptor(counts, body)
