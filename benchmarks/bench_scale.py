@@ -327,8 +327,6 @@ def web(archive: Path, queries: list[str], warm_queries: list[str], work: Path, 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
     asked = queries[:r["requests"]]  # wrk walks the list from its first line
     seen = set(warm_queries)
     repeats = 0

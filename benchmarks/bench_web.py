@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -145,24 +146,33 @@ def free_port() -> int:
 
 
 def start_server(root: Path, port: int, workers: int, cache: bool) -> subprocess.Popen:
+    """`soundark serve` of *root*, returned once it says every worker accepts (`ready: N workers
+    accepting` on stderr): a worker still starting takes no connection, so a load begun before then
+    would pile its clients on the workers already up."""
     env = {**os.environ, "SOUNDARK_WEB_SEARCH_CACHE": "4096" if cache else "0"}
     proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", "-a", str(root), "--port", str(port),
                              "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env, start_new_session=True)  # its group: the workers go with it
-    import httpx
+    said: list[str] = []
+    ready = threading.Event()
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            # a search of a word no catalog holds: ready at once (/api/stats counts the whole
-            # catalog on its first call, over a minute at 50M rows)
-            if httpx.get(f"http://127.0.0.1:{port}/api/search?q=soundarkready", timeout=30).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    def drain() -> None:  # also keeps the pipe from filling while the server runs
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace")
+            said.append(line)
+            if line.startswith("ready: "):
+                ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not ready.wait(0.2) and proc.poll() is None and time.monotonic() < deadline:
+        pass
+    if ready.is_set():
+        return proc
     os.killpg(proc.pid, signal.SIGKILL)  # uvicorn's workers too: they hold its stderr open
     proc.wait()
-    raise SystemExit(f"server did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    raise SystemExit(f"server did not start: {''.join(said[-20:])}")
 
 
 WRK_SCRIPT = r"""

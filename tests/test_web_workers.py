@@ -24,7 +24,7 @@ import pytest
 
 from soundark.web import workers
 
-from helpers.web import free_port, make_web_archive, wait_for
+from helpers.web import free_port, make_web_archive
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 pytestmark = pytest.mark.skipif(not workers.balanced(), reason="the balanced acceptor needs loop.add_reader")
@@ -81,13 +81,16 @@ def sockets_of(pid: int, port: int) -> dict[str, int]:
 
 
 def serve(root: Path, port: int, workers_: int) -> subprocess.Popen:
-    with open(root.parent / "serve.log", "wb") as log:  # the child holds its own copy
+    """`soundark serve --workers N`, returned once it says on stderr that every worker accepts."""
+    log_path = root.parent / "serve.log"
+    with open(log_path, "wb") as log:  # the child holds its own copy
         proc = subprocess.Popen([sys.executable, "-m", "soundark", "serve", "-a", str(root), "--port", str(port),
                                  "--workers", str(workers_)], stdout=subprocess.DEVNULL, stderr=log)
-    wait_for(f"http://127.0.0.1:{port}/api/search?q=x", 60)
-    deadline = time.monotonic() + 30
-    while len(children(proc.pid)) < workers_ and time.monotonic() < deadline:
-        time.sleep(0.1)
+    ready = f"ready: {workers_} worker{'s' if workers_ > 1 else ''} accepting"
+    deadline = time.monotonic() + 60
+    while ready not in log_path.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready in log_path.read_text(), log_path.read_text()
     return proc
 
 
@@ -105,22 +108,6 @@ def burst(port: int, n: int) -> list[socket.socket]:
     for c in conns:
         assert c.recv(65536).startswith(b"HTTP/1.1 200")
     return conns
-
-
-def wait_until_all_accept(pids: list[int], port: int) -> None:
-    """Until every worker has loaded the app and accepts: a worker still starting takes no
-    connection (its slot reads as full), so a pair of connections lands on one worker till then."""
-    deadline = time.monotonic() + 60
-    while True:
-        conns = burst(port, len(pids))
-        held = [sockets_of(p, port)["established"] for p in pids]
-        for c in conns:
-            c.close()
-        while any(sockets_of(p, port)["established"] for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if min(held) == 1 or time.monotonic() > deadline:
-            return
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -146,8 +133,7 @@ def test_workers_share_one_socket_and_a_burst_is_split_evenly(served, tmp_path: 
         listening = [inodes_of(p, port, "listen") for p in pids]
         assert [len(x) for x in listening] == [1, 1] and listening[0] == listening[1]
         assert inodes_of(proc.pid, port, "listen") == listening[0]
-        wait_until_all_accept(pids, port)
-        conns = burst(port, 24)
+        conns = burst(port, 24)  # at once: "ready" means every worker accepts
         held = sorted(sockets_of(p, port)["established"] for p in pids)
         # each takes a connection only while it holds no more than the other: 12/12, where a
         # hash of the client's port (SO_REUSEPORT) gives 12/12 in 16 % of bursts
@@ -192,6 +178,20 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(served, tmp_path
     time.sleep(0.5)
     assert not [p for p in now if Path(f"/proc/{p}").exists() and "zombie" not in
                 Path(f"/proc/{p}/status").read_text()], "a worker outlived its parent"
+
+
+@pytest.mark.slow
+def test_one_worker_says_when_it_accepts_and_stops_cleanly(tmp_path: Path) -> None:
+    web = make_web_archive(tmp_path / "archive", with_releases=False, seconds=0.5)
+    port = free_port()
+    proc = serve(web.paths.root, port, 1)  # uvicorn's server in this process, no parent of workers
+    try:
+        assert children(proc.pid) == [] or all(not sockets_of(p, port)["listen"] for p in children(proc.pid))
+        assert httpx.get(f"http://127.0.0.1:{port}/api/search?q=tone", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
 
 
 def test_port_zero_binds_a_free_port() -> None:

@@ -38,7 +38,9 @@ def serve(
                              markup=False)
     if plan.public:
         err.print(f"warning: bound to {plan.host}: other machines can reach this server", markup=False)
-    run_web(paths, settings, workers=plan.workers)
+    n = plan.workers
+    run_web(paths, settings, workers=n,
+            on_ready=lambda: err.print(f"ready: {n} worker{'s' if n > 1 else ''} accepting", markup=False))
     console(as_json).print("stopped", markup=False)
 
 

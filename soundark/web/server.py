@@ -12,8 +12,11 @@ import ipaddress
 import os
 import shlex
 import shutil
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,9 +118,16 @@ def _check_free(host: str, port: int) -> None:
         raise EnvironmentProblem(f"{host}:{port}", f"cannot listen here: {e.strerror or e}") from e
 
 
+def _ignore(signum: int, frame: object) -> None:
+    return None
+
+
 def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PROGRESS, *,
-            workers: int = 0, log_level: str = "warning") -> ServeResult:
-    """Serve the archive until interrupted (Ctrl-C); returns what was served."""
+            workers: int = 0, log_level: str = "warning",
+            on_ready: Callable[[], None] | None = None) -> ServeResult:
+    """Serve the archive until interrupted (Ctrl-C); returns what was served. *on_ready* is called
+    once every worker accepts (not in uvicorn's own multi-process mode, used where
+    :func:`workers_mod.balanced` is False)."""
     import uvicorn
 
     from soundark.web.queries import ArchiveReader
@@ -137,8 +147,27 @@ def run_web(paths: ArchivePaths, settings: Settings, progress: Progress = NO_PRO
             sock = workers_mod.bind_socket(plan.host, plan.port)
         except OSError as e:
             raise EnvironmentProblem(f"{plan.host}:{plan.port}", f"cannot listen here: {e.strerror or e}") from e
-        if workers_mod.Workers(config, sock, plan.workers).run():
+        if workers_mod.Workers(config, sock, plan.workers, on_ready).run():
             raise EnvironmentProblem(str(paths.root), "the server processes could not start (their log is above)")
         return plan
-    uvicorn.run(host=plan.host, port=plan.port, workers=plan.workers, **config)
+    if plan.workers > 1:  # where the balanced workers cannot run (Windows): uvicorn's own
+        uvicorn.run(host=plan.host, port=plan.port, workers=plan.workers, **config)
+        return plan
+    server = uvicorn.Server(uvicorn.Config(host=plan.host, port=plan.port, **config))
+    if on_ready is not None:
+        workers_mod.call_when_started(server, on_ready)
+    # Ctrl-C and SIGTERM are how a server stops, not an interruption: uvicorn shuts down gracefully,
+    # then raises the signal it caught again, which meets a handler that does nothing and the command
+    # ends as with several workers ("stopped", exit 0), not as an interrupted stage (130, 143)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        server.run()
+    except KeyboardInterrupt:  # as uvicorn.run
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not server.started and not server.should_exit:  # the app could not load, the port was taken, ...
+        raise EnvironmentProblem(str(paths.root), "the server could not start (its log is above)")
     return plan

@@ -18,9 +18,12 @@ and only while its worker holds no more than any other; otherwise it steps back 
 other worker has taken after :data:`MAX_DEFER_SECONDS` (that worker is stuck in a long search, or
 gone) is taken anyway, so one hung worker cannot stall new clients. A burst of 20 is split 10/10.
 
-The parent keeps the socket open: a worker that dies is replaced, and meanwhile the others take
-every new connection (its slot in the array reads as full until the new one accepts). Ctrl-C
-(SIGINT to the process group) or SIGTERM to the parent stops every worker gracefully.
+The parent calls ``on_ready`` once every worker has loaded the app and accepts (``soundark serve``
+then prints ``ready: N workers accepting`` on stderr); until then a starting worker's slot reads as
+full and the others take every connection. The parent keeps the socket open: a worker that dies is
+replaced, and meanwhile the others take every new connection (its slot in the array reads as full
+until the new one accepts). Ctrl-C (SIGINT to the process group) or SIGTERM to the parent stops
+every worker gracefully.
 
 Where ``loop.add_reader`` is not available (Windows' proactor loop), :func:`balanced` is False
 and the caller runs uvicorn's own multi-process mode instead.
@@ -170,6 +173,18 @@ class BalancedAcceptor:
         return None
 
 
+def call_when_started(server: Any, callback: Callable[[], None]) -> None:
+    """Call *callback* from a thread once the uvicorn *server* has started (not if it gives up)."""
+
+    def watch() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            callback()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve_one(config: dict[str, Any], sock: socket.socket, counts: Any, index: int,
                ready: Any) -> None:  # pragma: no cover (a child)
     import uvicorn
@@ -188,14 +203,7 @@ def _serve_one(config: dict[str, Any], sock: socket.socket, counts: Any, index: 
             self.servers.append(BalancedAcceptor(asyncio.get_running_loop(), sock, protocol, counts, index))
 
     server = BalancedServer(uvicorn.Config(**config))
-
-    def tell_when_started() -> None:
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        if server.started:
-            ready.set()
-
-    threading.Thread(target=tell_when_started, daemon=True).start()
+    call_when_started(server, ready.set)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
@@ -204,9 +212,11 @@ def _serve_one(config: dict[str, Any], sock: socket.socket, counts: Any, index: 
 class Workers:
     """The parent of the worker processes: starts them, replaces one that dies, stops them all."""
 
-    def __init__(self, config: dict[str, Any], sock: socket.socket, count: int) -> None:
+    def __init__(self, config: dict[str, Any], sock: socket.socket, count: int,
+                 on_ready: Callable[[], None] | None = None) -> None:
         self.config = config
         self.sock = sock
+        self.on_ready = on_ready  # called once, when every worker first accepts
         self.context = multiprocessing.get_context("spawn")  # a clean interpreter, as uvicorn starts workers
         # each worker's open connections, read by all (ABSENT while none accepts in that slot)
         self.counts = self.context.RawArray("l", [ABSENT] * count)
@@ -231,8 +241,12 @@ class Workers:
         try:
             for i in range(len(self.processes)):
                 self._start(i)
-            while not self.stopping.wait(CHECK_SECONDS):
+            announced = self.on_ready is None
+            while not self.stopping.wait(0.05 if not announced else CHECK_SECONDS):
                 self._replace_dead()
+                if not announced and all(e.is_set() for e in self.ready):
+                    announced = True
+                    self.on_ready()  # type: ignore[misc]
         finally:
             self._stop_all()
             for s, handler in previous.items():
