@@ -241,12 +241,13 @@ class Workers:
         try:
             for i in range(len(self.processes)):
                 self._start(i)
-            announced = self.on_ready is None
-            while not self.stopping.wait(0.05 if not announced else CHECK_SECONDS):
+            announced = False
+            while not self.stopping.wait(CHECK_SECONDS if announced else 0.05):
                 self._replace_dead()
                 if not announced and all(e.is_set() for e in self.ready):
                     announced = True
-                    self.on_ready()  # type: ignore[misc]
+                    if self.on_ready is not None:
+                        self.on_ready()
         finally:
             self._stop_all()
             for s, handler in previous.items():
